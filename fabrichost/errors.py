@@ -1,0 +1,129 @@
+"""The exceptions fabrichost raises.
+
+Every error fabrichost raises on purpose derives from :class:`FabricHostError`, so a caller can
+catch one type. Foreign exceptions (lxml, OSError, sqlite3, httpx) are translated at the boundary
+that meets them, with ``raise ... from exc`` so the cause stays visible.
+
+Tree::
+
+    FabricHostError
+    ├── ManifestError            a manifest, settings or parameter file is not acceptable
+    ├── ProtocolError            the host <-> agent channel broke its rules
+    │   ├── LocalProtocolError   we were asked to send something illegal in the current state
+    │   └── RemoteProtocolError  the peer sent something malformed, oversized or out of turn
+    ├── ActivationError          a service package or code package could not be activated
+    ├── ProcessError             a process could not be started, signalled or waited for
+    ├── StoreError               the state store could not be read or written
+    └── ApiError                 an operation failed with a Service Fabric error code
+        ├── NotFoundError        the named entity does not exist (HTTP 404)
+        └── ConflictError        the name is taken (HTTP 409, CLI exit code 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FabricHostError(Exception):
+    """Root of every error fabrichost raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in one file: where it is and what was expected."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class ManifestError(FabricHostError):
+    """A manifest, settings or parameter file is not acceptable.
+
+    ``diagnostics`` holds every problem found, each naming its file and line, so that a user fixes
+    them all in one round instead of one per run.
+    """
+
+    def __init__(self, diagnostics: list[Diagnostic] | Diagnostic) -> None:
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        if not diagnostics:
+            raise ValueError("ManifestError needs at least one diagnostic")
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class ProtocolError(FabricHostError):
+    """The host <-> agent channel broke its rules; the connection cannot be used any more."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to send something that is illegal in the connection's current state."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent a frame that is malformed, oversized, or illegal in the current state."""
+
+
+class ActivationError(FabricHostError):
+    """A service package or one of its code packages could not be activated."""
+
+
+class ProcessError(FabricHostError):
+    """A process could not be started, signalled or waited for."""
+
+
+class StoreError(FabricHostError):
+    """The state store could not be read or written."""
+
+
+class ApiError(FabricHostError):
+    """An operation failed with a Service Fabric error code.
+
+    ``code`` is Service Fabric's name for the error (``FABRIC_E_...``) and ``status`` the HTTP
+    status the API answers with, so the CLI, the HTTP API and the Python client agree.
+    """
+
+    status: int = 400
+    default_code: str = "FABRIC_E_INVALID_ARGUMENT"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        if status is not None:
+            self.status = status
+
+
+class NotFoundError(ApiError):
+    """The named entity does not exist."""
+
+    status = 404
+    default_code = "FABRIC_E_DOES_NOT_EXIST"
+
+
+class ConflictError(ApiError):
+    """The name is already taken; the message names the existing entity."""
+
+    status = 409
+    default_code = "FABRIC_E_NAME_ALREADY_EXISTS"
+
+
+__all__ = (
+    "ActivationError",
+    "ApiError",
+    "ConflictError",
+    "Diagnostic",
+    "FabricHostError",
+    "LocalProtocolError",
+    "ManifestError",
+    "NotFoundError",
+    "ProcessError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "StoreError",
+)
