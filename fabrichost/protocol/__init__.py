@@ -1,0 +1,117 @@
+"""The host <-> agent pipe protocol, sans-IO: bytes in, messages out.
+
+The wire format is documented in ``docs/protocol.md``. :class:`Connection` is the state machine
+both ends use; the message classes are frozen dataclasses whose class name is the wire ``type``.
+"""
+
+from __future__ import annotations
+
+from fabrichost.protocol._base import ErrorCode as ErrorCode
+from fabrichost.protocol._base import Message as Message
+from fabrichost.protocol._base import Notification as Notification
+from fabrichost.protocol._base import ReplicaNotification as ReplicaNotification
+from fabrichost.protocol._base import Reply as Reply
+from fabrichost.protocol._base import Request as Request
+from fabrichost.protocol._connection import CLOSED as CLOSED
+from fabrichost.protocol._connection import NEED_DATA as NEED_DATA
+from fabrichost.protocol._connection import Connection as Connection
+from fabrichost.protocol._connection import ReplicaKey as ReplicaKey
+from fabrichost.protocol._connection import Sentinel as Sentinel
+from fabrichost.protocol._framing import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
+from fabrichost.protocol._framing import JSON as JSON
+from fabrichost.protocol._framing import FrameDecoder as FrameDecoder
+from fabrichost.protocol._framing import JSONObject as JSONObject
+from fabrichost.protocol._framing import decode_payload as decode_payload
+from fabrichost.protocol._framing import encode_frame as encode_frame
+from fabrichost.protocol._framing import encode_payload as encode_payload
+from fabrichost.protocol._messages import MESSAGE_TYPES as MESSAGE_TYPES
+from fabrichost.protocol._messages import AbortReplica as AbortReplica
+from fabrichost.protocol._messages import ChangeRole as ChangeRole
+from fabrichost.protocol._messages import CloseReplica as CloseReplica
+from fabrichost.protocol._messages import ConfigChanged as ConfigChanged
+from fabrichost.protocol._messages import Error as Error
+from fabrichost.protocol._messages import Fault as Fault
+from fabrichost.protocol._messages import Hello as Hello
+from fabrichost.protocol._messages import OpenReplica as OpenReplica
+from fabrichost.protocol._messages import Ping as Ping
+from fabrichost.protocol._messages import Pong as Pong
+from fabrichost.protocol._messages import RegisterServiceType as RegisterServiceType
+from fabrichost.protocol._messages import ReplicaClosed as ReplicaClosed
+from fabrichost.protocol._messages import ReplicaFaulted as ReplicaFaulted
+from fabrichost.protocol._messages import ReplicaOpened as ReplicaOpened
+from fabrichost.protocol._messages import ReportHealth as ReportHealth
+from fabrichost.protocol._messages import ReportLoad as ReportLoad
+from fabrichost.protocol._messages import RoleChanged as RoleChanged
+from fabrichost.protocol._messages import RunCompleted as RunCompleted
+from fabrichost.protocol._messages import ServiceTypeRegistered as ServiceTypeRegistered
+from fabrichost.protocol._messages import Shutdown as Shutdown
+from fabrichost.protocol._messages import ShutdownComplete as ShutdownComplete
+from fabrichost.protocol._messages import Welcome as Welcome
+from fabrichost.protocol._messages import message_from_json as message_from_json
+from fabrichost.protocol._state import SUPPORTED_VERSIONS as SUPPORTED_VERSIONS
+from fabrichost.protocol._state import Role as Role
+from fabrichost.protocol._state import State as State
+from fabrichost.protocol._state import negotiate_version as negotiate_version
+from fabrichost.protocol._values import Endpoint as Endpoint
+from fabrichost.protocol._values import EndpointProtocol as EndpointProtocol
+from fabrichost.protocol._values import EndpointType as EndpointType
+from fabrichost.protocol._values import HealthState as HealthState
+from fabrichost.protocol._values import ReplicaRole as ReplicaRole
+from fabrichost.protocol._values import RunStatus as RunStatus
+from fabrichost.protocol._values import ServiceKind as ServiceKind
+
+__all__ = (
+    "CLOSED",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "JSON",
+    "MESSAGE_TYPES",
+    "NEED_DATA",
+    "SUPPORTED_VERSIONS",
+    "AbortReplica",
+    "ChangeRole",
+    "CloseReplica",
+    "ConfigChanged",
+    "Connection",
+    "Endpoint",
+    "EndpointProtocol",
+    "EndpointType",
+    "Error",
+    "ErrorCode",
+    "Fault",
+    "FrameDecoder",
+    "HealthState",
+    "Hello",
+    "JSONObject",
+    "Message",
+    "Notification",
+    "OpenReplica",
+    "Ping",
+    "Pong",
+    "RegisterServiceType",
+    "ReplicaClosed",
+    "ReplicaFaulted",
+    "ReplicaKey",
+    "ReplicaNotification",
+    "ReplicaOpened",
+    "ReplicaRole",
+    "Reply",
+    "ReportHealth",
+    "ReportLoad",
+    "Request",
+    "Role",
+    "RoleChanged",
+    "RunCompleted",
+    "RunStatus",
+    "Sentinel",
+    "ServiceKind",
+    "ServiceTypeRegistered",
+    "Shutdown",
+    "ShutdownComplete",
+    "State",
+    "Welcome",
+    "decode_payload",
+    "encode_frame",
+    "encode_payload",
+    "message_from_json",
+    "negotiate_version",
+)
