@@ -7,7 +7,11 @@ group in ``_group.py``; importing them here is what registers them.
 
 from __future__ import annotations
 
-from fabrichost.cli import _manifest as _manifest  # noqa: F401  (registers `manifest`)
+# Importing the command modules registers their commands on the group.
+from fabrichost.cli import _apps as _apps
+from fabrichost.cli import _cluster as _cluster
+from fabrichost.cli import _deployed as _deployed
+from fabrichost.cli import _manifest as _manifest
 from fabrichost.cli._group import main as main
 from fabrichost.cli._group import run as run
 

@@ -1,0 +1,330 @@
+"""Service package activations: the processes of one service package on one node.
+
+Theory of operation. An activation is keyed by (application, service package, activation id).
+SharedProcess services share the one activation with id ``""``; every ExclusiveProcess replica
+gets its own, with a fresh GUID. Activating starts ALL code packages of the package in parallel
+(each under a :class:`CodePackageSupervisor`, which runs the setup entry point, then the main one,
+and restarts on any exit).
+
+The activation holds the *desired* replicas placed in it. Whenever a code package process
+registers a service type over its channel, every desired replica of that type that is not open in
+that process is opened there (pipelined requests, so 1,000 replicas cost one round trip of
+latency, not 1,000). When the process goes away, its replicas go Down, and they are opened again
+when the next incarnation registers the type. Guest executables have no channel: their replica is
+Ready while the process runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from fabrichost.agent._channel import HostChannel
+from fabrichost.agent._environment import (
+    ActivationIdentity,
+    ApplicationFolders,
+    code_package_environment,
+)
+from fabrichost.agent._model import ReplicaRole, ReplicaStatus, ServiceKind
+from fabrichost.agent._process import CodePackageSupervisor, EntryPoint, LaunchSpec
+from fabrichost.agent._spec import WorkingFolder
+from fabrichost.errors import ActivationError, ProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Mapping
+    from pathlib import Path
+
+    from fabrichost.agent._backoff import RestartPolicy
+    from fabrichost.agent._model import Replica
+    from fabrichost.agent._ports import PortAllocator
+    from fabrichost.agent._spec import CodePackageSpec, ProgramSpec, ServicePackageSpec
+
+log = logging.getLogger(__name__)
+
+
+def _entry_point(program: ProgramSpec, code_package: CodePackageSpec, work: Path) -> EntryPoint:
+    folders = {
+        WorkingFolder.WORK: work,
+        WorkingFolder.CODE_PACKAGE: code_package.folder,
+        WorkingFolder.CODE_BASE: program.program.parent,
+    }
+    return EntryPoint(program.program, program.arguments, folders[program.working_folder])
+
+
+class CodePackageHost:
+    """One code package of an activation: its supervisor, and the channel of its current process."""
+
+    def __init__(
+        self,
+        activation: ServicePackageActivation,
+        spec: CodePackageSpec,
+        env: Mapping[str, str],
+        policy: RestartPolicy,
+    ) -> None:
+        if spec.main is None:
+            raise ActivationError(
+                f"code package {spec.name!r} uses {spec.unsupported}; "
+                "fabrichost runs processes (ExeHost) only"
+            )
+        self.activation = activation
+        self.spec = spec
+        folders = activation.folders
+        launch = LaunchSpec(
+            code_package_name=spec.name,
+            service_package_name=activation.package.name,
+            setup=_entry_point(spec.setup, spec, folders.work) if spec.setup else None,
+            main=_entry_point(spec.main, spec, folders.work),
+            env=env,
+            log_dir=folders.log,
+            console_retention=spec.console_retention,
+            console_max_bytes=spec.console_max_bytes,
+        )
+        self.supervisor = CodePackageSupervisor(launch, policy=policy, hooks=self)
+        self.channel: HostChannel | None = None
+        self._pending_pair: tuple[socket.socket, socket.socket] | None = None
+
+    # -- supervisor hooks (called on the event loop by the supervisor's task) -------------------
+
+    def prepare_main(self) -> tuple[tuple[int, ...], Mapping[str, str]]:
+        self._close_pending_pair()
+        if self.activation.package.is_guest:
+            return (), {}
+        agent_end, host_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._pending_pair = (agent_end, host_end)
+        return (host_end.fileno(),), {"FABRICHOST_CHANNEL_FD": str(host_end.fileno())}
+
+    def on_main_started(self, pid: int) -> None:
+        if self.activation.package.is_guest:
+            self.activation.guest_started(self, pid)
+            return
+        assert self._pending_pair is not None
+        agent_end, host_end = self._pending_pair
+        self._pending_pair = None
+        host_end.close()  # the child has its copy; EOF must reach it when we close ours
+        self.channel = HostChannel(
+            agent_end,
+            pid=pid,
+            node_name=self.activation.identity.node_name,
+            on_register=functools.partial(self.activation.type_registered, self),
+            on_notification=self.activation.host_notification,
+        )
+        self.activation.spawn(self._serve(self.channel))
+
+    def on_main_exited(self, pid: int, returncode: int) -> None:
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            channel.close()
+        self.activation.host_lost(self, f"process {pid} exited with code {returncode}")
+
+    def on_setup_failed(self, returncode: int) -> None:
+        log.info("setup entry point of %s exited with %s", self.spec.name, returncode)
+
+    # -----------------------------------------------------------------------------------------
+
+    async def _serve(self, channel: HostChannel) -> None:
+        reason = await channel.serve()
+        if self.channel is channel:
+            # The host broke the protocol or closed its end while the process lives on: fault it
+            # alone, by killing it; the supervisor restarts it and its replicas come back.
+            log.warning("faulting host %s of %s: %s", channel.pid, self.spec.name, reason)
+            await self.supervisor.restart()
+
+    def _close_pending_pair(self) -> None:
+        if self._pending_pair is not None:
+            for sock in self._pending_pair:
+                sock.close()
+            self._pending_pair = None
+
+    async def stop(self, grace: float) -> None:
+        await self.supervisor.stop(grace)
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        self._close_pending_pair()
+
+
+class ServicePackageActivation:
+    """The activation of one service package of one application on one node."""
+
+    def __init__(
+        self,
+        *,
+        identity: ActivationIdentity,
+        package: ServicePackageSpec,
+        folders: ApplicationFolders,
+        ports: PortAllocator,
+        policy: RestartPolicy,
+        on_replica_change: Callable[[Replica], None],
+    ) -> None:
+        self.identity = identity
+        self.package = package
+        self.folders = folders
+        self.status = "Activating"
+        self.replicas: list[Replica] = []
+        self.endpoints: dict[str, int] = {}
+        self.hosts: dict[str, CodePackageHost] = {}
+        self._ports = ports
+        self._owned_ports: list[int] = []
+        self._policy = policy
+        self._on_replica_change = on_replica_change
+        self._type_hosts: dict[str, CodePackageHost] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.deactivation: asyncio.TimerHandle | None = None
+
+    @property
+    def activation_id(self) -> str:
+        return self.identity.activation_id
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def activate(self) -> None:
+        """Allocate endpoints, create the folders and start every code package in parallel."""
+        self.folders.create()
+        for endpoint in self.package.endpoints:
+            if endpoint.port is None:
+                port = self._ports.allocate()
+                self._owned_ports.append(port)
+            else:
+                port = endpoint.port
+            self.endpoints[endpoint.name] = port
+        try:
+            for spec in self.package.code_packages:
+                env = code_package_environment(self.identity, spec, self.folders, self.endpoints)
+                self.hosts[spec.name] = CodePackageHost(self, spec, env, self._policy)
+            await asyncio.gather(*(h.supervisor.start() for h in self.hosts.values()))
+        except BaseException:
+            await self.deactivate(grace=0.0)
+            raise
+        self.status = "Active"
+
+    async def deactivate(self, grace: float) -> None:
+        """Close the replicas, stop every code package (SIGINT, grace, SIGKILL), free the ports."""
+        self.status = "Deactivating"
+        if self.deactivation is not None:
+            self.deactivation.cancel()
+        await asyncio.gather(*(h.stop(grace) for h in self.hosts.values()))
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for port in self._owned_ports:
+            self._ports.release(port)
+        self._owned_ports.clear()
+        self.status = "Deactivated"
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("activation task failed", exc_info=task.exception())
+
+    # -- replicas -------------------------------------------------------------------------------
+
+    def add_replica(self, replica: Replica) -> None:
+        replica.activation_id = self.activation_id
+        self.replicas.append(replica)
+        if self.deactivation is not None:
+            self.deactivation.cancel()
+            self.deactivation = None
+        if self.package.is_guest:
+            host = next(iter(self.hosts.values()), None)
+            if host is not None and host.supervisor.pid:
+                self._mark_ready(replica, host, host.supervisor.pid, address="")
+            return
+        host = self._type_hosts.get(replica.service.type_name)
+        if host is not None and host.channel is not None:
+            self.spawn(self._open(host, host.channel, [replica]))
+
+    async def remove_replica(self, replica: Replica) -> None:
+        """Close the replica in its process (if open) and forget it."""
+        if replica in self.replicas:
+            self.replicas.remove(replica)
+        host = self.hosts.get(replica.code_package_name)
+        channel = host.channel if host is not None else None
+        if channel is not None and replica.status is ReplicaStatus.READY:
+            try:
+                await channel.close_replica(replica.partition.id, replica.id)
+            except (ProtocolError, TimeoutError) as exc:
+                log.warning("closing replica %s failed: %s", replica.id, exc)
+        replica.status = ReplicaStatus.DROPPED
+        self._on_replica_change(replica)
+
+    async def change_role(self, replica: Replica, role: ReplicaRole) -> None:
+        host = self.hosts.get(replica.code_package_name)
+        if host is None or host.channel is None:
+            raise ActivationError(f"replica {replica.id} has no running host")
+        replica.address = await host.channel.change_role(replica.partition.id, replica.id, role)
+        replica.role = role
+        self._on_replica_change(replica)
+
+    # -- events from code package hosts ---------------------------------------------------------
+
+    def type_registered(self, host: CodePackageHost, type_name: str) -> None:
+        if self.package.service_type(type_name) is None:
+            raise ActivationError(
+                f"service type {type_name!r} is not declared by service package "
+                f"{self.package.name!r}"
+            )
+        self._type_hosts[type_name] = host
+        waiting = [
+            r
+            for r in self.replicas
+            if r.service.type_name == type_name and r.status is not ReplicaStatus.READY
+        ]
+        if waiting and host.channel is not None:
+            self.spawn(self._open(host, host.channel, waiting))
+
+    async def _open(
+        self, host: CodePackageHost, channel: HostChannel, replicas: list[Replica]
+    ) -> None:
+        async def open_one(replica: Replica) -> None:
+            stateful = replica.service.kind is ServiceKind.STATEFUL
+            try:
+                address = await channel.open_replica(
+                    replica,
+                    role=replica.role if stateful else ReplicaRole.NONE,
+                    endpoints=self.endpoints,
+                )
+            except (ProtocolError, TimeoutError, ActivationError) as exc:
+                replica.last_error = f"opening replica {replica.id} failed: {exc}"
+                self._on_replica_change(replica)
+                return
+            if replica in self.replicas:
+                self._mark_ready(replica, host, channel.pid, address)
+
+        await asyncio.gather(*(open_one(r) for r in replicas))
+
+    def _mark_ready(self, replica: Replica, host: CodePackageHost, pid: int, address: str) -> None:
+        replica.status = ReplicaStatus.READY
+        replica.address = address
+        replica.host_pid = pid
+        replica.code_package_name = host.spec.name
+        replica.last_error = ""
+        self._on_replica_change(replica)
+
+    def guest_started(self, host: CodePackageHost, pid: int) -> None:
+        for replica in self.replicas:
+            self._mark_ready(replica, host, pid, address="")
+
+    def host_lost(self, host: CodePackageHost, reason: str) -> None:
+        for type_name, owner in list(self._type_hosts.items()):
+            if owner is host:
+                del self._type_hosts[type_name]
+        for replica in self.replicas:
+            if (
+                replica.code_package_name == host.spec.name
+                and replica.status is ReplicaStatus.READY
+            ):
+                replica.status = ReplicaStatus.DOWN
+                replica.host_pid = 0
+                replica.last_error = reason
+                self._on_replica_change(replica)
+
+    def host_notification(self, message: object) -> None:
+        log.debug("notification from host: %r", message)

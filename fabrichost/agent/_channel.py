@@ -1,0 +1,245 @@
+"""The agent's end of one host's channel: an asyncio driver around the sans-IO ``Connection``.
+
+The driver is a short loop (read, feed, handle events) plus request/reply bookkeeping: every
+request gets a future keyed by its id and a deadline; a request that times out is expired in the
+connection, so a late reply is dropped rather than treated as a violation. Requests are written
+without waiting for earlier replies (pipelining), so opening 1,000 replicas costs one round trip
+of latency. A host that breaks the protocol gets a ``Fault`` and its channel is closed; the
+caller (the code package host) then kills the process, faulting that host alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Final
+
+from fabrichost.errors import ActivationError, FabricHostError, ProtocolError, RemoteProtocolError
+from fabrichost.protocol import (
+    CLOSED,
+    NEED_DATA,
+    ChangeRole,
+    CloseReplica,
+    Connection,
+    Endpoint,
+    Error,
+    ErrorCode,
+    Fault,
+    Hello,
+    Notification,
+    OpenReplica,
+    Ping,
+    Pong,
+    RegisterServiceType,
+    ReplicaOpened,
+    Reply,
+    Request,
+    Role,
+    RoleChanged,
+    ServiceKind,
+    ServiceTypeRegistered,
+    Shutdown,
+    Welcome,
+    negotiate_version,
+)
+from fabrichost.protocol import ReplicaRole as WireRole
+
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable, Mapping
+
+    from fabrichost.agent._model import Replica, ReplicaRole
+    from fabrichost.protocol import Message
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT: Final = 30.0
+READ_SIZE: Final = 256 * 1024
+
+
+class HostChannel:
+    """The agent's end of the channel to one host process.
+
+    Args:
+        sock: the agent's end of the socketpair (the child inherited the other end).
+        pid: the host process, for messages and queries.
+        node_name: sent in ``Welcome``.
+        on_register: called when the host registers a service type; raising refuses it.
+        on_notification: called with every notification the host sends (health, load, ...).
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        pid: int,
+        node_name: str,
+        on_register: Callable[[str], None],
+        on_notification: Callable[[Message], None],
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        self.pid = pid
+        self._sock = sock
+        self._node_name = node_name
+        self._on_register = on_register
+        self._on_notification = on_notification
+        self._timeout = request_timeout
+        self._conn = Connection(Role.AGENT)
+        self._pending: dict[int, asyncio.Future[Reply]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    # -- the read loop --------------------------------------------------------------------------
+
+    async def serve(self) -> str:
+        """Serve the channel until it ends; return why it ended (for logs and health)."""
+        try:
+            reader, self._writer = await asyncio.open_connection(sock=self._sock)
+            self._ready.set()
+            while True:
+                event = self._conn.next_event()
+                if event is NEED_DATA:
+                    self._conn.receive_data(await reader.read(READ_SIZE))
+                elif event is CLOSED:
+                    return "the host closed its channel"
+                else:
+                    self._handle(event)
+        except RemoteProtocolError as exc:
+            self._write_quietly(Fault(code=ErrorCode.PROTOCOL_VIOLATION, message=str(exc)))
+            return f"protocol violation: {exc}"
+        except OSError as exc:
+            return f"channel error: {exc}"
+        finally:
+            self.close()
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, Reply):
+            future = self._pending.get(message.re)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, Hello):
+            self._welcome(message)
+        elif isinstance(message, RegisterServiceType):
+            self._register(message)
+        elif isinstance(message, Ping):
+            self._write(Pong(re=message.id))
+        elif isinstance(message, Notification):
+            try:
+                self._on_notification(message)
+            except Exception:
+                log.exception("handling %s from host %s failed", type(message).__name__, self.pid)
+
+    def _welcome(self, hello: Hello) -> None:
+        version = negotiate_version(hello.versions, self._conn.supported_versions)
+        if version is None:
+            self._write(
+                Error(
+                    re=hello.id,
+                    code=ErrorCode.UNSUPPORTED_VERSION,
+                    message=f"this agent speaks versions {self._conn.supported_versions}",
+                )
+            )
+            raise RemoteProtocolError(f"host {self.pid} offered no supported version")
+        self._write(Welcome(re=hello.id, version=version, node_name=self._node_name))
+
+    def _register(self, request: RegisterServiceType) -> None:
+        try:
+            self._on_register(request.service_type)
+        except FabricHostError as exc:
+            self._write(
+                Error(re=request.id, code=ErrorCode.SERVICE_TYPE_NOT_REGISTERED, message=str(exc))
+            )
+            return
+        self._write(ServiceTypeRegistered(re=request.id))
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def _write(self, message: Message) -> None:
+        if self._closed or self._writer is None:
+            raise ProtocolError(f"the channel to host {self.pid} is closed")
+        self._writer.write(self._conn.send(message))
+
+    def _write_quietly(self, message: Message) -> None:
+        with contextlib.suppress(ProtocolError, OSError):
+            self._write(message)
+
+    async def request(self, build: Callable[[int], Request]) -> Reply:
+        """Send the request ``build(id)`` and wait for its reply (deadline: request_timeout).
+
+        Raises:
+            ActivationError: the host answered with ``Error``.
+            TimeoutError: no answer in time (the request is expired).
+            ProtocolError: the channel closed first.
+        """
+        async with asyncio.timeout(self._timeout):
+            await self._ready.wait()
+        request_id = self._conn.new_request_id()
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            self._write(build(request_id))
+            async with asyncio.timeout(self._timeout):
+                reply = await future
+        except TimeoutError:
+            if request_id in self._conn.pending_requests():
+                self._conn.expire_request(request_id)
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+        if isinstance(reply, Error):
+            raise ActivationError(f"host {self.pid} answered {reply.code}: {reply.message}")
+        return reply
+
+    async def open_replica(
+        self, replica: Replica, *, role: ReplicaRole, endpoints: Mapping[str, int]
+    ) -> str:
+        service = replica.service
+        wire_endpoints = {name: Endpoint(port=port) for name, port in endpoints.items()}
+        reply = await self.request(
+            lambda rid: OpenReplica(
+                id=rid,
+                service_name=service.name,
+                service_type=service.type_name,
+                service_kind=ServiceKind(service.kind.value),
+                partition_id=replica.partition.id,
+                replica_id=replica.id,
+                role=WireRole(role.value),
+                init_data=service.init_data,
+                endpoints=wire_endpoints,
+            )
+        )
+        assert isinstance(reply, ReplicaOpened)
+        return reply.address
+
+    async def change_role(self, partition_id: str, replica_id: int, role: ReplicaRole) -> str:
+        reply = await self.request(
+            lambda rid: ChangeRole(
+                id=rid, partition_id=partition_id, replica_id=replica_id, role=WireRole(role.value)
+            )
+        )
+        assert isinstance(reply, RoleChanged)
+        return reply.address
+
+    async def close_replica(self, partition_id: str, replica_id: int) -> None:
+        await self.request(
+            lambda rid: CloseReplica(id=rid, partition_id=partition_id, replica_id=replica_id)
+        )
+
+    async def shutdown(self) -> None:
+        """Ask the host to close its replicas and exit (best effort, bounded by the timeout)."""
+        await self.request(lambda rid: Shutdown(id=rid))
+
+    def close(self) -> None:
+        """Close our end: the host sees EOF, closes its replicas and exits."""
+        if self._closed:
+            return
+        self._closed = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ProtocolError(f"the channel to host {self.pid} closed"))
+        if self._writer is not None:
+            self._writer.close()
+        else:
+            self._sock.close()

@@ -1,0 +1,247 @@
+"""Provisioning: a package folder becomes an application type in the image store, and an
+application of that type becomes the :mod:`_spec` records the activations run.
+
+The image store keeps each provisioned copy at ``ImageStore/<Type>/<Version>-<digest>``, so a
+copy in use is never overwritten, and provisioning the very same content again is recognised
+by its digest. Everything that can fail (validation, parameters, programs) fails here, before
+any process starts or any state changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fabrichost.agent._model import (
+    ActivationMode,
+    PartitionScheme,
+    ServiceDescription,
+    ServiceKind,
+)
+from fabrichost.agent._spec import (
+    CodePackageSpec,
+    EndpointSpec,
+    ProgramSpec,
+    ServicePackageSpec,
+    ServiceTypeSpec,
+    WorkingFolder,
+)
+from fabrichost.errors import Diagnostic, ManifestError
+from fabrichost.manifest import (
+    ApplicationPackage,
+    ContainerHost,
+    ExeHost,
+    NamedPartition,
+    StatefulServiceType,
+    UniformPartitionRange,
+    load_application_package,
+)
+from fabrichost.manifest import ServiceDescription as ManifestServiceDescription
+from fabrichost.manifest import instantiate as instantiate_manifest
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from fabrichost.manifest import CodePackage, ImportInstance, ServiceManifest
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedType:
+    """An application type registered in the cluster: its image store copy, loaded."""
+
+    name: str
+    version: str
+    digest: str
+    package: ApplicationPackage
+
+    @property
+    def default_parameters(self) -> tuple[tuple[str, str], ...]:
+        return tuple((p.name, p.default_value) for p in self.package.application.parameters)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedApplication:
+    """An application type instantiated with parameters: ready to activate."""
+
+    parameters: Mapping[str, str]
+    packages: Mapping[str, ServicePackageSpec]
+    default_services: list[ServiceDescription] = field(default_factory=list)
+
+
+def package_digest(root: Path) -> str:
+    """A digest of every file's relative path, mode and bytes below ``root``."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
+    """Validate ``package_dir`` and copy it into ``image_store``; return the loaded copy.
+
+    Raises:
+        ManifestError: the package is not valid (nothing is copied).
+    """
+    if not package_dir.is_dir():
+        raise ManifestError(
+            Diagnostic(
+                str(package_dir),
+                None,
+                "not a folder: an application package is a folder with ApplicationManifest.xml",
+            )
+        )
+    source = load_application_package(package_dir)
+    app = source.application
+    digest = package_digest(package_dir)
+    dest = image_store / app.application_type_name / f"{app.application_type_version}-{digest[:16]}"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".provision-", dir=dest.parent))
+        shutil.copytree(package_dir, staging / "pkg", symlinks=True)
+        os.replace(staging / "pkg", dest)  # atomic: a half copy is never seen under its name
+        shutil.rmtree(staging, ignore_errors=True)
+    package = load_application_package(dest)
+    return ProvisionedType(app.application_type_name, app.application_type_version, digest, package)
+
+
+def instantiate(ptype: ProvisionedType, parameters: Mapping[str, str]) -> ResolvedApplication:
+    """Resolve an application of ``ptype`` with ``parameters``; raise before any state changes."""
+    instance = instantiate_manifest(ptype.package, parameters)
+    packages = {}
+    for item in instance.imports:
+        manifest = ptype.package.service_manifests[item.service_manifest_name]
+        packages[manifest.name] = _package_spec(ptype.package, manifest, item, instance.settings)
+    services = [_service_description(s) for s in instance.default_services]
+    return ResolvedApplication(dict(instance.parameters), packages, services)
+
+
+def _package_spec(
+    package: ApplicationPackage,
+    manifest: ServiceManifest,
+    item: ImportInstance,
+    settings: Mapping[str, Mapping[str, object]],
+) -> ServicePackageSpec:
+    folder = package.root / manifest.name
+    overrides = {o.name: o for o in item.endpoint_overrides}
+    endpoints = []
+    for ep in manifest.endpoints:
+        port = ep.port
+        override = overrides.get(ep.name)
+        if override is not None and override.port:
+            port = _port(manifest.file, override.line, override.port)
+        endpoints.append(EndpointSpec(ep.name, port, ep.protocol.value, ep.type.value))
+    types = tuple(
+        ServiceTypeSpec(
+            t.service_type_name,
+            isinstance(t, StatefulServiceType),
+            t.use_implicit_host,
+            isinstance(t, StatefulServiceType) and t.has_persisted_state,
+        )
+        for t in manifest.service_types
+    )
+    code_packages = tuple(
+        _code_package_spec(
+            manifest, folder / cp.name, cp, item.environment_overrides.get(cp.name, ())
+        )
+        for cp in manifest.code_packages
+    )
+    package_settings = {
+        name: s.as_dict()  # type: ignore[attr-defined]
+        for name, s in settings.get(manifest.name, {}).items()
+    }
+    return ServicePackageSpec(
+        manifest.name, manifest.version, code_packages, types, tuple(endpoints), package_settings
+    )
+
+
+def _port(file: str, line: int, value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ManifestError(Diagnostic(file, line, f"Port must be 0..65535, not {value!r}"))
+    return port or None  # type: ignore[return-value]
+
+
+def _code_package_spec(
+    manifest: ServiceManifest, folder: Path, cp: CodePackage, overrides: tuple[object, ...]
+) -> CodePackageSpec:
+    env = {v.name: v.value for v in cp.environment_variables}
+    env.update({v.name: v.value for v in overrides})  # type: ignore[attr-defined]
+    entry = cp.entry_point
+    if not isinstance(entry, ExeHost):
+        what = (
+            f"ContainerHost (image {entry.image_name})"
+            if isinstance(entry, ContainerHost)
+            else "DllHost"
+        )
+        return CodePackageSpec(
+            cp.name, cp.version, folder, None, unsupported=what, environment=tuple(env.items())
+        )
+    redirect = entry.console_redirection
+    return CodePackageSpec(
+        name=cp.name,
+        version=cp.version,
+        folder=folder,
+        main=_program(manifest, folder, entry),
+        setup=_program(manifest, folder, cp.setup_entry_point) if cp.setup_entry_point else None,
+        console_retention=redirect.file_retention_count if redirect else 2,
+        console_max_bytes=(redirect.file_max_size_in_kb if redirect else 20480) * 1024,
+        environment=tuple(env.items()),
+    )
+
+
+def _program(manifest: ServiceManifest, folder: Path, host: ExeHost) -> ProgramSpec:
+    arguments = tuple((host.arguments or "").split())  # SF splits on whitespace only
+    if host.is_external_executable:
+        # Looked up as the child will: the agent's interpreter folder first, then PATH.
+        search = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
+        found = shutil.which(host.program, path=search)
+        if found is None:
+            raise ManifestError(
+                Diagnostic(
+                    manifest.file, host.line, f"external program {host.program!r} not found on PATH"
+                )
+            )
+        program = Path(found)
+    else:
+        program = (folder / host.program.strip("'\"")).resolve()
+    return ProgramSpec(program, arguments, WorkingFolder(host.working_folder.value))
+
+
+def _service_description(s: ManifestServiceDescription) -> ServiceDescription:
+    kind = ServiceKind.STATEFUL if s.stateful else ServiceKind.STATELESS
+    partition: dict[str, object] = {"partition_scheme": PartitionScheme.SINGLETON}
+    if isinstance(s.partition, UniformPartitionRange):
+        partition = {
+            "partition_scheme": PartitionScheme.UNIFORM_INT64_RANGE,
+            "partition_count": s.partition.partition_count,
+            "low_key": s.partition.low_key,
+            "high_key": s.partition.high_key,
+        }
+    elif isinstance(s.partition, NamedPartition):
+        partition = {
+            "partition_scheme": PartitionScheme.NAMED,
+            "partition_names": s.partition.names,
+            "partition_count": len(s.partition.names),
+        }
+    return ServiceDescription(
+        name=s.name,
+        type_name=s.service_type_name,
+        kind=kind,
+        activation_mode=ActivationMode(s.activation_mode.value),
+        instance_count=s.instance_count if s.instance_count is not None else 1,
+        target_replica_set_size=s.target_replica_set_size or 1,
+        min_replica_set_size=s.min_replica_set_size or 1,
+        has_persisted_state=s.stateful,
+        **partition,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,101 @@
+"""The state directory: where a cluster keeps its image store, application folders and agent file.
+
+One agent serves one state directory at a time, enforced by an ``flock`` on ``agent.lock`` that
+the kernel releases when the agent dies, so a crashed agent never blocks the next one and two
+agents never share a directory. ``agent.json`` tells clients where the agent listens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Final
+
+from fabrichost.errors import FabricHostError
+
+AGENT_FILE: Final = "agent.json"
+LOCK_FILE: Final = "agent.lock"
+LOG_FILE: Final = "agent.log"
+ENV_STATE_DIR: Final = "FABRICHOST_STATE_DIR"
+# Every process the agent starts carries this variable, so `down` can find strays even when the
+# agent itself was killed.
+ENV_MARKER: Final = "FABRICHOST_AGENT_STATE_DIR"
+
+
+def resolve_state_dir(option: str | os.PathLike[str] | None = None) -> Path:
+    """``--state-dir``, else ``$FABRICHOST_STATE_DIR``, else the user's state dir (XDG)."""
+    if option:
+        return Path(option).expanduser().resolve()
+    if os.environ.get(ENV_STATE_DIR):
+        return Path(os.environ[ENV_STATE_DIR]).expanduser().resolve()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return (Path(base) / "fabrichost").resolve()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """What ``agent.json`` holds; field names follow the JSON of ``fabrichost status``."""
+
+    Endpoint: str
+    AgentProcessId: int
+    AgentStartTime: float
+    StateDirectory: str
+    NodeCount: int
+
+    def write(self, state_dir: Path) -> None:
+        tmp = state_dir / (AGENT_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(state_dir / AGENT_FILE)  # atomic: a reader never sees half a file
+
+    @classmethod
+    def read(cls, state_dir: Path) -> AgentRecord | None:
+        try:
+            data = json.loads((state_dir / AGENT_FILE).read_text())
+            return cls(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+class StateDirLock:
+    """The exclusive lock of one state directory, held for the agent's lifetime."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOCK_FILE
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = self.path.open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            holder = AgentRecord.read(self.path.parent)
+            who = f" (pid {holder.AgentProcessId}, {holder.Endpoint})" if holder else ""
+            raise FabricHostError(
+                f"another agent{who} already serves the state directory {self.path.parent}"
+            ) from None
+        os.set_inheritable(f.fileno(), False)
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def is_held_elsewhere(self) -> bool:
+        """True while some live process holds the lock (probe without keeping it)."""
+        if not self.path.exists():
+            return False
+        with self.path.open("a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            with contextlib.suppress(OSError):
+                fcntl.flock(f, fcntl.LOCK_UN)
+        return False

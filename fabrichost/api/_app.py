@@ -1,0 +1,339 @@
+"""The agent's HTTP API: Service Fabric's REST paths and JSON, served on loopback.
+
+Routes are thin: parse, call the :class:`Cluster`, render with ``_json``. Errors become SF's
+``{"Error": {"Code": ..., "Message": ...}}`` with the status of ``fabrichost.errors.ApiError``.
+fabrichost's own additions live under ``/$/fabrichost/``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from fabrichost.api import _json as J
+from fabrichost.api._descriptions import parse_service_description
+from fabrichost.api._view import node_view
+from fabrichost.errors import (
+    ActivationError,
+    ApiError,
+    FabricHostError,
+    ManifestError,
+    NotFoundError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from starlette.requests import Request
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from fabrichost.agent._cluster import Cluster
+
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"Error": {"Code": code, "Message": message}}, status_code=status)
+
+
+class _OriginCheck:
+    """Refuse browser requests from other origins (a page must not drive a local agent)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            if origin and not any(
+                origin.split("://", 1)[-1].split(":")[0] == h.strip("[]") for h in LOOPBACK_HOSTS
+            ):
+                await error_response(
+                    403, "FABRIC_E_ACCESS_DENIED", f"requests from origin {origin} are refused"
+                )(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError("request body must be a JSON object")
+    return data
+
+
+def _float(request: Request, name: str, default: float) -> float:
+    value = request.query_params.get(name)
+    try:
+        return default if value is None else float(value)
+    except ValueError:
+        raise ApiError(f"query parameter {name} must be a number, not {value!r}") from None
+
+
+def guarded(
+    handler: Callable[[Request], Awaitable[Any]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            result = await handler(request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+        except ManifestError as exc:
+            return error_response(400, "FABRIC_E_IMAGEBUILDER_VALIDATION_ERROR", str(exc))
+        except ActivationError as exc:
+            return error_response(400, "FABRIC_E_INVALID_OPERATION", str(exc))
+        except FabricHostError as exc:
+            return error_response(500, "E_FAIL", str(exc))
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(result)
+
+    return endpoint
+
+
+class _Api:
+    """The route handlers of one agent: parse, call the cluster, render."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        status: Callable[[], dict[str, Any]],
+        shutdown: Callable[[], None],
+    ) -> None:
+        self.cluster = cluster
+        self.status = status
+        self.shutdown = shutdown
+
+    def node_of(self, request: Request) -> Any:
+        return self.cluster.node(request.path_params["node"])
+
+    def app_of(self, request: Request) -> Any:
+        return self.cluster.application(J.id_to_name(request.path_params["app"]))
+
+    def activations(self, request: Request) -> list[Any]:
+        node, app = self.node_of(request), self.app_of(request)
+        return [a for key, a in node.activations.items() if key[0] == app.name]
+
+    # -- cluster, nodes -------------------------------------------------------------------------
+    async def get_status(self, request: Request) -> Any:
+        return self.status()
+
+    async def post_shutdown(self, request: Request) -> Any:
+        self.shutdown()
+        return Response(status_code=202)
+
+    async def get_view(self, request: Request) -> Any:
+        return node_view(self.cluster, request.query_params.get("NodeName"))
+
+    async def get_nodes(self, request: Request) -> Any:
+        return J.paged([J.node_info(self.cluster, n) for n in self.cluster.nodes.values()])
+
+    async def get_node(self, request: Request) -> Any:
+        return J.node_info(self.cluster, self.node_of(request))
+
+    async def stop_node(self, request: Request) -> Any:
+        await self.cluster.stop_node(request.path_params["node"])
+        return {}
+
+    async def start_node(self, request: Request) -> Any:
+        await self.cluster.start_node(request.path_params["node"])
+        return {}
+
+    # -- application types and applications -----------------------------------------------------
+    async def get_app_types(self, request: Request) -> Any:
+        return J.paged(
+            [J.application_type_info(t) for t in self.cluster.application_types.values()]
+        )
+
+    async def provision(self, request: Request) -> Any:
+        from pathlib import Path
+
+        path = (await _body(request)).get("ApplicationTypeBuildPath")
+        if not isinstance(path, str) or not path:
+            raise ApiError("ApplicationTypeBuildPath (the package folder) is required")
+        return J.application_type_info(await self.cluster.provision(Path(path)))
+
+    async def unprovision(self, request: Request) -> Any:
+        version = (await _body(request)).get("ApplicationTypeVersion")
+        if not isinstance(version, str):
+            raise ApiError("ApplicationTypeVersion is required")
+        self.cluster.unprovision(request.path_params["type"], version)
+        return {}
+
+    async def get_apps(self, request: Request) -> Any:
+        return J.paged([J.application_info(a) for a in self.cluster.applications.values()])
+
+    async def get_app(self, request: Request) -> Any:
+        return J.application_info(self.app_of(request))
+
+    async def create_app(self, request: Request) -> Any:
+        body = await _body(request)
+        params = {p["Key"]: p["Value"] for p in body.get("ParameterList") or []}
+        for field in ("Name", "TypeName", "TypeVersion"):
+            if not isinstance(body.get(field), str):
+                raise ApiError(f"ApplicationDescription.{field} is required")
+        app = await self.cluster.create_application(
+            body["Name"], body["TypeName"], body["TypeVersion"], params
+        )
+        return JSONResponse(J.application_info(app), status_code=201)
+
+    async def delete_app(self, request: Request) -> Any:
+        await self.cluster.delete_application(J.id_to_name(request.path_params["app"]))
+        return {}
+
+    # -- services -------------------------------------------------------------------------------
+    async def get_services(self, request: Request) -> Any:
+        return J.paged([J.service_info(s) for s in self.app_of(request).services.values()])
+
+    async def get_service(self, request: Request) -> Any:
+        service = self.cluster.service(J.id_to_name(request.path_params["service"]))
+        if service.application is not self.app_of(request):
+            raise NotFoundError(
+                f"service {service.name} is not in this application",
+                code="FABRIC_E_SERVICE_DOES_NOT_EXIST",
+            )
+        return J.service_info(service)
+
+    async def create_service(self, request: Request) -> Any:
+        app = self.app_of(request)
+        description = parse_service_description(await _body(request))
+        service = await self.cluster.create_service(app.name, description)
+        if request.query_params.get("WaitForReady", "").lower() == "true":
+            await self.cluster.wait_service_ready(service.name, _float(request, "Timeout", 60.0))
+        return JSONResponse(J.service_info(service), status_code=201)
+
+    async def wait_service(self, request: Request) -> Any:
+        name = J.id_to_name(request.path_params["service"])
+        await self.cluster.wait_service_ready(name, _float(request, "Timeout", 60.0))
+        return J.service_info(self.cluster.service(name))
+
+    async def delete_service(self, request: Request) -> Any:
+        await self.cluster.delete_service(J.id_to_name(request.path_params["service"]))
+        return {}
+
+    async def get_partitions(self, request: Request) -> Any:
+        service = self.cluster.service(J.id_to_name(request.path_params["service"]))
+        return J.paged([J.partition_info(p) for p in service.partitions])
+
+    async def get_partition_replicas(self, request: Request) -> Any:
+        pid = request.path_params["partition"]
+        for app in self.cluster.applications.values():
+            for service in app.services.values():
+                for partition in service.partitions:
+                    if partition.id == pid:
+                        return J.paged([J.replica_info(r) for r in partition.live_replicas()])
+        raise NotFoundError(f"partition {pid} does not exist", code="FABRIC_E_PARTITION_NOT_FOUND")
+
+    # -- deployed entities on a node ------------------------------------------------------------
+    async def deployed_apps(self, request: Request) -> Any:
+        node = self.node_of(request)
+        names = {key[0] for key in node.activations}
+        return J.paged(
+            [
+                J.deployed_application_info(self.cluster, node, self.cluster.applications[n])
+                for n in sorted(names)
+                if n in self.cluster.applications
+            ]
+        )
+
+    async def deployed_app(self, request: Request) -> Any:
+        return J.deployed_application_info(
+            self.cluster, self.node_of(request), self.app_of(request)
+        )
+
+    async def deployed_packages(self, request: Request) -> Any:
+        return [J.deployed_service_package_info(a) for a in self.activations(request)]
+
+    async def deployed_code_packages(self, request: Request) -> Any:
+        return [
+            J.deployed_code_package_info(a, h)
+            for a in self.activations(request)
+            for h in a.hosts.values()
+        ]
+
+    async def deployed_replicas(self, request: Request) -> Any:
+        return [
+            J.deployed_replica_info(r, a) for a in self.activations(request) for r in a.replicas
+        ]
+
+    async def restart_code_package(self, request: Request) -> Any:
+        body = await _body(request)
+        wanted_id = body.get("ServicePackageActivationId", "") or ""
+        for act in self.activations(request):
+            if (
+                act.package.name == body.get("ServiceManifestName")
+                and act.activation_id == wanted_id
+            ):
+                host = act.hosts.get(body.get("CodePackageName", ""))
+                if host is not None:
+                    await host.supervisor.restart()
+                    return {}
+        raise NotFoundError(
+            "no such deployed code package on this node", code="FABRIC_E_CODE_PACKAGE_NOT_FOUND"
+        )
+
+
+def build_app(
+    cluster: Cluster, *, status: Callable[[], dict[str, Any]], shutdown: Callable[[], None]
+) -> Starlette:
+    """The ASGI application serving ``cluster``."""
+    api = _Api(cluster, status, shutdown)
+    r = Route
+    nodes = "/Nodes/{node}/$/GetApplications/{app}"
+    routes = [
+        r("/$/fabrichost/Status", guarded(api.get_status)),
+        r("/$/fabrichost/Shutdown", guarded(api.post_shutdown), methods=["POST"]),
+        r("/$/fabrichost/View", guarded(api.get_view)),
+        r("/$/fabrichost/Services/{service}/$/WaitReady", guarded(api.wait_service)),
+        r("/Nodes", guarded(api.get_nodes)),
+        r("/Nodes/{node}", guarded(api.get_node)),
+        r("/Nodes/{node}/$/Stop", guarded(api.stop_node), methods=["POST"]),
+        r("/Nodes/{node}/$/Start", guarded(api.start_node), methods=["POST"]),
+        r("/ApplicationTypes", guarded(api.get_app_types)),
+        r("/ApplicationTypes/$/Provision", guarded(api.provision), methods=["POST"]),
+        r("/ApplicationTypes/{type}/$/Unprovision", guarded(api.unprovision), methods=["POST"]),
+        r("/Applications", guarded(api.get_apps)),
+        r("/Applications/$/Create", guarded(api.create_app), methods=["POST"]),
+        r("/Applications/{app}", guarded(api.get_app)),
+        r("/Applications/{app}/$/Delete", guarded(api.delete_app), methods=["POST"]),
+        r("/Applications/{app}/$/GetServices", guarded(api.get_services)),
+        r(
+            "/Applications/{app}/$/GetServices/$/Create",
+            guarded(api.create_service),
+            methods=["POST"],
+        ),
+        r("/Applications/{app}/$/GetServices/{service}", guarded(api.get_service)),
+        r("/Services/{service}/$/Delete", guarded(api.delete_service), methods=["POST"]),
+        r("/Services/{service}/$/GetPartitions", guarded(api.get_partitions)),
+        r("/Partitions/{partition}/$/GetReplicas", guarded(api.get_partition_replicas)),
+        r("/Nodes/{node}/$/GetApplications", guarded(api.deployed_apps)),
+        r(nodes, guarded(api.deployed_app)),
+        r(nodes + "/$/GetServicePackages", guarded(api.deployed_packages)),
+        r(nodes + "/$/GetCodePackages", guarded(api.deployed_code_packages)),
+        r(
+            nodes + "/$/GetCodePackages/$/Restart",
+            guarded(api.restart_code_package),
+            methods=["POST"],
+        ),
+        r(nodes + "/$/GetReplicas", guarded(api.deployed_replicas)),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS),
+            Middleware(_OriginCheck),
+        ],
+    )

@@ -1,0 +1,244 @@
+"""Runtime objects rendered as Service Fabric's REST JSON (its field names and enum spellings).
+
+Entity ids in paths follow SF: an application ``fabric:/App1`` is ``App1``; a service
+``fabric:/App1/ServiceA`` is ``App1~ServiceA``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from fabrichost.agent._model import HealthState, PartitionScheme, ReplicaStatus, ServiceKind
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from fabrichost.agent._activation import CodePackageHost, ServicePackageActivation
+    from fabrichost.agent._cluster import Cluster, Node
+    from fabrichost.agent._model import Application, Partition, Replica, Service
+    from fabrichost.agent._provision import ProvisionedType
+
+Json = dict[str, Any]
+
+
+def name_to_id(name: str) -> str:
+    return name.removeprefix("fabric:/").replace("/", "~")
+
+
+def id_to_name(entity_id: str) -> str:
+    return "fabric:/" + entity_id.replace("~", "/")
+
+
+def paged(items: list[Json]) -> Json:
+    return {"ContinuationToken": "", "Items": items}
+
+
+def node_info(cluster: Cluster, node: Node) -> Json:
+    index = int(node.name.rsplit("_", 1)[1])
+    return {
+        "Name": node.name,
+        "IpAddressOrFQDN": "localhost",
+        "Type": f"NodeType{index}",
+        "CodeVersion": "fabrichost",
+        "ConfigVersion": "1",
+        "NodeStatus": "Up" if node.up else "Down",
+        "HealthState": HealthState.OK if node.up else HealthState.ERROR,
+        "IsSeedNode": index < 3,
+        "UpgradeDomain": str(index),
+        "FaultDomain": f"fd:/{index}",
+        "Id": {"Id": f"{index + 1:032x}"},
+        "ActivationCount": len(node.activations),
+    }
+
+
+def application_type_info(ptype: ProvisionedType) -> Json:
+    return {
+        "Name": ptype.name,
+        "Version": ptype.version,
+        "DefaultParameterList": [{"Key": k, "Value": v} for k, v in ptype.default_parameters],
+        "Status": "Available",
+    }
+
+
+def application_info(app: Application) -> Json:
+    return {
+        "Id": name_to_id(app.name),
+        "Name": app.name,
+        "TypeName": app.type_name,
+        "TypeVersion": app.type_version,
+        "Status": app.status,
+        "Parameters": [{"Key": k, "Value": v} for k, v in sorted(app.parameters.items())],
+        "HealthState": HealthState.OK,
+    }
+
+
+def service_info(service: Service) -> Json:
+    info: Json = {
+        "Id": name_to_id(service.name),
+        "ServiceKind": service.kind,
+        "Name": service.name,
+        "TypeName": service.type_name,
+        "ManifestVersion": service.service_manifest_name,
+        "ServicePackageActivationMode": service.activation_mode,
+        "HealthState": _service_health(service),
+        "ServiceStatus": "Active",
+        "IsServiceGroup": False,
+        "HealthWarnings": list(service.health_warnings),
+    }
+    if service.kind is ServiceKind.STATEFUL:
+        info["HasPersistedState"] = service.has_persisted_state
+    return info
+
+
+def _service_health(service: Service) -> HealthState:
+    if any(r.status is not ReplicaStatus.READY for r in service.replicas()):
+        return HealthState.WARNING
+    return HealthState.WARNING if service.health_warnings else HealthState.OK
+
+
+def partition_info(partition: Partition) -> Json:
+    service = partition.service
+    kind = {
+        PartitionScheme.SINGLETON: "Singleton",
+        PartitionScheme.UNIFORM_INT64_RANGE: "Int64Range",
+        PartitionScheme.NAMED: "Named",
+    }[partition.scheme]
+    pinfo: Json = {"ServicePartitionKind": kind, "Id": partition.id}
+    if partition.scheme is PartitionScheme.UNIFORM_INT64_RANGE:
+        pinfo["LowKey"], pinfo["HighKey"] = str(partition.low_key), str(partition.high_key)
+    if partition.scheme is PartitionScheme.NAMED:
+        pinfo["Name"] = partition.name
+    info: Json = {
+        "ServiceKind": service.kind,
+        "PartitionInformation": pinfo,
+        "HealthState": HealthState.OK,
+        "PartitionStatus": "Ready",
+    }
+    if service.kind is ServiceKind.STATEFUL:
+        info["TargetReplicaSetSize"] = service.target_count
+        info["MinReplicaSetSize"] = service.min_replica_set_size
+    else:
+        info["InstanceCount"] = service.target_count
+    return info
+
+
+def _replica_id_field(replica: Replica) -> Json:
+    if replica.service.kind is ServiceKind.STATEFUL:
+        return {"ReplicaId": str(replica.id), "ReplicaRole": replica.role}
+    return {"InstanceId": str(replica.id)}
+
+
+def replica_info(replica: Replica) -> Json:
+    return {
+        "ServiceKind": replica.service.kind,
+        **_replica_id_field(replica),
+        "ReplicaStatus": replica.status,
+        "HealthState": HealthState.OK
+        if replica.status is ReplicaStatus.READY
+        else HealthState.WARNING,
+        "NodeName": replica.node_name,
+        "Address": replica.address,
+    }
+
+
+def deployed_application_info(cluster: Cluster, node: Node, app: Application) -> Json:
+    from fabrichost.agent._environment import ApplicationFolders
+
+    folders = ApplicationFolders.for_node(cluster.state_dir, node.name, app.application_id)
+    return {
+        "Id": name_to_id(app.name),
+        "Name": app.name,
+        "TypeName": app.type_name,
+        "TypeVersion": app.type_version,
+        "Status": "Active",
+        "WorkDirectory": str(folders.work),
+        "LogDirectory": str(folders.log),
+        "TempDirectory": str(folders.temp),
+        "HealthState": HealthState.OK,
+    }
+
+
+def deployed_service_package_info(activation: ServicePackageActivation) -> Json:
+    return {
+        "Name": activation.package.name,
+        "Version": activation.package.version,
+        "Status": activation.status,
+        "ServicePackageActivationId": activation.activation_id,
+    }
+
+
+def _time(value: datetime | None) -> str:
+    return (
+        value.isoformat().replace("+00:00", "Z")
+        if value is not None
+        else "0001-01-01T00:00:00.000Z"
+    )
+
+
+def _entry_point_info(host: CodePackageHost) -> Json:
+    sup = host.supervisor
+    stats = sup.statistics
+    assert host.spec.main is not None
+    return {
+        "EntryPointLocation": str(host.spec.main.program),
+        "ProcessId": str(sup.pid or 0),
+        "RunAsUserName": "",
+        "Status": sup.status.value,
+        "NextActivationTime": _time(sup.next_activation_time),
+        "InstanceId": str(sup.instance_id),
+        "CodePackageEntryPointStatistics": {
+            name: _time(value) if name.endswith("Time") else str(value)
+            for name, value in ((f, getattr(stats, f)) for f in stats.__dataclass_fields__)
+        },
+    }
+
+
+def deployed_code_package_info(activation: ServicePackageActivation, host: CodePackageHost) -> Json:
+    setup = host.spec.setup
+    return {
+        "Name": host.spec.name,
+        "Version": host.spec.version,
+        "ServiceManifestName": activation.package.name,
+        "ServicePackageActivationId": activation.activation_id,
+        "HostType": "ExeHost",
+        "HostIsolationMode": "None",
+        "Status": "Active",
+        "RunFrequencyInterval": "0",
+        "HasSetupEntryPoint": setup is not None,
+        "SetupEntryPoint": {"EntryPointLocation": str(setup.program)} if setup else None,
+        "MainEntryPoint": _entry_point_info(host),
+        "HealthState": host.supervisor.health.value,
+    }
+
+
+def deployed_replica_info(replica: Replica, activation: ServicePackageActivation | None) -> Json:
+    service = replica.service
+    return {
+        "ServiceKind": service.kind,
+        "ServiceName": service.name,
+        "ServiceTypeName": service.type_name,
+        "ServiceManifestName": service.service_manifest_name,
+        "ServiceManifestVersion": activation.package.version if activation else "",
+        "CodePackageName": replica.code_package_name,
+        "PartitionId": replica.partition.id,
+        **_replica_id_field(replica),
+        "ReplicaStatus": replica.status,
+        "Address": replica.address,
+        "ServicePackageActivationId": replica.activation_id,
+        "HostProcessId": str(replica.host_pid),
+    }
+
+
+def process_usage(pid: int) -> Json:
+    """CPU and memory of a host process for the node view (zeros if it is gone)."""
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            return {
+                "CpuPercent": proc.cpu_percent(interval=None),
+                "MemoryInBytes": proc.memory_info().rss,
+            }
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return {"CpuPercent": 0.0, "MemoryInBytes": 0}

@@ -1,0 +1,299 @@
+"""`fabrichost app ...` and `fabrichost service ...`: application types, applications, services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fabrichost.agent._model import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
+from fabrichost.cli._group import cli
+from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
+from fabrichost.manifest import parse_parameters_file
+
+APP_COLUMNS = [
+    ("Name", field("Name")),
+    ("Type", field("TypeName")),
+    ("Version", field("TypeVersion")),
+    ("Status", field("Status")),
+]
+SERVICE_COLUMNS = [
+    ("Name", field("Name")),
+    ("Kind", field("ServiceKind")),
+    ("Type", field("TypeName")),
+    ("Mode", field("ServicePackageActivationMode")),
+    ("Health", field("HealthState")),
+]
+
+
+def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected K=V, got {item!r}", param_hint="--param")
+        params[key] = value
+    return params
+
+
+@cli.group()
+def app() -> None:
+    """Deploy, list and delete applications."""
+
+
+@app.command("deploy")
+@click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--name",
+    default=None,
+    help="Application name (fabric:/...); default: the "
+    "parameter file's, else fabric:/<package folder>.",
+)
+@click.option("--param", "params", multiple=True, metavar="K=V", help="Application parameter.")
+@click.option(
+    "--params-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Application parameter file (<Application><Parameters>...).",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until the default services' replicas are Ready.",
+)
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+@state_dir_option
+@json_option
+def app_deploy(
+    package: Path,
+    name: str | None,
+    params: tuple[str, ...],
+    params_file: Path | None,
+    wait: bool,
+    timeout: float,
+    state_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Validate PACKAGE, provision its type and create an application of it."""
+    parameters: dict[str, str] = {}
+    if params_file is not None:
+        file_app_name, file_params = parse_parameters_file(params_file)
+        parameters.update(file_params)
+        name = name or file_app_name
+    parameters.update(_parse_params(params))  # the command line wins over the file
+    name = name or f"fabric:/{package.resolve().name}"
+    with client_for(state_dir) as client:
+        created = client.deploy(package, name, parameters)
+        if wait:
+            for service in client.services(name):
+                client.wait_service_ready(service["Name"], timeout)
+    if as_json:
+        emit(created, True)
+    else:
+        click.echo(f"deployed {created['Name']} ({created['TypeName']} {created['TypeVersion']})")
+
+
+@app.command("list")
+@state_dir_option
+@json_option
+def app_list(state_dir: str | None, as_json: bool) -> None:
+    """List applications."""
+    with client_for(state_dir) as client:
+        emit(client.applications(), as_json, APP_COLUMNS)
+
+
+@app.command("delete")
+@click.argument("name")
+@state_dir_option
+def app_delete(name: str, state_dir: str | None) -> None:
+    """Delete an application, its services and its processes."""
+    with client_for(state_dir) as client:
+        client.delete_application(name)
+    click.echo(f"deleted {name}")
+
+
+@app.group("type")
+def app_type() -> None:
+    """Provisioned application types."""
+
+
+@app_type.command("list")
+@state_dir_option
+@json_option
+def app_type_list(state_dir: str | None, as_json: bool) -> None:
+    """List provisioned application types."""
+    with client_for(state_dir) as client:
+        emit(
+            client.application_types(),
+            as_json,
+            [("Name", field("Name")), ("Version", field("Version")), ("Status", field("Status"))],
+        )
+
+
+@app_type.command("unprovision")
+@click.argument("type_name")
+@click.argument("version")
+@state_dir_option
+def app_type_unprovision(type_name: str, version: str, state_dir: str | None) -> None:
+    """Remove a provisioned application type no application uses."""
+    with client_for(state_dir) as client:
+        client.unprovision(type_name, version)
+    click.echo(f"unprovisioned {type_name} {version}")
+
+
+def _partitions(value: str) -> dict[str, object]:
+    kind, _, rest = value.partition(":")
+    if kind == "singleton" and not rest:
+        return {"partition_scheme": PartitionScheme.SINGLETON}
+    if kind == "uniform":
+        try:
+            count, low, high = (int(x) for x in rest.split(":"))
+        except ValueError:
+            raise click.BadParameter(
+                "expected uniform:COUNT:LOW:HIGH", param_hint="--partitions"
+            ) from None
+        return {
+            "partition_scheme": PartitionScheme.UNIFORM_INT64_RANGE,
+            "partition_count": count,
+            "low_key": low,
+            "high_key": high,
+        }
+    if kind == "named" and rest:
+        names = tuple(n for n in rest.split(",") if n)
+        return {
+            "partition_scheme": PartitionScheme.NAMED,
+            "partition_names": names,
+            "partition_count": len(names),
+        }
+    raise click.BadParameter(
+        "expected singleton, uniform:COUNT:LOW:HIGH or named:A,B", param_hint="--partitions"
+    )
+
+
+@cli.group()
+def service() -> None:
+    """Create, list, show and delete services."""
+
+
+@service.command("create")
+@click.argument("name")
+@click.option("--type", "type_name", required=True, help="Service type name.")
+@click.option("--stateless", "kind", flag_value=ServiceKind.STATELESS.value)
+@click.option("--stateful", "kind", flag_value=ServiceKind.STATEFUL.value)
+@click.option(
+    "--instances",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Stateless instance count (-1 = one per node).",
+)
+@click.option(
+    "--replicas", type=int, default=3, show_default=True, help="Stateful target replica set size."
+)
+@click.option("--min-replicas", type=int, default=None, help="Stateful min replica set size.")
+@click.option(
+    "--partitions",
+    default="singleton",
+    show_default=True,
+    help="singleton | uniform:COUNT:LOW:HIGH | named:A,B",
+)
+@click.option(
+    "--activation-mode",
+    type=click.Choice([m.value for m in ActivationMode]),
+    default=ActivationMode.SHARED_PROCESS.value,
+    show_default=True,
+)
+@click.option("--wait", is_flag=True, help="Return when every replica is Ready.")
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+@state_dir_option
+@json_option
+def service_create(
+    name: str,
+    type_name: str,
+    kind: str | None,
+    instances: int,
+    replicas: int,
+    min_replicas: int | None,
+    partitions: str,
+    activation_mode: str,
+    wait: bool,
+    timeout: float,
+    state_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Create service NAME (fabric:/App/Service) in its application."""
+    if kind is None:
+        raise click.UsageError("say --stateless or --stateful")
+    app_name = name.rsplit("/", 1)[0]
+    description = ServiceDescription(
+        name=name,
+        type_name=type_name,
+        kind=ServiceKind(kind),
+        activation_mode=ActivationMode(activation_mode),
+        instance_count=instances,
+        target_replica_set_size=replicas,
+        min_replica_set_size=min_replicas if min_replicas is not None else min(replicas, 1),
+        has_persisted_state=kind == ServiceKind.STATEFUL.value,
+        **_partitions(partitions),  # type: ignore[arg-type]
+    )
+    with client_for(state_dir) as client:
+        created = client.create_service(app_name, description, wait=wait, wait_timeout=timeout)
+    if as_json:
+        emit(created, True)
+    else:
+        click.echo(f"created {created['Name']}" + (" (ready)" if wait else ""))
+
+
+@service.command("list")
+@click.argument("app_name")
+@state_dir_option
+@json_option
+def service_list(app_name: str, state_dir: str | None, as_json: bool) -> None:
+    """List the services of application APP_NAME."""
+    with client_for(state_dir) as client:
+        emit(client.services(app_name), as_json, SERVICE_COLUMNS)
+
+
+@service.command("show")
+@click.argument("name")
+@state_dir_option
+@json_option
+def service_show(name: str, state_dir: str | None, as_json: bool) -> None:
+    """Show a service with its partitions and replicas."""
+    with client_for(state_dir) as client:
+        info = client.service(name)
+        info["Partitions"] = [
+            {**p, "Replicas": client.replicas(p["PartitionInformation"]["Id"])}
+            for p in client.partitions(name)
+        ]
+    if as_json:
+        emit(info, True)
+        return
+    emit(info, False, SERVICE_COLUMNS)
+    rows = [
+        {"Partition": p["PartitionInformation"]["Id"], **r}
+        for p in info["Partitions"]
+        for r in p["Replicas"]
+    ]
+    emit(
+        rows,
+        False,
+        [
+            ("Partition", field("Partition")),
+            ("Node", field("NodeName")),
+            ("Replica", lambda r: r.get("ReplicaId") or r.get("InstanceId")),
+            ("Role", field("ReplicaRole")),
+            ("Status", field("ReplicaStatus")),
+            ("Address", field("Address")),
+        ],
+    )
+
+
+@service.command("delete")
+@click.argument("name")
+@state_dir_option
+def service_delete(name: str, state_dir: str | None) -> None:
+    """Delete a service: its replicas are closed."""
+    with client_for(state_dir) as client:
+        client.delete_service(name)
+    click.echo(f"deleted {name}")

@@ -1,0 +1,177 @@
+"""`fabrichost up|down|status|agent|node|view`: the local cluster itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import click
+
+from fabrichost.agent._backoff import RestartPolicy
+from fabrichost.agent._cluster import AgentSettings
+from fabrichost.agent._daemon import running_agent, serve, start_background, stop_background
+from fabrichost.cli._group import cli
+from fabrichost.cli._output import (
+    client_for,
+    console,
+    emit,
+    field,
+    json_option,
+    state_dir_of,
+    state_dir_option,
+)
+from fabrichost.cli._render import render_view
+
+NODES_OPTION = click.option(
+    "--nodes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Number of logical nodes (_Node_0 ...).",
+)
+PORT_OPTION = click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=19080,
+    show_default=True,
+    help="HTTP port on 127.0.0.1 (0 picks a free one).",
+)
+
+
+@cli.command()
+@state_dir_option
+@NODES_OPTION
+@PORT_OPTION
+@json_option
+def up(state_dir: str | None, nodes: int, port: int, as_json: bool) -> None:
+    """Start the local cluster's agent in the background; return once it serves."""
+    record = start_background(state_dir_of(state_dir), nodes=nodes, port=port)
+    if as_json:
+        emit(
+            {
+                "Endpoint": record.Endpoint,
+                "AgentProcessId": record.AgentProcessId,
+                "StateDirectory": record.StateDirectory,
+            },
+            True,
+        )
+    else:
+        click.echo(
+            f"agent {record.AgentProcessId} serves {record.Endpoint} "
+            f"({record.NodeCount} node(s), state in {record.StateDirectory})"
+        )
+
+
+@cli.command()
+@state_dir_option
+def down(state_dir: str | None) -> None:
+    """Stop the agent and every process it started."""
+    path = state_dir_of(state_dir)
+    if stop_background(path):
+        click.echo(f"stopped the agent of {path}")
+    else:
+        click.echo(f"no agent was running for {path}")
+
+
+@cli.command()
+@state_dir_option
+@json_option
+def status(state_dir: str | None, as_json: bool) -> None:
+    """Show whether the agent runs, where, and its nodes."""
+    path = state_dir_of(state_dir)
+    if running_agent(path) is None:
+        raise click.ClickException(
+            f"no agent is running for {path}; start one with `fabrichost up`"
+        )
+    with client_for(state_dir) as client:
+        data = client.status()
+    if as_json:
+        emit(data, True)
+        return
+    click.echo(
+        f"agent {data['AgentProcessId']} at {data['Endpoint']} (state {data['StateDirectory']})"
+    )
+    emit(data["Nodes"], False, [("Node", field("Name")), ("Status", field("NodeStatus"))])
+
+
+@cli.command()
+@state_dir_option
+@NODES_OPTION
+@PORT_OPTION
+@click.option("--ready-fd", type=int, default=None, hidden=True)
+@click.option(
+    "--restart-delay",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Base delay of the restart backoff of crashed code packages, in seconds.",
+)
+def agent(
+    state_dir: str | None, nodes: int, port: int, ready_fd: int | None, restart_delay: float
+) -> None:
+    """Run the agent in the foreground (for systemd units and containers)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = AgentSettings(
+        node_count=nodes, restart_policy=RestartPolicy(base_delay=restart_delay)
+    )
+    asyncio.run(serve(state_dir_of(state_dir), port=port, settings=settings, ready_fd=ready_fd))
+
+
+@cli.group()
+def node() -> None:
+    """List, stop and start the cluster's nodes."""
+
+
+@node.command("list")
+@state_dir_option
+@json_option
+def node_list(state_dir: str | None, as_json: bool) -> None:
+    """List the nodes."""
+    with client_for(state_dir) as client:
+        emit(
+            client.nodes(),
+            as_json,
+            [
+                ("Name", field("Name")),
+                ("Status", field("NodeStatus")),
+                ("Health", field("HealthState")),
+                ("Activations", field("ActivationCount")),
+            ],
+        )
+
+
+@node.command("stop")
+@click.argument("name")
+@state_dir_option
+def node_stop(name: str, state_dir: str | None) -> None:
+    """Stop a node: its processes stop and its replicas fail over."""
+    with client_for(state_dir) as client:
+        client.stop_node(name)
+    click.echo(f"stopped {name}")
+
+
+@node.command("start")
+@click.argument("name")
+@state_dir_option
+def node_start(name: str, state_dir: str | None) -> None:
+    """Start a stopped node."""
+    with client_for(state_dir) as client:
+        client.start_node(name)
+    click.echo(f"started {name}")
+
+
+@cli.command()
+@click.option("--node", "node_name", default=None, help="Only this node.")
+@state_dir_option
+@json_option
+def view(node_name: str | None, state_dir: str | None, as_json: bool) -> None:
+    """The node view: node → application → activation → process → replicas."""
+    with client_for(state_dir) as client:
+        data: Any = client.view(node_name)
+    if as_json:
+        emit(data, True)
+    else:
+        console().print(render_view(data))
