@@ -197,20 +197,29 @@ def stop_background(state_dir: Path, *, timeout: float = 30.0) -> bool:
     was_running = False
     if record is not None and _same_process(record.AgentProcessId, record.AgentStartTime):
         was_running = True
-        proc = psutil.Process(record.AgentProcessId)
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"{record.Endpoint}/$/fabrichost/Shutdown", timeout=5.0)
+        pidfd = os.pidfd_open(record.AgentProcessId)
         try:
-            proc.wait(timeout=timeout)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        except psutil.NoSuchProcess:
-            pass
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(f"{record.Endpoint}/$/fabrichost/Shutdown", timeout=5.0)
+            if not _wait_exit(pidfd, timeout):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                _wait_exit(pidfd, 5.0)
+        finally:
+            os.close(pidfd)
     with contextlib.suppress(OSError):
         (state_dir / "agent.json").unlink()
     sweep_strays(state_dir)
     return was_running
+
+
+def _wait_exit(pidfd: int, timeout: float) -> bool:
+    """Wait for the process behind ``pidfd`` to exit (the kernel makes the pidfd readable).
+
+    A pidfd, not polling: the agent is not our child, and once it exits it may stay a zombie
+    until PID 1 reaps it, which is not our business.
+    """
+    ready, _, _ = select.select([pidfd], [], [], timeout)
+    return bool(ready)
 
 
 def sweep_strays(state_dir: Path, grace: float = 2.0) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -21,7 +22,8 @@ F = Any  # a click-decorated function
 
 def console() -> Console:
     # Wide and plain when not a terminal, so piped output and tests see whole lines.
-    return Console(soft_wrap=True, highlight=False)
+    width = None if sys.stdout.isatty() else 240
+    return Console(soft_wrap=True, highlight=False, width=width)
 
 
 def json_option(f: F) -> F:
