@@ -1,0 +1,247 @@
+"""One replica inside a runtime host: calls into the user's service object in the right order.
+
+The host serialises everything that happens to one replica with :attr:`Replica.lock`; replicas
+run concurrently with each other. Sync service methods run through :func:`asyncio.to_thread`;
+a sync ``run`` gets its own daemon thread instead, because it may run for the replica's whole
+life and would otherwise pin a pool worker (and a daemon thread cannot keep a finished host
+alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import logging
+import threading
+from typing import TYPE_CHECKING, Final, cast
+
+from fabrichost.errors import LocalProtocolError
+from fabrichost.protocol import ReplicaRole, RunCompleted, RunStatus
+from fabrichost.runtime._cancel import CancellationToken
+from fabrichost.runtime._service import StatefulService
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fabrichost.protocol import JSON, ReplicaKey, ReplicaNotification
+    from fabrichost.runtime._service import Service
+
+_log = logging.getLogger(__name__)
+
+#: Seconds ``run`` gets to return after its token is cancelled before the runtime moves on.
+RUN_STOP_GRACE: Final = 5.0
+
+
+def overrides(service: Service, name: str) -> bool:
+    """Whether the service's class implements ``name`` itself (else the call is skipped)."""
+    # StatefulService inherits every default of the common base and adds change_role's.
+    return getattr(type(service), name, None) is not getattr(StatefulService, name)
+
+
+async def invoke(method: Callable[..., object], *args: object) -> object:
+    """Call a service method that may be sync (run on a worker thread) or async."""
+    if inspect.iscoroutinefunction(method):
+        result: object = await method(*args)
+        return result
+    result = await asyncio.to_thread(method, *args)
+    if inspect.isawaitable(result):  # a plain def that returned an awaitable
+        result = await result
+    return result
+
+
+def _address(value: object, method: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{method}() must return an address string or None, got {value!r}")
+
+
+class Replica:
+    """The runtime's record of one open (or opening) replica."""
+
+    __slots__ = (
+        "_report",
+        "_run",
+        "_token",
+        "address",
+        "gone",
+        "key",
+        "lock",
+        "role",
+        "service",
+        "stateful",
+    )
+
+    def __init__(
+        self,
+        service: Service,
+        key: ReplicaKey,
+        role: ReplicaRole,
+        report: Callable[[ReplicaNotification], None],
+    ) -> None:
+        self.service = service
+        self.key = key
+        self.role = role
+        self.stateful = isinstance(service, StatefulService)
+        self.address = ""
+        #: Set once the replica is being closed or was aborted: nothing more may start.
+        self.gone = False
+        self.lock = asyncio.Lock()
+        self._report = report
+        self._token: CancellationToken | None = None
+        self._run: asyncio.Future[object] | None = None
+
+    async def open(self) -> str:
+        """``open()``, then (stateful) ``change_role(role)``, then start ``run`` if it applies."""
+        address = None
+        if overrides(self.service, "open"):
+            address = _address(await invoke(self.service.open), "open")
+        if isinstance(self.service, StatefulService) and overrides(self.service, "change_role"):
+            role_address = _address(
+                await invoke(self.service.change_role, self.role), "change_role"
+            )
+            address = role_address if role_address is not None else address
+        self.address = address or ""
+        self._start_run_if_serving()
+        return self.address
+
+    async def change_role(self, role: ReplicaRole) -> str:
+        """Move a stateful replica to ``role``; returns the address to publish."""
+        if role is self.role:
+            return self.address  # as Service Fabric does: no call when the role is unchanged
+        if self.role is ReplicaRole.PRIMARY:
+            await self.stop_run()
+        assert isinstance(self.service, StatefulService)  # the host checked the kind
+        address = None
+        if overrides(self.service, "change_role"):
+            address = _address(await invoke(self.service.change_role, role), "change_role")
+        self.role = role
+        self.service.context = dataclasses.replace(self.service.context, role=role)
+        if address is not None:
+            self.address = address
+        self._start_run_if_serving()
+        return self.address
+
+    async def close(self) -> None:
+        """Stop ``run`` (bounded wait), then ``close()``."""
+        await self.stop_run()
+        if overrides(self.service, "close"):
+            await invoke(self.service.close)
+
+    async def abort(self) -> None:
+        """Cancel ``run`` without waiting, then ``abort()``; exceptions are logged, not raised."""
+        run = self._run
+        if self._token is not None:
+            self._token.cancel()
+        if isinstance(run, asyncio.Task):
+            run.cancel()
+        try:
+            if overrides(self.service, "abort"):
+                await invoke(self.service.abort)
+        except Exception:
+            _log.exception("abort() of replica %s of partition %s raised", self.key[1], self.key[0])
+
+    # -- run --------------------------------------------------------------------------------------
+
+    def _start_run_if_serving(self) -> None:
+        serving = not self.stateful or self.role is ReplicaRole.PRIMARY
+        if self.gone or not serving or self._run is not None or not overrides(self.service, "run"):
+            return
+        token = CancellationToken()
+        if inspect.iscoroutinefunction(self.service.run):
+            coroutine = self.service.run(token)
+            assert inspect.iscoroutine(coroutine)
+            run: asyncio.Future[object] = asyncio.get_running_loop().create_task(coroutine)
+        else:
+            run = self._start_thread(token)
+        self._token, self._run = token, run
+        run.add_done_callback(lambda future: self._run_finished(future, token))
+
+    def _start_thread(self, token: CancellationToken) -> asyncio.Future[object]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[object] = loop.create_future()
+        run = self.service.run
+
+        def target() -> None:
+            try:
+                outcome: tuple[object, BaseException | None] = (run(token), None)
+            except BaseException as exc:  # reported to the agent as a Failed run
+                outcome = (None, exc)
+            # RuntimeError: the loop is closed, the host is exiting and nobody listens.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, outcome)
+
+        name = f"run-{self.key[0][:8]}-{self.key[1]}"
+        threading.Thread(target=target, name=name, daemon=True).start()
+        return future
+
+    async def stop_run(self) -> None:
+        """Cancel the token and wait up to :data:`RUN_STOP_GRACE` for ``run`` to return."""
+        token, run = self._token, self._run
+        self._token = self._run = None
+        if token is None or run is None:
+            return
+        token.cancel()
+        if run.done():
+            return
+        done, _ = await asyncio.wait({run}, timeout=RUN_STOP_GRACE)
+        if not done and isinstance(run, asyncio.Task):
+            run.cancel()
+            done, _ = await asyncio.wait({run}, timeout=1.0)
+        if not done:
+            _log.warning(
+                "run() of replica %s of partition %s ignored cancellation for %.0f s; moving on",
+                self.key[1],
+                self.key[0],
+                RUN_STOP_GRACE,
+            )
+
+    def _run_finished(self, future: asyncio.Future[object], token: CancellationToken) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if token.cancelled or self.gone:
+            # Stopped by us (close, abort, demotion): not a completion the agent asked about.
+            if error is not None and not isinstance(error, asyncio.CancelledError):
+                _log.warning("run() of replica %s raised while stopping: %r", self.key[1], error)
+            return
+        if self._run is future:
+            self._run = self._token = None
+        self._report(self._completion(future, error))
+
+    def _completion(
+        self, future: asyncio.Future[object], error: BaseException | None
+    ) -> RunCompleted:
+        partition_id, replica_id = self.key
+        if error is None:
+            try:
+                return RunCompleted(
+                    partition_id=partition_id,
+                    replica_id=replica_id,
+                    status=RunStatus.COMPLETED,
+                    output=cast("JSON", future.result()),  # RunCompleted checks it is JSON
+                    error=None,
+                )
+            except LocalProtocolError as exc:
+                text = f"run() returned a value that is not JSON: {exc}"
+        else:
+            _log.error("run() of replica %s failed", replica_id, exc_info=error)
+            text = f"{type(error).__name__}: {error}"
+        return RunCompleted(
+            partition_id=partition_id,
+            replica_id=replica_id,
+            status=RunStatus.FAILED,
+            output=None,
+            error=text,
+        )
+
+
+def _settle(future: asyncio.Future[object], outcome: tuple[object, BaseException | None]) -> None:
+    if future.done():
+        return
+    result, error = outcome
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)

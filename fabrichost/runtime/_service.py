@@ -1,0 +1,130 @@
+"""The base classes user services derive from: :class:`StatelessService`, :class:`StatefulService`.
+
+Every method may be a plain ``def`` (the runtime runs it on a worker thread, so a blocking
+service never stalls the others) or an ``async def`` (it runs on the host's event loop and must
+not block). Methods a subclass does not override cost nothing: the runtime skips them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fabrichost.protocol import HealthState, ReplicaFaulted, ReportHealth, ReportLoad
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from fabrichost.protocol import ReplicaNotification, ReplicaRole
+    from fabrichost.runtime._cancel import CancellationToken
+    from fabrichost.runtime._context import ServiceContext
+
+Address = str | None
+
+
+class Service:
+    """What stateless instances and stateful replicas share; derive from one of the two below."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        """Keep ``context``; subclasses that override ``__init__`` must call this.
+
+        Construction happens on the event loop: keep it quick and do real work in ``open``.
+        """
+        self.context = context
+        self._post: Callable[[ReplicaNotification], None] | None = None
+
+    def open(self) -> Address | Awaitable[Address]:
+        """Start serving; return the address clients should use (or ``None``)."""
+        return None
+
+    def run(self, cancel: CancellationToken) -> object:
+        """Optional background work, started once the replica may serve (see the subclasses).
+
+        Return (or raise) when it is done or when ``cancel`` is cancelled. If it ends on its own,
+        the agent is told with ``RunCompleted``: status ``Completed`` with the return value
+        (which must be JSON) as output, or ``Failed`` with the exception.
+        """
+        return None
+
+    def close(self) -> Awaitable[None] | None:
+        """Stop serving gracefully; ``run`` has already been asked to stop and waited for."""
+        return None
+
+    def abort(self) -> Awaitable[None] | None:
+        """Stop now: the agent is not waiting. Release what you hold; do not block."""
+        return None
+
+    def config_changed(self, package: str) -> Awaitable[None] | None:
+        """Config package ``package`` changed; ``self.context`` already shows the new settings."""
+        return None
+
+    # -- reports to the agent (thread-safe, never block) ------------------------------------------
+
+    def report_health(self, state: HealthState | str, property: str, description: str = "") -> None:
+        """Report this replica's health (``Ok``, ``Warning`` or ``Error``) about ``property``."""
+        context = self.context
+        self._send(
+            ReportHealth(
+                partition_id=context.partition_id,
+                replica_id=context.replica_id,
+                state=HealthState(state),
+                property=property,
+                description=description,
+            )
+        )
+
+    def report_load(self, metrics: Mapping[str, int]) -> None:
+        """Report load metrics (name → non-negative integer)."""
+        context = self.context
+        self._send(
+            ReportLoad(
+                partition_id=context.partition_id, replica_id=context.replica_id, metrics=metrics
+            )
+        )
+
+    def report_fault(self, reason: str) -> None:
+        """Tell the agent this replica is broken; the agent aborts and replaces it."""
+        context = self.context
+        self._send(
+            ReplicaFaulted(
+                partition_id=context.partition_id, replica_id=context.replica_id, reason=reason
+            )
+        )
+
+    def _send(self, message: ReplicaNotification) -> None:
+        if self._post is None:
+            raise RuntimeError(f"{type(self).__name__} is not hosted by run_host(); cannot report")
+        self._post(message)
+
+
+class StatelessService(Service):
+    """A stateless service instance.
+
+    Lifecycle: ``open()`` → ``run(cancel)`` in the background → ``close()`` (or ``abort()``).
+    ``self.context.role`` is always ``ReplicaRole.NONE``.
+
+    Example::
+
+        class Echo(StatelessService):
+            async def open(self) -> str:
+                port = self.context.endpoints["ServiceEndpoint"].port
+                ...
+                return f"tcp://127.0.0.1:{port}"
+    """
+
+
+class StatefulService(Service):
+    """A stateful service replica.
+
+    Lifecycle: ``open()`` → ``change_role(role)`` (the role ``OpenReplica`` asked for) → more
+    ``change_role`` calls → ``close()`` (or ``abort()``). As in Service Fabric, ``run(cancel)``
+    runs only while the replica is Primary: it starts on promotion and is cancelled (and waited
+    for) before any change away from Primary and before close. ``change_role(ReplicaRole.NONE)``
+    means the replica is being dropped and should delete its state.
+    """
+
+    def change_role(self, role: ReplicaRole) -> Address | Awaitable[Address]:
+        """Take on ``role``; return the address to publish (``None`` keeps the previous one)."""
+        return None
+
+
+ServiceClass = type[Service]
