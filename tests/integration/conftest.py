@@ -1,0 +1,142 @@
+"""Fixtures that run a real agent daemon in a temporary state directory.
+
+Every cluster is torn down in a ``finally``: ``down`` stops the agent and every process it
+started, then the test asserts that no process carrying the state directory's marker is left.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+import pytest
+
+from fabrichost.agent._daemon import start_background, stop_background
+from fabrichost.agent._statedir import ENV_MARKER
+from fabrichost.client import FabricClient
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "manifests"
+
+pytestmark = pytest.mark.integration
+
+
+def marked_processes(state_dir: Path) -> list[psutil.Process]:
+    """Live processes started by the agent of ``state_dir`` (they carry its marker)."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get(ENV_MARKER) == str(state_dir) and proc.status() != "zombie":
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+@dataclass
+class Cluster:
+    state_dir: Path
+    client: FabricClient
+    agent_pid: int
+
+    def cli_env(self) -> dict[str, str]:
+        return {**os.environ, "FABRICHOST_STATE_DIR": str(self.state_dir)}
+
+
+def _start(tmp_path: Path, nodes: int) -> Iterator[Cluster]:
+    state_dir = (tmp_path / "state").resolve()
+    record = start_background(state_dir, nodes=nodes, port=0)
+    client = FabricClient(record.Endpoint, timeout=30.0)
+    try:
+        yield Cluster(state_dir, client, record.AgentProcessId)
+    finally:
+        client.close()
+        stop_background(state_dir)
+        left = marked_processes(state_dir)
+        for proc in left:
+            proc.kill()
+        assert not left, f"processes left behind: {left}"
+        assert not psutil.pid_exists(record.AgentProcessId) or (
+            psutil.Process(record.AgentProcessId).status() == "zombie"
+        )
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A one-node cluster."""
+    yield from _start(tmp_path, nodes=1)
+
+
+@pytest.fixture
+def cluster3(tmp_path: Path) -> Iterator[Cluster]:
+    """A three-node cluster, as in the reference scenario."""
+    yield from _start(tmp_path, nodes=3)
+
+
+def write_guest_package(
+    root: Path,
+    *,
+    script: str,
+    type_name: str = "GuestType",
+    app_type: str = "GuestAppType",
+    setup: str | None = None,
+) -> Path:
+    """A guest-executable application package whose program is a Python script."""
+    pkg = root / "GuestPkg"
+    (pkg / "Code").mkdir(parents=True)
+    setup_xml = ""
+    if setup is not None:
+        (pkg / "Code" / "setup.py").write_text(setup)
+        launcher = pkg / "Code" / "setup.sh"
+        launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" setup.py\n')
+        launcher.chmod(0o755)
+        setup_xml = (
+            "<SetupEntryPoint><ExeHost><Program>setup.sh</Program>"
+            "<WorkingFolder>CodePackage</WorkingFolder></ExeHost></SetupEntryPoint>"
+        )
+    (root / "ApplicationManifest.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
+<ApplicationManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
+    ApplicationTypeName="{app_type}" ApplicationTypeVersion="1.0.0">
+  <Parameters><Parameter Name="Greeting" DefaultValue="hello" /></Parameters>
+  <ServiceManifestImport>
+    <ServiceManifestRef ServiceManifestName="GuestPkg" ServiceManifestVersion="1.0.0" />
+    <EnvironmentOverrides CodePackageRef="Code">
+      <EnvironmentVariable Name="GREETING" Value="[Greeting]" />
+    </EnvironmentOverrides>
+  </ServiceManifestImport>
+</ApplicationManifest>
+""")
+    (pkg / "ServiceManifest.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
+<ServiceManifest xmlns="http://schemas.microsoft.com/2011/01/fabric" Name="GuestPkg" Version="1.0.0">
+  <ServiceTypes>
+    <StatelessServiceType ServiceTypeName="{type_name}" UseImplicitHost="true" />
+  </ServiceTypes>
+  <CodePackage Name="Code" Version="1.0.0">
+    {setup_xml}
+    <EntryPoint>
+      <ExeHost>
+        <Program>run.sh</Program>
+        <WorkingFolder>CodePackage</WorkingFolder>
+      </ExeHost>
+    </EntryPoint>
+    <EnvironmentVariables>
+      <EnvironmentVariable Name="GREETING" Value="unset" />
+    </EnvironmentVariables>
+  </CodePackage>
+  <Resources>
+    <Endpoints><Endpoint Name="Web" /></Endpoints>
+  </Resources>
+</ServiceManifest>
+""")
+    (pkg / "Code" / "main.py").write_text(script)
+    run = pkg / "Code" / "run.sh"
+    run.write_text(f'#!/bin/sh\nexec "{sys.executable}" main.py "$@"\n')
+    run.chmod(0o755)
+    return root
