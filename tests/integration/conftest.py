@@ -114,7 +114,8 @@ def write_guest_package(
 </ApplicationManifest>
 """)
     (pkg / "ServiceManifest.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
-<ServiceManifest xmlns="http://schemas.microsoft.com/2011/01/fabric" Name="GuestPkg" Version="1.0.0">
+<ServiceManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
+    Name="GuestPkg" Version="1.0.0">
   <ServiceTypes>
     <StatelessServiceType ServiceTypeName="{type_name}" UseImplicitHost="true" />
   </ServiceTypes>

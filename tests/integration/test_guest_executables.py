@@ -122,8 +122,9 @@ def test_exclusive_process_gets_an_activation_per_replica_and_is_deactivated_whe
         ]
         exclusive = [i for i in ids if i]
         assert len(exclusive) == 1
-        assert exclusive[0] == exclusive[0].lower() and len(exclusive[0]) == 36
-    replicas = [r for r in cluster3.client.deployed_replicas("_Node_0", "fabric:/G")]
+        assert exclusive[0] == exclusive[0].lower()
+        assert len(exclusive[0]) == 36
+    replicas = list(cluster3.client.deployed_replicas("_Node_0", "fabric:/G"))
     assert len({r["HostProcessId"] for r in replicas}) == len(replicas)  # isolated processes
 
     solo_pids = {
@@ -151,7 +152,8 @@ def test_cli_deploy_errors_name_the_file_and_line(
         del os.environ["FABRICHOST_STATE_DIR"]
     err = capsys.readouterr().err
     assert code == 1
-    assert "ServiceManifest.xml:" in err and "missing.sh" in err
+    assert "ServiceManifest.xml:" in err
+    assert "missing.sh" in err
     assert cluster.client.applications() == []  # nothing half-provisioned
     assert cluster.client.application_types() == []
 
