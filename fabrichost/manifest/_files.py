@@ -97,7 +97,8 @@ def check_root(root: Node, file: str, expected: str | None = None) -> str:
     """
     kinds = (expected,) if expected else tuple(ROOTS)
     if root.namespace != FABRIC_NAMESPACE or root.name not in kinds:
-        where = f"{{{root.namespace}}}" if root.namespace else ""
+        foreign = root.namespace and root.namespace != FABRIC_NAMESPACE
+        where = f"{{{root.namespace}}}" if foreign else ""
         raise ManifestError(
             Diagnostic(
                 file,

@@ -148,7 +148,10 @@ def validate_package(
         manifest = manifests.get(item.ref.service_manifest_name)
         if manifest is not None:
             found += _check_import(application.file, item, manifest)
-    found += _check_service_types(application, manifests)
+    # Service types can only be judged missing when every imported manifest could be read.
+    imported = {i.ref.service_manifest_name for i in application.service_manifest_imports}
+    if imported <= manifests.keys():
+        found += _check_service_types(application, manifests)
     return found
 
 
