@@ -129,8 +129,6 @@ def parse_xml(data: bytes, file: str) -> Node:
     except etree.XMLSyntaxError as exc:
         where: int | None = exc.lineno or None
         raise ManifestError(Diagnostic(file, where, f"not well-formed XML: {exc.msg}")) from exc
-    except ValueError as exc:  # e.g. an encoding declaration lxml cannot honour
-        raise ManifestError(Diagnostic(file, None, f"not readable as XML: {exc}")) from exc
     if root.getroottree().docinfo.internalDTD is not None:  # set by any DOCTYPE
         raise _doctype_error(file, 1)
     return _convert(root)

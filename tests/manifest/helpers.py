@@ -51,7 +51,10 @@ def app_manifest(
 ) -> str:
     """An ApplicationManifest; ``body`` replaces the imports and default services."""
     inner = DEFAULT_IMPORT + DEFAULT_SERVICES if body is None else body
-    return f'<ApplicationManifest {attributes} xmlns="{NS}">{parameters}{inner}\n</ApplicationManifest>\n'
+    return (
+        f'<ApplicationManifest {attributes} xmlns="{NS}">{parameters}{inner}\n'
+        "</ApplicationManifest>\n"
+    )
 
 
 DEFAULT_CODE: Final = """
@@ -101,7 +104,10 @@ def settings(body: str | None = None) -> str:
 
 
 def parameters_file(body: str, name: str = "fabric:/MyApp") -> str:
-    return f'<Application Name="{name}" xmlns="{NS}">\n  <Parameters>{body}</Parameters>\n</Application>\n'
+    return (
+        f'<Application Name="{name}" xmlns="{NS}">\n'
+        f"  <Parameters>{body}</Parameters>\n</Application>\n"
+    )
 
 
 def write(path: Path, text: str) -> Path:

@@ -108,7 +108,8 @@ def test_service_manifest_header_and_types(rich: ServiceManifest) -> None:
 
 def test_exe_host_entry_points_and_defaults(rich: ServiceManifest) -> None:
     code = rich.code_package("Code")
-    assert code is not None and code.is_shared
+    assert code is not None
+    assert code.is_shared
     setup, main = code.setup_entry_point, code.entry_point
     assert setup == ExeHost(
         "setup.sh",
@@ -124,7 +125,8 @@ def test_exe_host_entry_points_and_defaults(rich: ServiceManifest) -> None:
     assert main.console_redirection.file_retention_count == 5
     assert main.console_redirection.file_max_size_in_kb == 20480
     assert main.run_interval_seconds == 60
-    assert main.arguments is None and not main.is_external_executable
+    assert main.arguments is None
+    assert not main.is_external_executable
     assert [(v.name, v.value, v.type) for v in code.environment_variables] == [
         ("A", "1", "PlainText"),
         ("B", "2", "Encrypted"),
@@ -134,12 +136,14 @@ def test_exe_host_entry_points_and_defaults(rich: ServiceManifest) -> None:
 
 def test_container_and_dll_hosts_are_recognised(rich: ServiceManifest) -> None:
     box, dll = rich.code_package("Box"), rich.code_package("Dll")
-    assert box is not None and dll is not None
+    assert box is not None
+    assert dll is not None
     assert isinstance(box.entry_point, ContainerHost)
     assert (box.entry_point.image_name, box.entry_point.commands) == ("nginx:latest", "a,b")
     assert box.entry_point.entry_point == "/start"
     assert isinstance(dll.entry_point, DllHost)
-    assert not box.is_shared and box.setup_entry_point is None
+    assert not box.is_shared
+    assert box.setup_entry_point is None
 
 
 def test_packages_and_endpoints(rich: ServiceManifest) -> None:
@@ -168,10 +172,14 @@ RICH_APP = app_manifest(
     <ServiceManifestRef ServiceManifestName="WebPkg" ServiceManifestVersion="1.0.0" />
     <ConfigOverrides>
       <ConfigOverride Name="Config">
-        <Settings><Section Name="S"><Parameter Name="P" Value="v" IsEncrypted="true" Type="Secret"/></Section></Settings>
+        <Settings><Section Name="S">
+          <Parameter Name="P" Value="v" IsEncrypted="true" Type="Secret"/>
+        </Section></Settings>
       </ConfigOverride>
     </ConfigOverrides>
-    <ResourceOverrides><Endpoints><Endpoint Name="Web" Port="[Port]" /></Endpoints></ResourceOverrides>
+    <ResourceOverrides>
+      <Endpoints><Endpoint Name="Web" Port="[Port]" /></Endpoints>
+    </ResourceOverrides>
     <EnvironmentOverrides CodePackageRef="Code">
       <EnvironmentVariable Name="MODE" Value="[Mode]" />
     </EnvironmentOverrides>
@@ -180,7 +188,9 @@ RICH_APP = app_manifest(
       <RunAsPolicy CodePackageRef="Code" UserRef="Admin" />
       <ResourceGovernancePolicy CodePackageRef="Code" MemoryInMB="512" CpuShares="[Cpu]" />
       <ServicePackageResourceGovernancePolicy CpuCores="0.5" />
-      <ContainerHostPolicies CodePackageRef="Box"><PortBinding ContainerPort="80"/></ContainerHostPolicies>
+      <ContainerHostPolicies CodePackageRef="Box">
+        <PortBinding ContainerPort="80"/>
+      </ContainerHostPolicies>
       <PackageSharingPolicy PackageRef="Code" />
     </Policies>
   </ServiceManifestImport>
@@ -200,7 +210,9 @@ RICH_APP = app_manifest(
     </Service>
   </DefaultServices>
   <Principals>
-    <Groups><Group Name="Ops"><Membership><SystemGroup Name="Administrators"/></Membership></Group></Groups>
+    <Groups>
+      <Group Name="Ops"><Membership><SystemGroup Name="Administrators"/></Membership></Group>
+    </Groups>
     <Users><User Name="Admin" AccountType="LocalSystem" /><User Name="Plain" /></Users>
   </Principals>
   <Policies><DefaultRunAsPolicy UserRef="Plain" /></Policies>""",
@@ -218,7 +230,7 @@ def test_application_manifest_features_and_defaults(tmp_path: Path) -> None:
     app = load_application_manifest(write(tmp_path / "ApplicationManifest.xml", RICH_APP))
     assert (app.application_type_name, app.application_type_version) == ("MyAppType", "1.0.0")
     assert app.description == "demo"
-    assert [(p.name, p.default_value) for p in app.parameters][0] == ("Port", "8080")
+    assert next((p.name, p.default_value) for p in app.parameters) == ("Port", "8080")
     (item,) = app.service_manifest_imports
     assert (item.ref.service_manifest_name, item.ref.service_manifest_version) == (
         "WebPkg",
@@ -261,7 +273,8 @@ def test_application_manifest_features_and_defaults(tmp_path: Path) -> None:
     assert (b.service.target_replica_set_size, b.service.min_replica_set_size) == ("3", "2")
     assert isinstance(b.service.partition, UniformInt64Partition)
     assert (b.service.partition.partition_count, b.service.partition.high_key) == ("2", "9")
-    assert c.service is not None and isinstance(c.service.partition, NamedPartition)
+    assert isinstance(c.service, StatefulServiceTemplate)
+    assert isinstance(c.service.partition, NamedPartition)
     assert c.service.partition.names == ("x", "y")
     assert (c.service.target_replica_set_size, c.service.min_replica_set_size) == ("1", "1")
     assert [(u.name, u.account_type) for u in app.principals.users] == [
@@ -284,7 +297,8 @@ def test_stateless_instance_count_defaults_to_one(tmp_path: Path) -> None:
     service = app.default_services[0].service
     assert isinstance(service, StatelessServiceTemplate)
     assert service.instance_count == "1"
-    assert app.parameters == () and app.principals.users == ()
+    assert app.parameters == ()
+    assert app.principals.users == ()
 
 
 def test_settings_keep_encryption_type_and_must_override(tmp_path: Path) -> None:
@@ -295,11 +309,13 @@ def test_settings_keep_encryption_type_and_must_override(tmp_path: Path) -> None
     )
     loaded = load_settings(write(tmp_path / "Settings.xml", text))
     section = loaded.section("S")
-    assert section is not None and loaded.section("Nope") is None
+    assert section is not None
+    assert loaded.section("Nope") is None
     a, b = section.parameters
     assert (a.is_encrypted, a.must_override, a.type) == (False, False, None)
     assert (b.is_encrypted, b.must_override, b.type) == (True, True, "Encrypted")
-    assert section.parameter("B") is b and section.parameter("Z") is None
+    assert section.parameter("B") is b
+    assert section.parameter("Z") is None
     assert loaded.as_dict() == {"S": {"A": "1", "B": "x"}, "Empty": {}}
 
 
@@ -318,3 +334,15 @@ def test_wrong_kind_for_a_loader_names_the_root(tmp_path: Path) -> None:
     path = write(tmp_path / "Settings.xml", f'<Settings xmlns="{NS}"/>')
     with pytest.raises(ManifestError, match="root element Settings is not one of ServiceManifest"):
         load_service_manifest(path)
+
+
+def test_principals_with_groups_only(tmp_path: Path) -> None:
+    text = app_manifest(
+        '<ServiceManifestImport><ServiceManifestRef ServiceManifestName="P" '
+        'ServiceManifestVersion="1"/></ServiceManifestImport>'
+        '<Principals><Groups><Group Name="G"/></Groups></Principals>',
+        parameters="",
+    )
+    app = load_application_manifest(write(tmp_path / "a.xml", text))
+    assert app.principals.groups == ("G",)
+    assert app.principals.users == ()

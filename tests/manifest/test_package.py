@@ -30,10 +30,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+def load_and_instantiate(root: Path) -> None:
+    instantiate(load_application_package(root))
+
+
 def failure(root: Path) -> list[str]:
     with pytest.raises(ManifestError) as caught:
-        package = load_application_package(root)
-        instantiate(package)
+        load_and_instantiate(root)
     return [str(d) for d in caught.value.diagnostics]
 
 
@@ -75,7 +78,8 @@ def test_missing_service_package_folder(tmp_path: Path) -> None:
     root = make_package(tmp_path, service_folder="Elsewhere")
     (found,) = failure(root)
     assert f"{root / 'WebPkg' / 'ServiceManifest.xml'} not found" in found
-    assert "ServiceManifestRef 'WebPkg'" in found and "ApplicationManifest.xml:8:" in found
+    assert "ServiceManifestRef 'WebPkg'" in found
+    assert "ApplicationManifest.xml:8:" in found
 
 
 def test_name_and_version_must_match_the_reference(tmp_path: Path) -> None:
@@ -184,7 +188,8 @@ def test_symlinked_code_folder_pointing_outside_is_refused(tmp_path: Path) -> No
     code.rename(tmp_path / "elsewhere")
     code.symlink_to(tmp_path / "elsewhere")
     (found,) = failure(root)
-    assert "code package 'Code'" in found and "outside" in found
+    assert "code package 'Code'" in found
+    assert "outside" in found
 
 
 def test_service_package_folder_escape_is_refused(tmp_path: Path) -> None:
@@ -193,7 +198,8 @@ def test_service_package_folder_escape_is_refused(tmp_path: Path) -> None:
     )
     root = make_package(tmp_path / "app", application=text)
     (found,) = failure(root)
-    assert "ServiceManifestRef '../WebPkg'" in found and "uses '..'" in found
+    assert "ServiceManifestRef '../WebPkg'" in found
+    assert "uses '..'" in found
 
 
 def test_escaping_program_in_the_manifest_is_refused_before_any_lookup(tmp_path: Path) -> None:
@@ -229,7 +235,9 @@ def test_package_level_references(tmp_path: Path) -> None:
 
 def test_container_code_package_needs_no_folder(tmp_path: Path) -> None:
     container = """
-  <CodePackage Name="Box" Version="1"><EntryPoint><ContainerHost><ImageName>x</ImageName></ContainerHost></EntryPoint></CodePackage>"""
+  <CodePackage Name="Box" Version="1">
+    <EntryPoint><ContainerHost><ImageName>x</ImageName></ContainerHost></EntryPoint>
+  </CodePackage>"""
     root = make_package(
         tmp_path,
         service=service_manifest(
@@ -266,3 +274,19 @@ def test_program_path_refuses_an_escape_made_after_loading(tmp_path: Path) -> No
     link.symlink_to(os.devnull)
     with pytest.raises(ManifestError, match="outside"):
         program_path(package, "WebPkg", "Code")
+
+
+def test_parameterised_service_type_is_checked_after_substitution_only(tmp_path: Path) -> None:
+    parameters = (
+        '<Parameters><Parameter Name="Type" DefaultValue="WebType"/>'
+        '<Parameter Name="Web_InstanceCount" DefaultValue="1"/></Parameters>'
+    )
+    services = DEFAULT_SERVICES.replace('"WebType"', '"[Type]"')
+    imports = DEFAULT_IMPORT.replace('Value="[Greeting]"', 'Value="x"').replace(
+        'Value="[Mode]"', 'Value="y"'
+    )
+    root = make_package(
+        tmp_path, application=app_manifest(imports + services, parameters=parameters)
+    )
+    instance = instantiate(load_application_package(root))
+    assert instance.default_services[0].service_type_name == "WebType"

@@ -166,7 +166,8 @@ def test_typed_value_errors_name_the_attribute_and_the_parameter() -> None:
         ),
         (
             stateless(
-                partition='<NamedPartition><Partition Name="a"/><Partition Name="a"/></NamedPartition>'
+                partition='<NamedPartition><Partition Name="a"/><Partition Name="a"/>'
+                "</NamedPartition>"
             ),
             "NamedPartition: partition name 'a' repeats",
         ),
@@ -216,13 +217,20 @@ def test_named_partitions_pass_through() -> None:
         partition='<NamedPartition><Partition Name="a"/><Partition Name="b"/></NamedPartition>'
     )
     partition = instantiate(unchecked(body)).default_services[0].partition
-    assert isinstance(partition, NamedPartition) and partition.names == ("a", "b")
+    assert isinstance(partition, NamedPartition)
+    assert partition.names == ("a", "b")
 
 
 POLICIES = """
-<ResourceOverrides><Endpoints><Endpoint Name="E" Port="[Port]" Protocol="http"/></Endpoints></ResourceOverrides>
-<EnvironmentOverrides CodePackageRef="Code"><EnvironmentVariable Name="A" Value="[Mode]"/></EnvironmentOverrides>
-<EnvironmentOverrides CodePackageRef="Code"><EnvironmentVariable Name="B" Value="x-[Mode]"/></EnvironmentOverrides>
+<ResourceOverrides>
+  <Endpoints><Endpoint Name="E" Port="[Port]" Protocol="http"/></Endpoints>
+</ResourceOverrides>
+<EnvironmentOverrides CodePackageRef="Code">
+  <EnvironmentVariable Name="A" Value="[Mode]"/>
+</EnvironmentOverrides>
+<EnvironmentOverrides CodePackageRef="Code">
+  <EnvironmentVariable Name="B" Value="x-[Mode]"/>
+</EnvironmentOverrides>
 <Policies>
   <RunAsPolicy CodePackageRef="Code" UserRef="[User]"/>
   <ResourceGovernancePolicy CodePackageRef="Code" MemoryInMB="[Mem]" CpuShares="10" CpuPercent="5"/>

@@ -25,7 +25,8 @@ SERVICE = (
 def exe(program: str, external: str = "false") -> str:
     return f"""
   <CodePackage Name="Code" Version="1">
-    <EntryPoint><ExeHost IsExternalExecutable="{external}"><Program>{program}</Program></ExeHost></EntryPoint>
+    <EntryPoint><ExeHost IsExternalExecutable="{external}"><Program>{program}</Program>
+    </ExeHost></EntryPoint>
   </CodePackage>"""
 
 
@@ -59,7 +60,8 @@ CASES = {
         app_manifest(
             IMPORT.format(
                 "P",
-                '<ConfigOverrides><ConfigOverride Name="C"/>\n<ConfigOverride Name="C"/></ConfigOverrides>',
+                '<ConfigOverrides><ConfigOverride Name="C"/>\n'
+                '<ConfigOverride Name="C"/></ConfigOverrides>',
             ),
             parameters="",
         ),
@@ -87,7 +89,8 @@ CASES = {
     ),
     "duplicate service type": (
         service_manifest(
-            types='<StatelessServiceType ServiceTypeName="T"/>\n<StatefulServiceType ServiceTypeName="T"/>'
+            types='<StatelessServiceType ServiceTypeName="T"/>\n'
+            '<StatefulServiceType ServiceTypeName="T"/>'
         ),
         3,
         "duplicate service type 'T' (first at line 2)",
@@ -118,7 +121,8 @@ CASES = {
     "endpoint code package reference": (
         service_manifest(
             DEFAULT_CODE
-            + '<Resources><Endpoints><Endpoint Name="E" CodePackageRef="Nope"/></Endpoints></Resources>'
+            + '<Resources><Endpoints><Endpoint Name="E" CodePackageRef="Nope"/></Endpoints>'
+            + "</Resources>"
         ),
         9,
         "Endpoint 'E' CodePackageRef 'Nope' names no code package (have: Code)",
@@ -144,7 +148,8 @@ CASES = {
     ),
     "duplicate settings parameter": (
         settings(
-            '<Section Name="S"><Parameter Name="P" Value=""/>\n<Parameter Name="P" Value=""/></Section>'
+            '<Section Name="S"><Parameter Name="P" Value=""/>\n'
+            '<Parameter Name="P" Value=""/></Section>'
         ),
         2,
         "duplicate parameter in section 'S': 'P'",

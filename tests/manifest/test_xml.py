@@ -109,7 +109,7 @@ def test_unreadable_path_is_a_manifest_error(tmp_path: Path) -> None:
 
 
 def test_bad_encoding_declaration_is_a_manifest_error() -> None:
-    with pytest.raises(ManifestError):
+    with pytest.raises(ManifestError, match="not well-formed XML"):
         parse_xml(b'<?xml version="1.0" encoding="no-such-codec"?><a/>', "x.xml")
 
 

@@ -1,0 +1,54 @@
+"""The public surface of fabrichost.manifest and the lxml confinement rule."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from types import ModuleType
+
+import fabrichost.manifest
+from fabrichost import manifest
+
+PACKAGE = Path(manifest.__file__).parent
+
+
+def test_all_is_a_tuple_naming_exactly_the_public_names() -> None:
+    exported = fabrichost.manifest.__all__
+    assert isinstance(exported, tuple)
+    assert len(set(exported)) == len(exported)
+    for name in exported:
+        assert not name.startswith("_")
+        assert getattr(manifest, name) is not None
+    public = {
+        name
+        for name, value in vars(manifest).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType)
+    }
+    assert public - {"annotations"} == set(exported)
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_lxml_is_imported_only_by_the_xml_module() -> None:
+    users = {
+        p.name for p in PACKAGE.glob("*.py") if any(m.startswith("lxml") for m in imports_of(p))
+    }
+    assert users == {"_xml.py"}
+
+
+def test_the_model_imports_no_io() -> None:
+    allowed = {"__future__", "enum", "dataclasses", "typing", "collections.abc", "pathlib"}
+    assert imports_of(PACKAGE / "_model.py") <= allowed
+
+
+def test_every_module_uses_postponed_annotations() -> None:
+    for path in PACKAGE.glob("*.py"):
+        assert "from __future__ import annotations" in path.read_text(), path
