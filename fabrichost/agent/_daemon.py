@@ -35,7 +35,7 @@ from fabrichost.agent._statedir import (
 from fabrichost.errors import FabricHostError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,17 @@ def _listen(port: int) -> socket.socket:
 
 
 async def serve(
-    state_dir: Path, *, port: int, settings: AgentSettings, ready_fd: int | None = None
+    state_dir: Path,
+    *,
+    port: int,
+    settings: AgentSettings,
+    ready_fd: int | None = None,
+    on_ready: Callable[[AgentRecord], None] | None = None,
 ) -> None:
     """Run the agent until SIGINT/SIGTERM or ``POST /$/fabrichost/Shutdown``.
 
-    Returns after every hosted process has been stopped.
+    ``ready_fd`` (a pipe's write end) gets ``ready`` and is closed, and ``on_ready`` is called,
+    once the HTTP socket listens. Returns after every hosted process has been stopped.
     """
     from fabrichost.api._app import build_app
 
@@ -104,6 +110,8 @@ async def serve(
         if ready_fd is not None:
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
+        if on_ready is not None:
+            on_ready(record)
         log.info("agent serving %s at %s with %d node(s)", state_dir, endpoint, settings.node_count)
         stop_wait = asyncio.create_task(stop.wait())
         await asyncio.wait({stop_wait, server_task}, return_when=asyncio.FIRST_COMPLETED)

@@ -10,6 +10,7 @@ from __future__ import annotations
 # Importing the command modules registers their commands on the group.
 from fabrichost.cli import _apps as _apps
 from fabrichost.cli import _cluster as _cluster
+from fabrichost.cli import _demo as _demo
 from fabrichost.cli import _deployed as _deployed
 from fabrichost.cli import _manifest as _manifest
 from fabrichost.cli._group import main as main

@@ -1,0 +1,142 @@
+"""The reference scenario of the hosting-model documentation, as data, and a player for it.
+
+``fabrichost demo`` plays it on a 3-node cluster and shows the node view after each step; the
+integration tests play the same steps and assert the views. Step by step (3 replicas per
+partition on 3 nodes, so every node shows the same view):
+
+1. ``fabric:/App1/ServiceA``: 2 partitions, SharedProcess → one activation of MyServicePackage,
+   one MyCodePackage process holding both partitions.
+2. ``fabric:/App1/ServiceB``: 1 partition → its replica joins that same process.
+3. ``fabric:/App2/ServiceA`` (App2, same type) → a second activation and a second process.
+4. ``fabric:/App1/ServiceC``: 2 partitions, ExclusiveProcess → two more activations, each with
+   its own activation id and its own process holding one replica.
+5. ``fabric:/SpecialApp``: ServiceA (MyServiceTypeA) and ServiceB (MyServiceTypeB), 2 partitions
+   each, ExclusiveProcess → 4 activations, each running BOTH code packages, the replica in the
+   one that registered its type; ``fabric:/SpecialAppShared``, the same services SharedProcess →
+   one activation, two processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fabrichost.agent._model import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
+from fabrichost.errors import FabricHostError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fabrichost.client import FabricClient
+
+SHARED = ActivationMode.SHARED_PROCESS
+EXCLUSIVE = ActivationMode.EXCLUSIVE_PROCESS
+
+
+def manifests_dir() -> Path:
+    """The sample application packages shipped beside the package in a checkout."""
+    folder = Path(__file__).resolve().parents[1] / "manifests"
+    if not (folder / "MyApp" / "ApplicationManifest.xml").is_file():
+        raise FabricHostError(
+            f"the sample packages are not at {folder}; run fabrichost from a "
+            "checkout of the repository (pip install -e .)"
+        )
+    return folder
+
+
+def _stateful(
+    name: str, type_name: str, partitions: int, mode: ActivationMode
+) -> ServiceDescription:
+    scheme = PartitionScheme.UNIFORM_INT64_RANGE if partitions > 1 else PartitionScheme.SINGLETON
+    return ServiceDescription(
+        name=name,
+        type_name=type_name,
+        kind=ServiceKind.STATEFUL,
+        activation_mode=mode,
+        partition_scheme=scheme,
+        partition_count=partitions,
+        low_key=0,
+        high_key=partitions * 100 - 1 if partitions > 1 else 0,
+        target_replica_set_size=3,
+        min_replica_set_size=2,
+        has_persisted_state=True,
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    deploy: tuple[tuple[str, str], ...] = ()  # (package folder name, application name)
+    services: tuple[tuple[str, ServiceDescription], ...] = field(default=())
+
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        "fabric:/App1/ServiceA: 2 partitions, SharedProcess",
+        deploy=(("MyApp", "fabric:/App1"),),
+        services=(
+            ("fabric:/App1", _stateful("fabric:/App1/ServiceA", "MyServiceType", 2, SHARED)),
+        ),
+    ),
+    Step(
+        "fabric:/App1/ServiceB: 1 partition, joins the same process",
+        services=(
+            ("fabric:/App1", _stateful("fabric:/App1/ServiceB", "MyServiceType", 1, SHARED)),
+        ),
+    ),
+    Step(
+        "fabric:/App2/ServiceA: another application of MyAppType, another process",
+        deploy=(("MyApp", "fabric:/App2"),),
+        services=(
+            ("fabric:/App2", _stateful("fabric:/App2/ServiceA", "MyServiceType", 2, SHARED)),
+        ),
+    ),
+    Step(
+        "fabric:/App1/ServiceC: 2 partitions, ExclusiveProcess",
+        services=(
+            ("fabric:/App1", _stateful("fabric:/App1/ServiceC", "MyServiceType", 2, EXCLUSIVE)),
+        ),
+    ),
+    Step(
+        "fabric:/SpecialApp (ExclusiveProcess) and fabric:/SpecialAppShared (SharedProcess)",
+        deploy=(("SpecialApp", "fabric:/SpecialApp"), ("SpecialApp", "fabric:/SpecialAppShared")),
+        services=(
+            (
+                "fabric:/SpecialApp",
+                _stateful("fabric:/SpecialApp/ServiceA", "MyServiceTypeA", 2, EXCLUSIVE),
+            ),
+            (
+                "fabric:/SpecialApp",
+                _stateful("fabric:/SpecialApp/ServiceB", "MyServiceTypeB", 2, EXCLUSIVE),
+            ),
+            (
+                "fabric:/SpecialAppShared",
+                _stateful("fabric:/SpecialAppShared/ServiceA", "MyServiceTypeA", 2, SHARED),
+            ),
+            (
+                "fabric:/SpecialAppShared",
+                _stateful("fabric:/SpecialAppShared/ServiceB", "MyServiceTypeB", 2, SHARED),
+            ),
+        ),
+    ),
+)
+
+
+def play(
+    client: FabricClient,
+    manifests: Path,
+    *,
+    wait_timeout: float = 60.0,
+    after_step: Callable[[int, Step], None] | None = None,
+) -> None:
+    """Play every step against ``client``, waiting until each step's replicas are Ready."""
+    for number, step in enumerate(STEPS, start=1):
+        for folder, app_name in step.deploy:
+            client.deploy(manifests / folder, app_name)
+        for app_name, description in step.services:
+            client.create_service(app_name, description)
+        for _, description in step.services:
+            client.wait_service_ready(description.name, wait_timeout)
+        if after_step is not None:
+            after_step(number, step)
