@@ -127,8 +127,14 @@ async def _run(
     try:
         # The client is synchronous and this loop serves the agent: call it from a thread.
         await asyncio.to_thread(client.deploy, package, app_name, params)
-        for service in await asyncio.to_thread(client.services, app_name):
+        services = await asyncio.to_thread(client.services, app_name)
+        for service in services:
             await asyncio.to_thread(client.wait_service_ready, service["Name"], 60.0)
+        if not services:
+            out.print(
+                f"{package} has no DefaultServices: create services with `fabrichost "
+                f"service create fabric:/... --state-dir {path}` while this runs."
+            )
         out.print(render_view(await asyncio.to_thread(client.view)))
         out.print(
             f"{app_name} runs; agent at {record.Endpoint}. Following console output; "
