@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from fabrichost.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from fabrichost.protocol._base import Message, Notification, ReplicaNotification, Reply, Request
+from fabrichost.protocol._base import Message, ReplicaNotification, Reply, Request
 from fabrichost.protocol._framing import (
     DEFAULT_MAX_FRAME_SIZE,
     FrameDecoder,
@@ -287,13 +287,13 @@ class Connection:
                 )
             self._apply_reply(request, message, LocalProtocolError)
             del self._theirs[message.re]
-        elif isinstance(message, Notification):
+        else:
             self._sent_notification(message)
         self._fault_sent = self._fault_sent or name == "Fault"
         self._move(name)
         return data
 
-    def _sent_notification(self, message: Notification) -> None:
+    def _sent_notification(self, message: Message) -> None:
         if self.role is Role.AGENT and isinstance(message, AbortReplica):
             key = message.replica_key
             if key not in self._replicas:
