@@ -141,3 +141,61 @@ def write_guest_package(
     run.write_text(f'#!/bin/sh\nexec "{sys.executable}" main.py "$@"\n')
     run.chmod(0o755)
     return root
+
+
+def write_runtime_package(
+    root: Path, hosts: dict[str, tuple[str, str]], app_type: str = "RtAppType"
+) -> Path:
+    """An application package whose code packages run Python scripts.
+
+    ``hosts`` maps a code package name to (stateful service type it declares, script).
+    """
+    pkg = root / "RtPkg"
+    types = "\n    ".join(
+        f'<StatefulServiceType ServiceTypeName="{t}" HasPersistedState="true" />'
+        for t, _ in hosts.values()
+    )
+    code_packages = []
+    for name, (_, script) in hosts.items():
+        (pkg / name).mkdir(parents=True)
+        (pkg / name / "host.py").write_text(script)
+        run = pkg / name / "run.sh"
+        run.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$(dirname "$0")/host.py"\n')
+        run.chmod(0o755)
+        code_packages.append(
+            f'<CodePackage Name="{name}" Version="1.0.0"><EntryPoint><ExeHost>'
+            "<Program>run.sh</Program></ExeHost></EntryPoint></CodePackage>"
+        )
+    (root / "ApplicationManifest.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
+<ApplicationManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
+    ApplicationTypeName="{app_type}" ApplicationTypeVersion="1.0.0">
+  <ServiceManifestImport>
+    <ServiceManifestRef ServiceManifestName="RtPkg" ServiceManifestVersion="1.0.0" />
+  </ServiceManifestImport>
+</ApplicationManifest>
+""")
+    (pkg / "ServiceManifest.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
+<ServiceManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
+    Name="RtPkg" Version="1.0.0">
+  <ServiceTypes>
+    {types}
+  </ServiceTypes>
+  {"".join(code_packages)}
+</ServiceManifest>
+""")
+    return root
+
+
+def runtime_host_script(type_name: str) -> str:
+    return f"""
+from fabrichost.runtime import StatefulService, run_host
+
+class Svc(StatefulService):
+    def open(self):
+        return f"replica://{{self.context.replica_id}}"
+
+    def change_role(self, role):
+        return f"replica://{{self.context.replica_id}}/{{role}}"
+
+run_host({{"{type_name}": Svc}})
+"""
