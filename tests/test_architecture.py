@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fabrichost"
 
 
 def _imports(path: Path) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

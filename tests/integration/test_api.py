@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def _post(cluster: Cluster, path: str, **kwargs: object) -> httpx.Response:
-    return httpx.post(cluster.client.endpoint + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+def _post(cluster: Cluster, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(cluster.client.endpoint + path, timeout=10, **kwargs)
 
 
 def test_bad_requests_get_an_error_that_names_the_field(cluster: Cluster, tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_bad_requests_get_an_error_that_names_the_field(cluster: Cluster, tmp_pa
         write_guest_package(tmp_path / "G", script="import signal\nsignal.pause()\n"), "fabric:/G"
     )
     create = "/Applications/G/$/GetServices/$/Create"
-    cases = [
+    cases: list[tuple[str, dict[str, Any], int, str]] = [
         (create, {"content": b"{not json"}, 400, "not valid JSON"),
         (create, {"json": [1, 2]}, 400, "JSON object"),
         (
