@@ -79,15 +79,27 @@ class Cluster:
 
     # -- application types ----------------------------------------------------------------------
 
-    async def provision(self, package_dir: Path) -> ProvisionedType:
-        """Validate a package, copy it into the image store and register its type and version."""
+    async def provision(
+        self, package_dir: Path, *, reuse_existing: bool = False
+    ) -> ProvisionedType:
+        """Validate a package, copy it into the image store and register its type and version.
+
+        With ``reuse_existing``, provisioning the very same content again returns the type
+        already registered (a second deploy of one package). The same type and version with
+        different content is always refused: running stale code silently would surprise.
+        """
         ptype = await asyncio.to_thread(
             provision_package, package_dir, self.state_dir / "ImageStore"
         )
         key = (ptype.name, ptype.version)
-        if key in self.application_types:
+        existing = self.application_types.get(key)
+        if existing is not None:
+            if reuse_existing and existing.digest == ptype.digest:
+                return existing
+            differs = "" if existing.digest == ptype.digest else " with different content"
             raise ConflictError(
-                f"application type {ptype.name} version {ptype.version} is already provisioned",
+                f"application type {ptype.name} version {ptype.version} is already "
+                f"provisioned{differs}; bump ApplicationTypeVersion or unprovision it first",
                 code="FABRIC_E_APPLICATION_TYPE_ALREADY_EXISTS",
             )
         self.application_types[key] = ptype

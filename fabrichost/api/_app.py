@@ -161,10 +161,14 @@ class _Api:
     async def provision(self, request: Request) -> Any:
         from pathlib import Path
 
-        path = (await _body(request)).get("ApplicationTypeBuildPath")
+        body = await _body(request)
+        path = body.get("ApplicationTypeBuildPath")
         if not isinstance(path, str) or not path:
             raise ApiError("ApplicationTypeBuildPath (the package folder) is required")
-        return J.application_type_info(await self.cluster.provision(Path(path)))
+        reuse = body.get("ReuseExisting") is True
+        return J.application_type_info(
+            await self.cluster.provision(Path(path), reuse_existing=reuse)
+        )
 
     async def unprovision(self, request: Request) -> Any:
         version = (await _body(request)).get("ApplicationTypeVersion")

@@ -214,3 +214,17 @@ def test_down_leaves_no_process_behind(cluster3: Cluster, tmp_path: Path) -> Non
     assert not psutil.pid_exists(cluster3.agent_pid) or (
         psutil.Process(cluster3.agent_pid).status() == "zombie"
     )
+
+
+def test_a_second_deploy_reuses_the_type_but_changed_content_is_refused(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "GuestApp", script=SLEEPER)
+    cluster.client.deploy(package, "fabric:/G1")
+    cluster.client.deploy(package, "fabric:/G2")
+    assert len(cluster.client.application_types()) == 1
+    assert {a["Name"] for a in cluster.client.applications()} == {"fabric:/G1", "fabric:/G2"}
+    (package / "GuestPkg" / "Code" / "main.py").write_text(SLEEPER + "# changed\n")
+    with pytest.raises(ConflictError, match="different content"):
+        cluster.client.deploy(package, "fabric:/G3")
+    assert len(cluster.client.applications()) == 2
