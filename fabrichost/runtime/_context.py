@@ -100,6 +100,39 @@ class ProcessEnvironment:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long the host waits, in seconds; the agent may shorten them through the environment.
+
+    ``close_all`` bounds closing every replica when the host goes away
+    (``FABRICHOST_CLOSE_TIMEOUT``); ``run_grace`` is how long ``run`` gets to return after its
+    token is cancelled (``FABRICHOST_RUN_GRACE``); ``handshake`` bounds Hello/registration.
+    """
+
+    handshake: float = 30.0
+    close_all: float = 10.0
+    run_grace: float = 5.0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Timeouts:
+        """Defaults, overridden by well-formed non-negative values in the environment."""
+        env = os.environ if environ is None else environ
+        default = cls()
+        return cls(
+            handshake=default.handshake,
+            close_all=_seconds(env.get("FABRICHOST_CLOSE_TIMEOUT"), default.close_all),
+            run_grace=_seconds(env.get("FABRICHOST_RUN_GRACE"), default.run_grace),
+        )
+
+
+def _seconds(value: str | None, default: float) -> float:
+    try:
+        seconds = float(value) if value is not None else default
+    except ValueError:
+        return default
+    return seconds if 0 <= seconds < float("inf") else default
+
+
 def _endpoints_from_environ(env: Mapping[str, str]) -> dict[str, Endpoint]:
     # Service Fabric only gives the port in the environment; protocol and type come with
     # OpenReplica, which takes precedence. A malformed port is skipped rather than fatal: the

@@ -6,7 +6,7 @@ replica never holds up the others. Requests about one replica are serialised by 
 lock. The host's life ends in one of four ways, each recorded in :attr:`Host.done` as the exit
 code: the agent closes the channel (EOF, 0), asks for ``Shutdown`` (0), breaks the protocol
 (``Fault`` sent, 1), or sends ``Fault`` itself (1). Every way out closes every replica, bounded by
-:data:`CLOSE_ALL_TIMEOUT`.
+``Timeouts.close_all``.
 """
 
 from __future__ import annotations
@@ -56,15 +56,11 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
 
     from fabrichost.protocol import Message, ReplicaKey, ReplicaNotification, Request
-    from fabrichost.runtime._context import ProcessEnvironment, Settings
+    from fabrichost.runtime._context import ProcessEnvironment, Settings, Timeouts
     from fabrichost.runtime._service import ServiceClass
 
 _log = logging.getLogger(__name__)
 
-#: Seconds the agent gets to accept the host and its service types.
-HANDSHAKE_TIMEOUT: Final = 30.0
-#: Seconds every replica together gets to close when the host is going away.
-CLOSE_ALL_TIMEOUT: Final = 10.0
 _READ_SIZE: Final = 256 * 1024
 _FINAL_STATES: Final = frozenset({State.CLOSED, State.DONE, State.FAULTED})
 
@@ -81,6 +77,7 @@ class Host:
         *,
         runtime: str,
         pid: int,
+        timeouts: Timeouts,
     ) -> None:
         self._types = dict(types)
         self._reader = reader
@@ -88,6 +85,7 @@ class Host:
         self._process = process
         self._runtime = runtime
         self._pid = pid
+        self._timeouts = timeouts
         self._conn = Connection(Role.HOST)
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
@@ -224,10 +222,10 @@ class Host:
 
     async def _handshake(self) -> None:
         try:
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            async with asyncio.timeout(self._timeouts.handshake):
                 await self._register()
         except TimeoutError:
-            _log.error("the agent did not accept this host within %.0f s", HANDSHAKE_TIMEOUT)
+            _log.error("the agent did not accept this host in %.0f s", self._timeouts.handshake)
             self._finish(1)
 
     async def _register(self) -> None:
@@ -285,7 +283,13 @@ class Host:
             self._reply_error(request, ErrorCode.SERVICE_FAILED, f"{type(exc).__name__}: {exc}")
             return
         service._post = self.post_report
-        replica = Replica(service, request.replica_key, request.role, self.post_report)
+        replica = Replica(
+            service,
+            request.replica_key,
+            request.role,
+            self.post_report,
+            run_grace=self._timeouts.run_grace,
+        )
         self._replicas[replica.key] = replica
         async with replica.lock:
             try:
@@ -404,11 +408,12 @@ class Host:
                 waits.append(self._loop.create_task(self._close_replica(replica)))
         if not waits:
             return
-        _, pending = await asyncio.wait(waits, timeout=CLOSE_ALL_TIMEOUT)
+        timeout = self._timeouts.close_all
+        _, pending = await asyncio.wait(waits, timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:
-            _log.warning("%d replicas did not close within %.0f s", len(pending), CLOSE_ALL_TIMEOUT)
+            _log.warning("%d replicas did not close within %.1f s", len(pending), timeout)
 
 
 async def _wait_idle(replica: Replica) -> None:

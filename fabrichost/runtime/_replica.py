@@ -15,7 +15,7 @@ import dataclasses
 import inspect
 import logging
 import threading
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, cast
 
 from fabrichost.errors import LocalProtocolError
 from fabrichost.protocol import ReplicaRole, RunCompleted, RunStatus
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from fabrichost.runtime._service import Service
 
 _log = logging.getLogger(__name__)
-
-#: Seconds ``run`` gets to return after its token is cancelled before the runtime moves on.
-RUN_STOP_GRACE: Final = 5.0
 
 
 def overrides(service: Service, name: str) -> bool:
@@ -63,6 +60,7 @@ class Replica:
     __slots__ = (
         "_report",
         "_run",
+        "_run_grace",
         "_token",
         "address",
         "gone",
@@ -79,6 +77,8 @@ class Replica:
         key: ReplicaKey,
         role: ReplicaRole,
         report: Callable[[ReplicaNotification], None],
+        *,
+        run_grace: float,
     ) -> None:
         self.service = service
         self.key = key
@@ -89,6 +89,7 @@ class Replica:
         self.gone = False
         self.lock = asyncio.Lock()
         self._report = report
+        self._run_grace = run_grace
         self._token: CancellationToken | None = None
         self._run: asyncio.Future[object] | None = None
 
@@ -177,7 +178,7 @@ class Replica:
         return future
 
     async def stop_run(self) -> None:
-        """Cancel the token and wait up to :data:`RUN_STOP_GRACE` for ``run`` to return."""
+        """Cancel the token and wait up to ``run_grace`` seconds for ``run`` to return."""
         token, run = self._token, self._run
         self._token = self._run = None
         if token is None or run is None:
@@ -185,7 +186,7 @@ class Replica:
         token.cancel()
         if run.done():
             return
-        done, _ = await asyncio.wait({run}, timeout=RUN_STOP_GRACE)
+        done, _ = await asyncio.wait({run}, timeout=self._run_grace)
         if not done and isinstance(run, asyncio.Task):
             run.cancel()
             done, _ = await asyncio.wait({run}, timeout=1.0)
@@ -194,7 +195,7 @@ class Replica:
                 "run() of replica %s of partition %s ignored cancellation for %.0f s; moving on",
                 self.key[1],
                 self.key[0],
-                RUN_STOP_GRACE,
+                self._run_grace,
             )
 
     def _run_finished(self, future: asyncio.Future[object], token: CancellationToken) -> None:

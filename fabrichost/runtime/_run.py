@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
 from fabrichost.errors import FabricHostError
-from fabrichost.runtime._context import CHANNEL_FD_ENV, ProcessEnvironment
+from fabrichost.runtime._context import CHANNEL_FD_ENV, ProcessEnvironment, Timeouts
 from fabrichost.runtime._host import Host
 from fabrichost.runtime._service import StatefulService, StatelessService
 
@@ -129,6 +129,7 @@ async def _main(types: Mapping[str, ServiceClass], sock: socket.socket) -> int:
         ProcessEnvironment.from_environ(),
         runtime=f"python/{version.major}.{version.minor}.{version.micro}",
         pid=os.getpid(),
+        timeouts=Timeouts.from_environ(),
     )
     return await host.serve()
 
