@@ -94,29 +94,18 @@ class RestartPolicy:
         """Service Fabric 6.4's ``[Hosting]`` defaults (10 s, 3600 s, 0-4 s jitter, 300 s reset)."""
         return cls(base_delay=10.0, max_delay=3600.0, max_jitter=4.0, reset_after=300.0)
 
-    def multiplier(self, continuous_failures: int) -> int:
-        """``int(exponentiation_base ** continuous_failures)``; 0 for no failures; no overflow.
+    def _factor(self, continuous_failures: int) -> float:
+        """``int(exponentiation_base ** continuous_failures)`` as SF computes it, inf if huge.
 
-        Strategy: the power is only needed up to the point where ``base * power`` passes
-        ``max_delay``; past that the cap applies anyway, so a huge failure count (which would
-        overflow a float) returns the smallest multiplier that already reaches the cap.
+        Strategy: a count that overflows a float (about 1750 failures at base 1.5) only means
+        "past the cap", so it becomes inf and ``min(..., max_delay)`` does the rest.
         """
-        if continuous_failures <= 0:
-            return 0
         if self.exponentiation_base == 0:
-            return 1  # SF's documented "constant" mode: every retry waits base_delay
+            return 1.0  # SF's documented "constant" mode: every retry waits base_delay
         try:
-            power = self.exponentiation_base**continuous_failures
-        except OverflowError:
-            power = math.inf
-        if math.isinf(power):
-            return self._capping_multiplier()
-        return min(int(power), self._capping_multiplier())
-
-    def _capping_multiplier(self) -> int:
-        if self.base_delay == 0:
-            return 1
-        return max(1, math.ceil(self.max_delay / self.base_delay))
+            return float(int(self.exponentiation_base**continuous_failures))
+        except OverflowError:  # from ** or from int(inf)
+            return math.inf
 
     def delay(self, continuous_failures: int, rng: random.Random) -> float:
         """Seconds to wait before the next activation after ``continuous_failures`` failures.
@@ -132,7 +121,7 @@ class RestartPolicy:
         """
         if continuous_failures <= 0 or self.base_delay == 0:
             return 0.0
-        retry = min(self.base_delay * self.multiplier(continuous_failures), self.max_delay)
+        retry = min(self.base_delay * self._factor(continuous_failures), self.max_delay)
         if self.max_jitter > 0:
             retry += rng.uniform(0.0, self.max_jitter)
         return retry

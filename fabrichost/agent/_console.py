@@ -53,8 +53,9 @@ def _numbered(directory: Path, prefix: str, suffix: str) -> list[tuple[int, Path
     pattern = re.compile(re.escape(prefix) + r"_(\d+)" + re.escape(suffix))
     found: list[tuple[int, Path]] = []
     try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
+        with os.scandir(directory) as it:
+            entries = list(it)
+    except OSError:  # missing, or not a folder: nothing of ours there
         return found
     for entry in entries:
         match = pattern.fullmatch(entry.name)

@@ -4,7 +4,10 @@ The statistics follow SF's ``CodePackageEntryPointStatistics`` field for field, 
 spelling, so the HTTP API serialises them as they are. The accounting is SF 6.4's
 (``RunStats::UpdateProcessActivationStats`` / ``UpdateProcessExitStats``, ``CodePackage.cpp``):
 
-* a start that works: ``ActivationCount += 1``, ``ContinuousActivationFailureCount = 0``;
+* every start attempt: ``ActivationCount += 1`` and ``LastActivationTime`` ("the last time SF
+  attempted to run the entry point"), so GetDueTime's ``ActivationCount == 0`` test means
+  "first start" only;
+* a start that works: ``ContinuousActivationFailureCount = 0``;
 * a start that fails (missing program, bad working folder): ``ActivationFailureCount += 1``,
   ``ContinuousActivationFailureCount += 1``;
 * an exit with code 0, or one we caused (stop, restart): ``ContinuousExitFailureCount = 0``;
@@ -102,6 +105,7 @@ class EntryPointStatistics:
         return dataclasses.replace(
             self,
             LastActivationTime=now,
+            ActivationCount=self.ActivationCount + 1,
             ActivationFailureCount=self.ActivationFailureCount + 1,
             ContinuousActivationFailureCount=self.ContinuousActivationFailureCount + 1,
         )

@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
+    import psutil
+
     from fabrichost.agent._backoff import HealthState, RestartPolicy
 
 __all__ = (
@@ -72,6 +74,9 @@ log = logging.getLogger(__name__)
 _instance_ids = itertools.count(time.time_ns() // 100)
 _KILL_TIMEOUT = 5.0  # a SIGKILLed process is gone in milliseconds; this only bounds a bug
 _DRAIN_TIMEOUT = 1.0  # console pipes still held open by something we could not kill
+# A start that failed (missing program) is retried no faster than this even with a zero
+# backoff: a failing spawn takes microseconds, and retrying it in a loop would starve the agent.
+_ACTIVATION_RETRY_FLOOR = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +300,9 @@ class CodePackageSupervisor:
         child = self._current
         if child is not None and child.returncode is None:
             child.deactivating = True
-            child.kill_tree()
+            descendants = child.kill_tree()
             await asyncio.shield(child.exited)
+            await self._wait_tree_gone(child, descendants)
         return True
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -354,6 +360,8 @@ class CodePackageSupervisor:
         if self._stopping or self._skip_backoff or record.stats.ActivationCount == 0:
             return
         delay = self.policy.delay(record.stats.continuous_failures, self._rng)
+        if record.stats.ContinuousActivationFailureCount:
+            delay = max(delay, _ACTIVATION_RETRY_FLOOR)
         if delay <= 0:
             return
         record.status = EntryPointStatus.PENDING
@@ -513,7 +521,7 @@ class CodePackageSupervisor:
     async def _terminate(self, child: ChildProcess, grace: float) -> None:
         child.deactivating = True
         child.signal_group(signal.SIGINT)
-        descendants = []
+        descendants: list[psutil.Process] = []
         try:
             async with asyncio.timeout(grace):
                 await asyncio.shield(child.exited)
@@ -523,7 +531,11 @@ class CodePackageSupervisor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_KILL_TIMEOUT):
                     await asyncio.shield(child.exited)
-        # The group was SIGKILLed before the leader was reaped; wait until it is really gone.
+        await self._wait_tree_gone(child, descendants)
+
+    @staticmethod
+    async def _wait_tree_gone(child: ChildProcess, descendants: list[psutil.Process]) -> None:
+        """After the reap: wait until the SIGKILLed group and descendants are really dead."""
         try:
             async with asyncio.timeout(_KILL_TIMEOUT):
                 await wait_gone(child.pid, descendants)
