@@ -41,7 +41,6 @@ from fabrichost.protocol import (
     Reply,
     Role,
     RoleChanged,
-    ServiceKind,
     ServiceTypeRegistered,
     Shutdown,
     ShutdownComplete,
@@ -49,8 +48,7 @@ from fabrichost.protocol import (
     Welcome,
 )
 from fabrichost.runtime._context import make_context, pick_config
-from fabrichost.runtime._replica import Replica, invoke, overrides
-from fabrichost.runtime._service import StatefulService
+from fabrichost.runtime._replica import Replica, invoke, overrides, refuse_open
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
@@ -255,22 +253,8 @@ class Host:
 
     # -- replicas ---------------------------------------------------------------------------------
 
-    def _refuse_open(self, request: OpenReplica) -> tuple[str, str] | None:
-        cls = self._types.get(request.service_type)
-        if cls is None:
-            return ErrorCode.SERVICE_TYPE_NOT_REGISTERED, f"no service type {request.service_type}"
-        if issubclass(cls, StatefulService) != (request.service_kind is ServiceKind.STATEFUL):
-            return (
-                ErrorCode.SERVICE_FAILED,
-                f"service type {request.service_type} is implemented by {cls.__name__}, which "
-                f"cannot host a {request.service_kind} service",
-            )
-        if request.replica_key in self._replicas:
-            return ErrorCode.REPLICA_ALREADY_EXISTS, f"replica {request.replica_id} is open"
-        return None
-
     async def _open(self, request: OpenReplica) -> None:
-        if (refusal := self._refuse_open(request)) is not None:
+        if (refusal := refuse_open(request, self._types, self._replicas)) is not None:
             self._reply_error(request, *refusal)
             return
         context = make_context(
@@ -402,7 +386,7 @@ class Host:
         waits: list[asyncio.Task[object]] = []
         for replica in list(self._replicas.values()):
             if replica.gone:
-                waits.append(self._loop.create_task(_wait_idle(replica)))
+                waits.append(self._loop.create_task(replica.wait_idle()))
             else:
                 replica.gone = True
                 waits.append(self._loop.create_task(self._close_replica(replica)))
@@ -414,8 +398,3 @@ class Host:
             task.cancel()
         if pending:
             _log.warning("%d replicas did not close within %.1f s", len(pending), timeout)
-
-
-async def _wait_idle(replica: Replica) -> None:
-    async with replica.lock:
-        pass

@@ -18,15 +18,15 @@ import threading
 from typing import TYPE_CHECKING, cast
 
 from fabrichost.errors import LocalProtocolError
-from fabrichost.protocol import ReplicaRole, RunCompleted, RunStatus
+from fabrichost.protocol import ErrorCode, ReplicaRole, RunCompleted, RunStatus, ServiceKind
 from fabrichost.runtime._cancel import CancellationToken
 from fabrichost.runtime._service import StatefulService
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
-    from fabrichost.protocol import JSON, ReplicaKey, ReplicaNotification
-    from fabrichost.runtime._service import Service
+    from fabrichost.protocol import JSON, OpenReplica, ReplicaKey, ReplicaNotification
+    from fabrichost.runtime._service import Service, ServiceClass
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +46,24 @@ async def invoke(method: Callable[..., object], *args: object) -> object:
     if inspect.isawaitable(result):  # a plain def that returned an awaitable
         result = await result
     return result
+
+
+def refuse_open(
+    request: OpenReplica, types: Mapping[str, ServiceClass], replicas: Mapping[ReplicaKey, Replica]
+) -> tuple[str, str] | None:
+    """Why the host cannot open ``request`` (an error code and message), or None if it can."""
+    cls = types.get(request.service_type)
+    if cls is None:
+        return ErrorCode.SERVICE_TYPE_NOT_REGISTERED, f"no service type {request.service_type}"
+    if issubclass(cls, StatefulService) != (request.service_kind is ServiceKind.STATEFUL):
+        return (
+            ErrorCode.SERVICE_FAILED,
+            f"service type {request.service_type} is implemented by {cls.__name__}, which "
+            f"cannot host a {request.service_kind} service",
+        )
+    if request.replica_key in replicas:
+        return ErrorCode.REPLICA_ALREADY_EXISTS, f"replica {request.replica_id} is open"
+    return None
 
 
 def _address(value: object, method: str) -> str | None:
@@ -123,6 +141,11 @@ class Replica:
             self.address = address
         self._start_run_if_serving()
         return self.address
+
+    async def wait_idle(self) -> None:
+        """Wait until nothing is happening to this replica (its lock is free)."""
+        async with self.lock:
+            pass
 
     async def close(self) -> None:
         """Stop ``run`` (bounded wait), then ``close()``."""

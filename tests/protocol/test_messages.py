@@ -214,7 +214,7 @@ def test_run_completed_status_error_and_output_agree(
 @pytest.mark.parametrize(
     "output",
     [float("nan"), float("inf"), {1: "a"}, {"a": {2, 3}}, [object()], (1, 2)],
-    ids=repr,
+    ids=["nan", "inf", "int-key", "set", "object", "tuple"],
 )
 def test_run_output_must_be_json(output: object) -> None:
     with pytest.raises(LocalProtocolError, match=r"RunCompleted\.output"):
