@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ("ConsoleRedirector", "LogFile", "RotatingLog", "console_prefix", "list_log_files")
+__all__ = (
+    "ConsoleRedirector",
+    "LogFile",
+    "RotatingLog",
+    "console_prefix",
+    "list_log_files",
+    "open_console",
+)
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +225,26 @@ class ConsoleRedirector:
         Cancellation leaves the redirector running.
         """
         await asyncio.shield(self._closed)
+
+
+def open_console(
+    log_dir: Path, prefix: str, *, max_bytes: int, retention: int
+) -> tuple[int, int, list[ConsoleRedirector]]:
+    """Pipes for a child's stdout and stderr, each drained into its own rotated files.
+
+    Must run on the event loop. Returns the stdout and stderr write ends, for the child, and the
+    two redirectors. The caller closes both write ends right after spawning (and, if the spawn
+    failed, closes the redirectors too).
+    """
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    redirectors = [
+        ConsoleRedirector(
+            fd, RotatingLog(log_dir, prefix, suffix, max_bytes=max_bytes, retention=retention)
+        )
+        for fd, suffix in ((out_r, ".out"), (err_r, ".err"))
+    ]
+    return out_w, err_w, redirectors
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Entry points and their Service Fabric query shapes: status, statistics, snapshot.
+"""What a code package supervisor works with: entry points, launch spec, hooks, SF query shapes.
 
 The statistics follow SF's ``CodePackageEntryPointStatistics`` field for field, with SF's
 spelling, so the HTTP API serialises them as they are. The accounting is SF 6.4's
@@ -23,13 +23,14 @@ import dataclasses
 import enum
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fabrichost.errors import ProcessError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from fabrichost.agent._proctree import ChildProcess
@@ -39,6 +40,8 @@ __all__ = (
     "EntryPointInfo",
     "EntryPointStatistics",
     "EntryPointStatus",
+    "LaunchSpec",
+    "SupervisorHooks",
     "resolve_program",
 )
 
@@ -53,6 +56,51 @@ class EntryPoint:
     program: Path | str
     arguments: tuple[str, ...]
     working_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """Everything needed to run one code package.
+
+    ``env`` is the complete environment of the child (the agent's own plus ``Fabric_*``).
+    ``log_dir`` None sends stdout and stderr to /dev/null (no ConsoleRedirection).
+    """
+
+    code_package_name: str
+    service_package_name: str
+    setup: EntryPoint | None
+    main: EntryPoint
+    env: Mapping[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    console_retention: int = 2
+    console_max_bytes: int = 20480 * 1024
+
+
+class SupervisorHooks(Protocol):
+    """What the supervisor tells its owner; all run on the event loop, exceptions are logged.
+
+    Subclass it to inherit the no-op defaults, or pass any object with these methods.
+    """
+
+    def prepare_main(self) -> tuple[tuple[int, ...], Mapping[str, str]]:
+        """Fds to pass to and extra env for the next main process; called before each spawn.
+
+        The supervisor does not close these fds: the owner closes its copies in
+        :meth:`on_main_started`, or before the next ``prepare_main`` if the spawn failed.
+        """
+        return (), {}
+
+    def on_main_started(self, pid: int) -> None:
+        """A new main process is running."""
+        return None
+
+    def on_main_exited(self, pid: int, returncode: int) -> None:
+        """The main process was reaped; ``returncode`` < 0 means killed by that signal."""
+        return None
+
+    def on_setup_failed(self, returncode: int) -> None:
+        """The setup entry point exited non-zero; it will be retried after a backoff."""
+        return None
 
 
 class EntryPointStatus(enum.Enum):

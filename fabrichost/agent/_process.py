@@ -32,29 +32,26 @@ import itertools
 import logging
 import os
 import random
-import signal
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from fabrichost.agent._console import ConsoleRedirector, RotatingLog, console_prefix
+from fabrichost.agent._console import ConsoleRedirector, console_prefix, open_console
 from fabrichost.agent._entrypoint import (
     EntryPoint,
     EntryPointInfo,
     EntryPointRecord,
     EntryPointStatistics,
     EntryPointStatus,
+    LaunchSpec,
+    SupervisorHooks,
     resolve_program,
 )
-from fabrichost.agent._proctree import ChildProcess, wait_gone
+from fabrichost.agent._proctree import ChildProcess
 from fabrichost.errors import ProcessError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from pathlib import Path
-
-    import psutil
 
     from fabrichost.agent._backoff import HealthState, RestartPolicy
 
@@ -72,56 +69,10 @@ log = logging.getLogger(__name__)
 
 # SF: a node-wide sequence seeded with DateTime::Now().Ticks, so ids never repeat across runs.
 _instance_ids = itertools.count(time.time_ns() // 100)
-_KILL_TIMEOUT = 5.0  # a SIGKILLed process is gone in milliseconds; this only bounds a bug
 _DRAIN_TIMEOUT = 1.0  # console pipes still held open by something we could not kill
 # A start that failed (missing program) is retried no faster than this even with a zero
 # backoff: a failing spawn takes microseconds, and retrying it in a loop would starve the agent.
 _ACTIVATION_RETRY_FLOOR = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class LaunchSpec:
-    """Everything needed to run one code package.
-
-    ``env`` is the complete environment of the child (the agent's own plus ``Fabric_*``).
-    ``log_dir`` None sends stdout and stderr to /dev/null (no ConsoleRedirection).
-    """
-
-    code_package_name: str
-    service_package_name: str
-    setup: EntryPoint | None
-    main: EntryPoint
-    env: Mapping[str, str] = field(default_factory=dict)
-    log_dir: Path | None = None
-    console_retention: int = 2
-    console_max_bytes: int = 20480 * 1024
-
-
-class SupervisorHooks(Protocol):
-    """What the supervisor tells its owner; all run on the event loop, exceptions are logged.
-
-    Subclass it to inherit the no-op defaults, or pass any object with these methods.
-    """
-
-    def prepare_main(self) -> tuple[tuple[int, ...], Mapping[str, str]]:
-        """Fds to pass to and extra env for the next main process; called before each spawn.
-
-        The supervisor does not close these fds: the owner closes its copies in
-        :meth:`on_main_started`, or before the next ``prepare_main`` if the spawn failed.
-        """
-        return (), {}
-
-    def on_main_started(self, pid: int) -> None:
-        """A new main process is running."""
-        return None
-
-    def on_main_exited(self, pid: int, returncode: int) -> None:
-        """The main process was reaped; ``returncode`` < 0 means killed by that signal."""
-        return None
-
-    def on_setup_failed(self, returncode: int) -> None:
-        """The setup entry point exited non-zero; it will be retried after a backoff."""
-        return None
 
 
 class _NoHooks(SupervisorHooks):
@@ -300,9 +251,7 @@ class CodePackageSupervisor:
         child = self._current
         if child is not None and child.returncode is None:
             child.deactivating = True
-            descendants = child.kill_tree()
-            await asyncio.shield(child.exited)
-            await self._wait_tree_gone(child, descendants)
+            await child.kill()
         return True
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -414,9 +363,16 @@ class CodePackageSupervisor:
             return ChildProcess.spawn(
                 argv, cwd=str(record.entry.working_dir), env=env, pass_fds=pass_fds
             )
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        redirectors = [self._redirect(out_r, record, ".out"), self._redirect(err_r, record, ".err")]
+        prefix = console_prefix(
+            self.spec.code_package_name, self.spec.service_package_name, setup=record.setup
+        )
+        out_w, err_w, redirectors = open_console(
+            self.spec.log_dir,
+            prefix,
+            max_bytes=self.spec.console_max_bytes,
+            retention=self.spec.console_retention,
+        )
+        self._redirectors = [r for r in self._redirectors if not r.closed] + redirectors
         try:
             return ChildProcess.spawn(
                 argv,
@@ -433,23 +389,6 @@ class CodePackageSupervisor:
         finally:
             os.close(out_w)
             os.close(err_w)
-
-    def _redirect(self, fd: int, record: EntryPointRecord, suffix: str) -> ConsoleRedirector:
-        assert self.spec.log_dir is not None
-        prefix = console_prefix(
-            self.spec.code_package_name, self.spec.service_package_name, setup=record.setup
-        )
-        sink = RotatingLog(
-            self.spec.log_dir,
-            prefix,
-            suffix,
-            max_bytes=self.spec.console_max_bytes,
-            retention=self.spec.console_retention,
-        )
-        redirector = ConsoleRedirector(fd, sink)
-        self._redirectors = [r for r in self._redirectors if not r.closed]
-        self._redirectors.append(redirector)
-        return redirector
 
     def _on_exit(self, record: EntryPointRecord, child: ChildProcess, returncode: int) -> None:
         if not record.setup:
@@ -500,7 +439,8 @@ class CodePackageSupervisor:
             self._notify()
             child = self._current
             if child is not None and child.returncode is None:
-                await self._terminate(child, grace)
+                child.deactivating = True
+                await child.terminate(grace)
             if self._task is not None:
                 await asyncio.wait([self._task])  # never raises, even if the task was cancelled
             with contextlib.suppress(TimeoutError):
@@ -517,27 +457,3 @@ class CodePackageSupervisor:
             for record in self._records():
                 record.status = EntryPointStatus.STOPPED
             self._notify()
-
-    async def _terminate(self, child: ChildProcess, grace: float) -> None:
-        child.deactivating = True
-        child.signal_group(signal.SIGINT)
-        descendants: list[psutil.Process] = []
-        try:
-            async with asyncio.timeout(grace):
-                await asyncio.shield(child.exited)
-        except TimeoutError:
-            log.info("pid %d ignored SIGINT for %.1f s; killing its tree", child.pid, grace)
-            descendants = child.kill_tree()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_KILL_TIMEOUT):
-                    await asyncio.shield(child.exited)
-        await self._wait_tree_gone(child, descendants)
-
-    @staticmethod
-    async def _wait_tree_gone(child: ChildProcess, descendants: list[psutil.Process]) -> None:
-        """After the reap: wait until the SIGKILLed group and descendants are really dead."""
-        try:
-            async with asyncio.timeout(_KILL_TIMEOUT):
-                await wait_gone(child.pid, descendants)
-        except TimeoutError:
-            log.error("processes of group %d survived SIGKILL for %.0f s", child.pid, _KILL_TIMEOUT)

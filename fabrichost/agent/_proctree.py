@@ -38,6 +38,8 @@ __all__ = ("ChildProcess", "wait_gone")
 
 log = logging.getLogger(__name__)
 
+_KILL_TIMEOUT = 5.0  # a SIGKILLed process is gone in milliseconds; this only bounds a bug
+
 
 class ChildProcess:
     """A running child: its pid, a future for its exit status, and ways to signal it.
@@ -129,6 +131,38 @@ class ChildProcess:
             with contextlib.suppress(psutil.Error):
                 proc.kill()  # psutil checks the create time, so a reused pid is left alone
         return descendants
+
+    async def terminate(self, grace: float) -> None:
+        """SIGINT to the group, up to ``grace`` seconds, then :meth:`kill`.
+
+        Returns when the child is reaped and its group (and, after a SIGKILL, its descendants)
+        are dead. Cancellation leaves the child as it is; :meth:`kill_now` is the last resort.
+        """
+        self.signal_group(signal.SIGINT)
+        try:
+            async with asyncio.timeout(grace):
+                await asyncio.shield(self.exited)
+        except TimeoutError:
+            log.info("pid %d ignored SIGINT for %.1f s; killing its tree", self.pid, grace)
+            await self.kill()
+        else:
+            await self._wait_tree_gone([])
+
+    async def kill(self) -> None:
+        """SIGKILL the whole tree now; returns when it is reaped and every member is dead."""
+        descendants = self.kill_tree()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_KILL_TIMEOUT):
+                await asyncio.shield(self.exited)
+        await self._wait_tree_gone(descendants)
+
+    async def _wait_tree_gone(self, descendants: list[psutil.Process]) -> None:
+        # The group was SIGKILLed before the leader was reaped; wait until it is really gone.
+        try:
+            async with asyncio.timeout(_KILL_TIMEOUT):
+                await wait_gone(self.pid, descendants)
+        except TimeoutError:
+            log.error("processes of group %d survived SIGKILL for %.0f s", self.pid, _KILL_TIMEOUT)
 
     def _reap(self) -> None:
         if self._popen.returncode is not None:
