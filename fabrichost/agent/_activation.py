@@ -74,7 +74,10 @@ class CodePackageHost:
         folders = activation.folders
         launch = LaunchSpec(
             code_package_name=spec.name,
-            service_package_name=activation.package.name,
+            # SF's console file prefix is <CP>_<SP>; exclusive activations share the log folder,
+            # so their files carry the activation id too, or they would rotate each other away.
+            service_package_name=activation.package.name
+            + (f".{activation.activation_id[:8]}" if activation.activation_id else ""),
             setup=_entry_point(spec.setup, spec, folders.work) if spec.setup else None,
             main=_entry_point(spec.main, spec, folders.work),
             env=env,
@@ -110,6 +113,7 @@ class CodePackageHost:
             node_name=self.activation.identity.node_name,
             on_register=functools.partial(self.activation.type_registered, self),
             on_notification=self.activation.host_notification,
+            config=self.activation.package.settings,
         )
         self.activation.spawn(self._serve(self.channel))
 

@@ -21,6 +21,7 @@ from fabrichost.protocol import (
     NEED_DATA,
     ChangeRole,
     CloseReplica,
+    ConfigChanged,
     Connection,
     Endpoint,
     Error,
@@ -67,6 +68,7 @@ class HostChannel:
         node_name: sent in ``Welcome``.
         on_register: called when the host registers a service type; raising refuses it.
         on_notification: called with every notification the host sends (health, load, ...).
+        config: config package → section → parameter → value, sent after ``Welcome``.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class HostChannel:
         node_name: str,
         on_register: Callable[[str], None],
         on_notification: Callable[[Message], None],
+        config: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self.pid = pid
@@ -85,6 +88,7 @@ class HostChannel:
         self._on_register = on_register
         self._on_notification = on_notification
         self._timeout = request_timeout
+        self._config = config or {}
         self._conn = Connection(Role.AGENT)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._writer: asyncio.StreamWriter | None = None
@@ -143,6 +147,9 @@ class HostChannel:
             )
             raise RemoteProtocolError(f"host {self.pid} offered no supported version")
         self._write(Welcome(re=hello.id, version=version, node_name=self._node_name))
+        # The host reads no files: its config packages arrive now, before any replica opens.
+        for package, settings in self._config.items():
+            self._write(ConfigChanged(package=package, settings=settings))
 
     def _register(self, request: RegisterServiceType) -> None:
         try:

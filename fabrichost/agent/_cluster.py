@@ -299,6 +299,15 @@ class Cluster:
                     load[r.node_name] = load.get(r.node_name, 0) + 1
         return load
 
+    def _primaries_per_node(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for app in self.applications.values():
+            for service in app.services.values():
+                for r in service.replicas():
+                    if r.role is ReplicaRole.PRIMARY:
+                        counts[r.node_name] = counts.get(r.node_name, 0) + 1
+        return counts
+
     async def _fill_partition(self, partition: Partition) -> None:
         """Place the replicas a partition lacks on up nodes that hold none of it yet."""
         service = partition.service
@@ -317,13 +326,16 @@ class Cluster:
             )
             service.health_warnings.append(warning)
             log.warning("%s %s", service.name, warning)
-        stateful = service.kind is ServiceKind.STATEFUL
+        roles = dict.fromkeys(result.nodes, ReplicaRole.NONE)
+        if service.kind is ServiceKind.STATEFUL:
+            roles = dict.fromkeys(result.nodes, ReplicaRole.ACTIVE_SECONDARY)
+            has_primary = any(r.role is ReplicaRole.PRIMARY for r in live)
+            if not has_primary and result.nodes:
+                # Spread primaries like SF's balancer: the node with the fewest gets this one.
+                primaries = self._primaries_per_node()
+                roles[min(result.nodes, key=lambda n: primaries.get(n, 0))] = ReplicaRole.PRIMARY
         for node_name in result.nodes:
-            has_primary = any(r.role is ReplicaRole.PRIMARY for r in partition.live_replicas())
-            role = ReplicaRole.NONE
-            if stateful:
-                role = ReplicaRole.ACTIVE_SECONDARY if has_primary else ReplicaRole.PRIMARY
-            replica = Replica(partition, node_name, role)
+            replica = Replica(partition, node_name, roles[node_name])
             partition.replicas.append(replica)
             activation = await self._activation_for(self.nodes[node_name], service, partition)
             activation.add_replica(replica)
