@@ -319,12 +319,14 @@ class Cluster:
         result = choose_nodes(
             up, self._load(), wanted, exclude=frozenset(r.node_name for r in live)
         )
+        # A partition's warning lasts while it lacks replicas; a complete placement clears it.
+        service.health_warnings.pop(partition.id, None)
         if result.missing:
             warning = (
                 f"partition {partition.id}: {result.missing} replica(s) could not be placed: "
                 f"only {len(up)} node(s) are up"
             )
-            service.health_warnings.append(warning)
+            service.health_warnings[partition.id] = warning
             log.warning("%s %s", service.name, warning)
         roles = dict.fromkeys(result.nodes, ReplicaRole.NONE)
         if service.kind is ServiceKind.STATEFUL:

@@ -276,8 +276,6 @@ def list_log_files(
                     st = path.stat()
                 except FileNotFoundError:
                     continue  # rotated away while we looked
-                files.append(
-                    LogFile(path, setup, suffix[1:], number, st.st_size, st.st_mtime_ns)
-                )
+                files.append(LogFile(path, setup, suffix[1:], number, st.st_size, st.st_mtime_ns))
     files.sort(key=lambda f: (f.mtime_ns, f.number))
     return files

@@ -111,7 +111,7 @@ class Service:
     has_persisted_state: bool = False
     init_data: str | None = None
     partitions: list[Partition] = field(default_factory=list)
-    health_warnings: list[str] = field(default_factory=list)
+    health_warnings: dict[str, str] = field(default_factory=dict)  # partition id -> warning
 
     def replicas(self) -> list[Replica]:
         return [r for p in self.partitions for r in p.live_replicas()]

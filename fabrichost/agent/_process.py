@@ -405,8 +405,14 @@ class CodePackageSupervisor:
         else:
             record.status = EntryPointStatus.PENDING
         level = logging.INFO if success else logging.WARNING
-        log.log(level, "%s of %s (pid %d) exited with %d", record.label,
-                self.spec.code_package_name, child.pid, returncode)
+        log.log(
+            level,
+            "%s of %s (pid %d) exited with %d",
+            record.label,
+            self.spec.code_package_name,
+            child.pid,
+            returncode,
+        )
         if not record.setup:
             self._call_hook(self._hooks.on_main_exited, child.pid, returncode)
         elif not success:

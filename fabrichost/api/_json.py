@@ -85,7 +85,7 @@ def service_info(service: Service) -> Json:
         "HealthState": _service_health(service),
         "ServiceStatus": "Active",
         "IsServiceGroup": False,
-        "HealthWarnings": list(service.health_warnings),
+        "HealthWarnings": list(service.health_warnings.values()),
     }
     if service.kind is ServiceKind.STATEFUL:
         info["HasPersistedState"] = service.has_persisted_state

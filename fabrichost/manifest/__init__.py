@@ -3,7 +3,9 @@
 Usage::
 
     from pathlib import Path
-    from fabrichost.manifest import check_path, instantiate, load_application_package
+    from fabrichost.manifest import (
+        check_path, instantiate, load_application_package, parse_parameters_file, program_path,
+    )
 
     package = load_application_package(Path("manifests/MyApp"))
     package.application.application_type_name              # "MyAppType"

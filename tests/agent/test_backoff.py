@@ -79,8 +79,13 @@ def test_delay_never_decreases_with_more_failures_and_respects_the_cap(
 
 @pytest.mark.parametrize(
     ("failures", "state"),
-    [(0, HealthState.OK), (1, HealthState.WARNING), (2, HealthState.WARNING),
-     (3, HealthState.ERROR), (50, HealthState.ERROR)],
+    [
+        (0, HealthState.OK),
+        (1, HealthState.WARNING),
+        (2, HealthState.WARNING),
+        (3, HealthState.ERROR),
+        (50, HealthState.ERROR),
+    ],
 )
 def test_health_follows_sf_thresholds(failures: int, state: HealthState) -> None:
     assert RestartPolicy().health(failures) is state

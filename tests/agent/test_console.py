@@ -113,7 +113,10 @@ def test_log_files_are_listed_newest_last(tmp_path: Path) -> None:
     files = list_log_files(tmp_path, "Code", "Pkg")
     assert [f.path.name for f in files] == order
     assert [(f.setup, f.stream, f.number) for f in files] == [
-        (True, "out", 0), (True, "err", 0), (False, "out", 0), (False, "out", 1)
+        (True, "out", 0),
+        (True, "err", 0),
+        (False, "out", 0),
+        (False, "out", 1),
     ]
     assert files[0].size == len(order[0])
 

@@ -191,8 +191,14 @@ class Harness:
             setup = self.entry(setup, "setup.py")
         full_env = {**os.environ, "FABRICHOST_TEST_MARK": self.mark, "JOURNAL": str(self.journal)}
         spec = LaunchSpec(
-            "Code", "SvcPkg", setup, main, {**full_env, **(env or {})}, self.log_dir,
-            console_retention=retention, console_max_bytes=max_bytes,
+            "Code",
+            "SvcPkg",
+            setup,
+            main,
+            {**full_env, **(env or {})},
+            self.log_dir,
+            console_retention=retention,
+            console_max_bytes=max_bytes,
         )
         hooks = Reports()
         extra = {} if clock is None else {"clock": clock}
@@ -315,8 +321,9 @@ async def test_main_is_restarted_after_any_exit(harness: Harness, code: int) -> 
 async def test_failures_take_health_from_ok_to_warning_to_error(harness: Harness) -> None:
     sup, hooks = harness.supervisor(main="sys.exit(7)")
     seen: list[tuple[int, HealthState]] = []
-    hooks.on_exit = lambda pid, rc: seen.append((sup.statistics.ContinuousExitFailureCount,
-                                                 sup.health))
+    hooks.on_exit = lambda pid, rc: seen.append(
+        (sup.statistics.ContinuousExitFailureCount, sup.health)
+    )
     assert sup.health is HealthState.OK
     await sup.start()
     await sup.wait_until(lambda s: s.statistics.ExitCount >= 3, DEADLINE)
@@ -345,8 +352,9 @@ time.sleep(600)
 """
     sup, hooks = harness.supervisor(main=main, policy=policy, clock=clock)
     await sup.start()
-    await sup.wait_until(lambda s: s.statistics.ActivationCount == 3 and s.pid is not None,
-                         DEADLINE)
+    await sup.wait_until(
+        lambda s: s.statistics.ActivationCount == 3 and s.pid is not None, DEADLINE
+    )
     assert await first_report(sup, hooks) == "ready\n"
     assert (sup.statistics.ContinuousExitFailureCount, sup.health) == (2, HealthState.WARNING)
     clock.now += 99.0
@@ -364,15 +372,18 @@ time.sleep(600)
 
 async def test_backoff_is_spent_before_main_and_instance_ids_grow(harness: Harness) -> None:
     policy = RestartPolicy(base_delay=0.02, max_jitter=0.0)
-    sup, _ = harness.supervisor(main="journal('M'); sys.exit(1)", setup="journal('S')",
-                                policy=policy)
+    sup, _ = harness.supervisor(
+        main="journal('M'); sys.exit(1)", setup="journal('S')", policy=policy
+    )
     ids: list[int] = []
     await sup.start()
     while len(ids) < 3:
         await sup.wait_until(lambda s: s.instance_id not in (0, *ids), DEADLINE)
         ids.append(sup.instance_id)
-    await sup.wait_until(lambda s: s.status is EntryPointStatus.PENDING
-                         and s.next_activation_time is not None, DEADLINE)
+    await sup.wait_until(
+        lambda s: s.status is EntryPointStatus.PENDING and s.next_activation_time is not None,
+        DEADLINE,
+    )
     await sup.stop()
     assert ids == sorted(ids)
     assert len(set(ids)) == 3
@@ -503,8 +514,9 @@ async def test_stop_before_start_and_during_backoff(harness: Harness) -> None:
 
 async def test_restart_kills_the_tree_and_starts_again_at_once(harness: Harness) -> None:
     slow = RestartPolicy(base_delay=3600.0)  # a restart that waited for backoff would hang
-    sup, hooks = harness.supervisor(main=GRANDCHILDREN, setup="journal('S')", policy=slow,
-                                    env={"STUBBORN": "1"})
+    sup, hooks = harness.supervisor(
+        main=GRANDCHILDREN, setup="journal('S')", policy=slow, env={"STUBBORN": "1"}
+    )
     await sup.start()
     grandchildren = [int(p) for p in (await first_report(sup, hooks)).split()]
     first_pid, first_id = sup.pid, sup.instance_id
@@ -523,8 +535,10 @@ async def test_restart_kills_the_tree_and_starts_again_at_once(harness: Harness)
 
 async def test_restart_cuts_a_backoff_short(harness: Harness) -> None:
     slow = RestartPolicy(base_delay=3600.0)
-    main = "count = len(open(os.environ['JOURNAL']).read())\njournal('M')\n" \
-           "if count == 0:\n    sys.exit(1)\n" + SLEEP_FOREVER
+    main = (
+        "count = len(open(os.environ['JOURNAL']).read())\njournal('M')\n"
+        "if count == 0:\n    sys.exit(1)\n" + SLEEP_FOREVER
+    )
     sup, hooks = harness.supervisor(main=main, policy=slow)
     await sup.start()
     await sup.wait_until(lambda s: s.next_activation_time is not None, DEADLINE)
@@ -557,8 +571,10 @@ time.sleep(600)
 
 async def test_console_output_lands_in_sf_named_files(harness: Harness) -> None:
     setup = "print('setup says hi'); print('setup warns', file=sys.stderr)"
-    main = "print('main out', flush=True)\nprint('main err', file=sys.stderr, flush=True)\n" \
-           + SLEEP_FOREVER
+    main = (
+        "print('main out', flush=True)\nprint('main err', file=sys.stderr, flush=True)\n"
+        + SLEEP_FOREVER
+    )
     sup, hooks = harness.supervisor(main=main, setup=setup)
     await sup.start()
     await first_report(sup, hooks)

@@ -115,3 +115,4 @@ def test_stopping_a_node_fails_its_replicas_over_and_starting_it_rebuilds_them(
         "ActiveSecondary",
         "Primary",
     ]
+    assert cluster3.client.service("fabric:/Rt/Counter")["HealthWarnings"] == []
