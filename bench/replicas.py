@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -43,7 +44,7 @@ def _floor(code: str, runs: int = 5) -> float:
     return statistics.median(times)
 
 
-def _stateful(name: str, **kwargs: object) -> ServiceDescription:
+def _stateful(name: str, **kwargs: Any) -> ServiceDescription:
     return ServiceDescription(
         name=name,
         type_name="MyServiceType",
