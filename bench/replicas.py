@@ -51,7 +51,7 @@ def _stateful(name: str, **kwargs: Any) -> ServiceDescription:
         kind=ServiceKind.STATEFUL,
         target_replica_set_size=1,
         **kwargs,
-    )  # type: ignore[arg-type]
+    )
 
 
 def main() -> None:
