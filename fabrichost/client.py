@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from fabrichost._instances import InstancesMixin
 from fabrichost.agent._statedir import AgentRecord
 from fabrichost.api._descriptions import service_description_json
 from fabrichost.api._json import name_to_id
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 Json = Any
 
 
-class FabricClient:
+class FabricClient(InstancesMixin):
     """Client of one agent. Close it with :meth:`close` or use it as a context manager."""
 
     def __init__(self, endpoint: str, *, timeout: float = 60.0) -> None:
@@ -66,11 +67,17 @@ class FabricClient:
         *,
         json: Json = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         extra_time: float = 0.0,
     ) -> Json:
         try:
             response = self._http.request(
-                method, path, json=json, params=params, timeout=self._timeout + extra_time
+                method,
+                path,
+                json=json,
+                params=params,
+                headers=headers,
+                timeout=self._timeout + extra_time,
             )
         except httpx.HTTPError as exc:
             raise FabricHostError(f"cannot reach the agent at {self.endpoint}: {exc}") from exc

@@ -1,0 +1,161 @@
+"""`fabrichost instance ...`: start, watch, terminate and purge singleton instances.
+
+Usage::
+
+    fabrichost app deploy manifests/SingletonJobs --name fabric:/Jobs
+    fabrichost instance start EchoJob --id echo-1 --input '{"n": 1}'
+    fabrichost instance status echo-1 --wait --timeout 30
+    fabrichost instance start EternalJob --id daemon --if-exists use-existing
+    fabrichost instance terminate daemon && fabrichost instance purge daemon
+
+Exit codes as everywhere: 0 ok, 1 error (no agent, unknown instance, ...), 2 usage (``--input``
+that is not JSON), 3 conflict (the ID names an instance that is still running, or purging one).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from fabrichost._instances import IF_EXISTS_POLICIES
+from fabrichost.cli._group import cli
+from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def _compact(value: object) -> str:
+    return "" if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def _json_of(name: str) -> Callable[[Any], str]:
+    return lambda item: _compact(item.get(name))
+
+
+INSTANCE_COLUMNS = [
+    ("ID", field("instanceId")),
+    ("Function", field("name")),
+    ("Status", field("runtimeStatus")),
+    ("Generation", field("generation")),
+    ("Created", field("createdTime")),
+    ("Updated", field("lastUpdatedTime")),
+]
+STATUS_COLUMNS = [*INSTANCE_COLUMNS, ("Output", _json_of("output")), ("Error", field("error"))]
+
+
+def _parse_input(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """``--input``'s text decoded as JSON; absent is a null input, as ``--input null`` is."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc}): {value!r}") from None
+
+
+@cli.group()
+def instance() -> None:
+    """Singleton instances: at most one running process per instance ID."""
+
+
+@instance.command("start")
+@click.argument("function")
+@click.option("--id", "instance_id", default=None, help="Instance ID (default: a random GUID).")
+@click.option(
+    "--input",
+    "input_",
+    metavar="JSON",
+    default=None,
+    callback=_parse_input,
+    help="The instance's input, any JSON value (default: null).",
+)
+@click.option(
+    "--if-exists",
+    type=click.Choice(IF_EXISTS_POLICIES),
+    default="fail",
+    show_default=True,
+    help="When the ID names a running instance: fail (exit 3), use the existing one, "
+    "or replace it (terminated first; the two never overlap).",
+)
+@click.option(
+    "--request-id",
+    default=None,
+    help="Idempotency key: retrying the same start with it returns the same instance.",
+)
+@state_dir_option
+@json_option
+def instance_start(
+    function: str,
+    instance_id: str | None,
+    input_: object,
+    if_exists: str,
+    request_id: str | None,
+    state_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Start a singleton instance of service type FUNCTION (of a created application)."""
+    with client_for(state_dir) as client:
+        started = client.start_instance(
+            function,
+            instance_id,
+            input_,
+            if_exists=if_exists,
+            request_id=request_id,
+        )
+    if as_json:
+        emit(started, True)
+    else:
+        click.echo(f"started {started['id']} ({function}); status: {started['statusQueryGetUri']}")
+
+
+@instance.command("status")
+@click.argument("instance_id", metavar="ID")
+@click.option("--wait", is_flag=True, help="Wait until the instance has finished (or --timeout).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds --wait waits at most; then the current status is shown.",
+)
+@state_dir_option
+@json_option
+def instance_status(
+    instance_id: str, wait: bool, timeout: float, state_dir: str | None, as_json: bool
+) -> None:
+    """Show instance ID: its status, generation, output or error."""
+    with client_for(state_dir) as client:
+        status = client.instance_status(instance_id, wait=wait, timeout=timeout)
+    emit(status, as_json, STATUS_COLUMNS)
+
+
+@instance.command("list")
+@state_dir_option
+@json_option
+def instance_list(state_dir: str | None, as_json: bool) -> None:
+    """List every instance that has not been purged."""
+    with client_for(state_dir) as client:
+        emit(client.instances(), as_json, INSTANCE_COLUMNS)
+
+
+@instance.command("terminate")
+@click.argument("instance_id", metavar="ID")
+@state_dir_option
+def instance_terminate(instance_id: str, state_dir: str | None) -> None:
+    """Stop instance ID; returns once its process is gone (a finished one is left as it is)."""
+    with client_for(state_dir) as client:
+        client.terminate_instance(instance_id)
+    click.echo(f"terminated {instance_id}")
+
+
+@instance.command("purge")
+@click.argument("instance_id", metavar="ID")
+@state_dir_option
+def instance_purge(instance_id: str, state_dir: str | None) -> None:
+    """Forget finished instance ID and free its ID (a running one is a conflict: exit 3)."""
+    with client_for(state_dir) as client:
+        client.purge_instance(instance_id)
+    click.echo(f"purged {instance_id}")
