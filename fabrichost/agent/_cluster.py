@@ -8,6 +8,7 @@ exist once) happen with no ``await`` between them: that is what makes them atomi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -153,6 +154,9 @@ class Cluster:
         self.packages[name] = dict(resolved.packages)
         try:
             for description in resolved.default_services:
+                # DefaultServices names are relative to the application (Name="ServiceA").
+                if not description.name.startswith("fabric:/"):
+                    description = dataclasses.replace(description, name=f"{name}/{description.name}")
                 await self.create_service(name, description)
         except BaseException:
             await self.delete_application(name)

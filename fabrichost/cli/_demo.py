@@ -152,17 +152,28 @@ async def _run(
 
 
 async def _follow_logs(root: Path, stop: asyncio.Event) -> None:
-    """Print lines appended to console files below ``root`` until ``stop`` is set."""
+    """Print the console files below ``root``, then the lines appended, until ``stop`` is set.
+
+    What was written before the watch began is printed first, so early output is not lost.
+    """
     offsets: dict[Path, int] = {}
+    _print_new(_console_files(root), offsets)
     async for changes in watchfiles.awatch(root, stop_event=stop, recursive=True):
-        for _, name in sorted(changes):
-            path = Path(name)
-            if path.suffix not in (".out", ".err"):
-                continue
-            data = _read_from(path, offsets)
-            label = f"{path.parent.parent.parent.name}/{path.stem}"
-            for line in data.decode(errors="replace").splitlines():
-                click.echo(f"[{label}] {line}")
+        _print_new(sorted(Path(name) for _, name in changes), offsets)
+
+
+def _console_files(root: Path) -> list[Path]:
+    """Console files already there: <root>/<node>/<application>/log/*."""
+    return sorted(root.glob("*/*/log/*"))
+
+
+def _print_new(paths: list[Path], offsets: dict[Path, int]) -> None:
+    for path in paths:
+        if path.suffix not in (".out", ".err"):
+            continue
+        label = f"{path.parent.parent.parent.name}/{path.stem}"
+        for line in _read_from(path, offsets).decode(errors="replace").splitlines():
+            click.echo(f"[{label}] {line}")
 
 
 def _read_from(path: Path, offsets: dict[Path, int]) -> bytes:

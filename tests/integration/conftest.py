@@ -87,6 +87,7 @@ def write_guest_package(
     type_name: str = "GuestType",
     app_type: str = "GuestAppType",
     setup: str | None = None,
+    default_service: bool = False,
 ) -> Path:
     """A guest-executable application package whose program is a Python script."""
     pkg = root / "GuestPkg"
@@ -101,6 +102,16 @@ def write_guest_package(
             "<SetupEntryPoint><ExeHost><Program>setup.sh</Program>"
             "<WorkingFolder>CodePackage</WorkingFolder></ExeHost></SetupEntryPoint>"
         )
+    default_services = ""
+    if default_service:
+        default_services = f"""
+  <DefaultServices>
+    <Service Name="Web">
+      <StatelessService ServiceTypeName="{type_name}" InstanceCount="1">
+        <SingletonPartition />
+      </StatelessService>
+    </Service>
+  </DefaultServices>"""
     (root / "ApplicationManifest.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
 <ApplicationManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
     ApplicationTypeName="{app_type}" ApplicationTypeVersion="1.0.0">
@@ -110,7 +121,7 @@ def write_guest_package(
     <EnvironmentOverrides CodePackageRef="Code">
       <EnvironmentVariable Name="GREETING" Value="[Greeting]" />
     </EnvironmentOverrides>
-  </ServiceManifestImport>
+  </ServiceManifestImport>{default_services}
 </ApplicationManifest>
 """)
     (pkg / "ServiceManifest.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
