@@ -162,6 +162,7 @@ class ServicePackageActivation:
         ports: PortAllocator,
         policy: RestartPolicy,
         on_replica_change: Callable[[Replica], None],
+        on_notification: Callable[[object], None] | None = None,
     ) -> None:
         self.identity = identity
         self.package = package
@@ -174,6 +175,7 @@ class ServicePackageActivation:
         self._owned_ports: list[int] = []
         self._policy = policy
         self._on_replica_change = on_replica_change
+        self._on_notification = on_notification
         self._type_hosts: dict[str, CodePackageHost] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.deactivation: asyncio.TimerHandle | None = None
@@ -331,4 +333,5 @@ class ServicePackageActivation:
                 self._on_replica_change(replica)
 
     def host_notification(self, message: object) -> None:
-        log.debug("notification from host: %r", message)
+        if self._on_notification is not None:
+            self._on_notification(message)

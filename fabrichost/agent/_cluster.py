@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fabrichost.agent._activation import ServicePackageActivation
 from fabrichost.agent._backoff import RestartPolicy
 from fabrichost.agent._environment import ActivationIdentity, ApplicationFolders
+from fabrichost.agent._instances import InstanceManager
 from fabrichost.agent._model import (
     ActivationMode,
     Application,
@@ -31,7 +33,9 @@ from fabrichost.agent._model import (
 from fabrichost.agent._placement import choose_nodes
 from fabrichost.agent._ports import DEFAULT_RANGE, PortAllocator
 from fabrichost.agent._provision import ProvisionedType, instantiate, provision_package
+from fabrichost.agent._requests import IfExists, Outcome, RequestLedger, description_digest
 from fabrichost.errors import ActivationError, ApiError, ConflictError, NotFoundError
+from fabrichost.protocol import RunCompleted, RunStatus
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
@@ -77,6 +81,14 @@ class Cluster:
         self._ports = PortAllocator(*self.settings.port_range)
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._generation = time.time_ns() // 1000  # replaced by the store's sequence
+        self.ledger = RequestLedger()
+        self.instances = InstanceManager(self, self.ledger, self.next_generation)
+
+    def next_generation(self) -> int:
+        """A fencing token from one sequence that never repeats."""
+        self._generation += 1
+        return self._generation
 
     # -- application types ----------------------------------------------------------------------
 
@@ -156,12 +168,40 @@ class Cluster:
             for description in resolved.default_services:
                 # DefaultServices names are relative to the application (Name="ServiceA").
                 if not description.name.startswith("fabric:/"):
-                    description = dataclasses.replace(description, name=f"{name}/{description.name}")
+                    description = dataclasses.replace(
+                        description, name=f"{name}/{description.name}"
+                    )
                 await self.create_service(name, description)
         except BaseException:
             await self.delete_application(name)
             raise
         return app
+
+    async def create_application_with_policy(
+        self,
+        name: str,
+        type_name: str,
+        type_version: str,
+        parameters: Mapping[str, str],
+        *,
+        if_exists: IfExists = IfExists.FAIL,
+        request_id: str | None = None,
+    ) -> Outcome[Application]:
+        """``create_application`` under a create policy and an optional request id."""
+        return await self.ledger.create(
+            kind="application",
+            name=f"application:{name}",
+            digest=description_digest([type_name, type_version, dict(parameters)]),
+            request_id=request_id,
+            if_exists=if_exists,
+            existing=lambda: self.applications.get(name),
+            create=lambda: self.create_application(name, type_name, type_version, parameters),
+            delete=lambda: self.delete_application(name),
+            conflict_message=lambda app: (
+                f"application {name} already exists (type {app.type_name} {app.type_version})"
+            ),
+            conflict_code="FABRIC_E_APPLICATION_ALREADY_EXISTS",
+        )
 
     async def delete_application(self, name: str) -> None:
         app = self.application(name)
@@ -177,6 +217,7 @@ class Cluster:
         )
         self.applications.pop(name, None)
         self.packages.pop(name, None)
+        self.instances.application_deleted(name)
         self._bump()
 
     def application(self, name: str) -> Application:
@@ -231,6 +272,30 @@ class Cluster:
             await self._fill_partition(partition)
         self._bump()
         return service
+
+    async def create_service_with_policy(
+        self,
+        app_name: str,
+        desc: ServiceDescription,
+        *,
+        if_exists: IfExists = IfExists.FAIL,
+        request_id: str | None = None,
+    ) -> Outcome[Service]:
+        """``create_service`` under a create policy and an optional request id."""
+        return await self.ledger.create(
+            kind="service",
+            name=f"service:{desc.name}",
+            digest=description_digest([app_name, dataclasses.asdict(desc)]),
+            request_id=request_id,
+            if_exists=if_exists,
+            existing=lambda: self._find_service(desc.name),
+            create=lambda: self.create_service(app_name, desc),
+            delete=lambda: self.delete_service(desc.name),
+            conflict_message=lambda svc: (
+                f"service {desc.name} already exists (type {svc.type_name})"
+            ),
+            conflict_code="FABRIC_E_SERVICE_ALREADY_EXISTS",
+        )
 
     async def delete_service(self, name: str) -> None:
         service = self.service(name)
@@ -372,6 +437,7 @@ class Cluster:
             ports=self._ports,
             policy=self.settings.restart_policy,
             on_replica_change=self._replica_changed,
+            on_notification=self._host_notification,
         )
         node.activations[key] = activation  # before the await: a concurrent caller shares it
         try:
@@ -398,7 +464,19 @@ class Cluster:
             replica.status = ReplicaStatus.DROPPED
             return
         await activation.remove_replica(replica)
-        if not activation.replicas:
+        if activation.replicas:
+            return
+        if activation.activation_id:
+            # An exclusive activation existed for this replica alone: it goes with it, and the
+            # delete returns once its processes are gone (a replacement never overlaps it).
+            node = self.nodes[replica.node_name]
+            key = (
+                activation.identity.application_name,
+                activation.package.name,
+                activation.activation_id,
+            )
+            await self._deactivate(node, key, activation, grace=self.settings.stop_grace)
+        else:
             self._schedule_deactivation(replica.node_name, activation)
 
     def _schedule_deactivation(self, node_name: str, activation: ServicePackageActivation) -> None:
@@ -437,8 +515,20 @@ class Cluster:
         await activation.deactivate(grace=self.settings.stop_grace if not only_if_unused else 2.0)
         self._bump()
 
+    def _host_notification(self, message: object) -> None:
+        if isinstance(message, RunCompleted):
+            self.instances.run_completed(
+                message.replica_id,
+                message.status is RunStatus.COMPLETED,
+                message.output,
+                message.error,
+            )
+        else:
+            log.debug("host notification: %r", message)
+
     def _replica_changed(self, replica: Replica) -> None:
         self._bump()
+        self.instances.replica_changed(replica)
         partition = replica.partition
         if (
             replica.status is ReplicaStatus.DOWN

@@ -16,8 +16,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fabrichost.agent._requests import IfExists
 from fabrichost.api import _json as J
 from fabrichost.api._descriptions import parse_service_description
+from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
 from fabrichost.api._view import node_view
 from fabrichost.errors import (
     ActivationError,
@@ -73,6 +75,24 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError("request body must be a JSON object")
     return data
+
+
+def if_exists_of(request: Request) -> IfExists:
+    """The create policy: query ``IfExists`` (or ``ifExists``), default ``fail``."""
+    value = request.query_params.get("IfExists", request.query_params.get("ifExists", "fail"))
+    try:
+        return IfExists(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in IfExists)
+        raise ApiError(f"IfExists must be one of {allowed}, not {value!r}") from None
+
+
+def request_id_of(request: Request) -> str | None:
+    """The request id of an idempotent create: header ``Idempotency-Key``."""
+    value = request.headers.get("Idempotency-Key")
+    if value is not None and not 0 < len(value) <= 256:
+        raise ApiError("Idempotency-Key must be 1 to 256 characters")
+    return value
 
 
 def _float(request: Request, name: str, default: float) -> float:
@@ -189,10 +209,16 @@ class _Api:
         for field in ("Name", "TypeName", "TypeVersion"):
             if not isinstance(body.get(field), str):
                 raise ApiError(f"ApplicationDescription.{field} is required")
-        app = await self.cluster.create_application(
-            body["Name"], body["TypeName"], body["TypeVersion"], params
+        outcome = await self.cluster.create_application_with_policy(
+            body["Name"],
+            body["TypeName"],
+            body["TypeVersion"],
+            params,
+            if_exists=if_exists_of(request),
+            request_id=request_id_of(request),
         )
-        return JSONResponse(J.application_info(app), status_code=201)
+        status = 201 if outcome.created else 200
+        return JSONResponse(J.application_info(outcome.value), status_code=status)
 
     async def delete_app(self, request: Request) -> Any:
         await self.cluster.delete_application(J.id_to_name(request.path_params["app"]))
@@ -214,10 +240,16 @@ class _Api:
     async def create_service(self, request: Request) -> Any:
         app = self.app_of(request)
         description = parse_service_description(await _body(request))
-        service = await self.cluster.create_service(app.name, description)
+        outcome = await self.cluster.create_service_with_policy(
+            app.name,
+            description,
+            if_exists=if_exists_of(request),
+            request_id=request_id_of(request),
+        )
+        service = outcome.value
         if request.query_params.get("WaitForReady", "").lower() == "true":
             await self.cluster.wait_service_ready(service.name, _float(request, "Timeout", 60.0))
-        return JSONResponse(J.service_info(service), status_code=201)
+        return JSONResponse(J.service_info(service), status_code=201 if outcome.created else 200)
 
     async def wait_service(self, request: Request) -> Any:
         name = J.id_to_name(request.path_params["service"])
@@ -225,7 +257,9 @@ class _Api:
         return J.service_info(self.cluster.service(name))
 
     async def delete_service(self, request: Request) -> Any:
-        await self.cluster.delete_service(J.id_to_name(request.path_params["service"]))
+        name = J.id_to_name(request.path_params["service"])
+        self.cluster.instances.check_service_name(name)
+        await self.cluster.delete_service(name)
         return {}
 
     async def get_partitions(self, request: Request) -> Any:
@@ -295,6 +329,8 @@ def build_app(
 ) -> Starlette:
     """The ASGI application serving ``cluster``."""
     api = _Api(cluster, status, shutdown)
+    inst = InstanceRoutes(cluster, if_exists_of, request_id_of)
+    status_route = STATUS_ROOT + "/{instance}"
     r = Route
     nodes = "/Nodes/{node}/$/GetApplications/{app}"
     routes = [
@@ -333,6 +369,13 @@ def build_app(
             methods=["POST"],
         ),
         r(nodes + "/$/GetReplicas", guarded(api.deployed_replicas)),
+        r("/orchestrators/{function}", guarded(inst.start), methods=["POST"]),
+        r("/orchestrators/{function}/{instance}", guarded(inst.start), methods=["POST"]),
+        r(STATUS_ROOT, guarded(inst.list)),
+        r(status_route, guarded(inst.status)),
+        r(status_route, guarded(inst.purge), methods=["DELETE"]),
+        r(status_route + "/terminate", guarded(inst.terminate), methods=["POST"]),
+        r(status_route + "/raiseEvent/{event}", guarded(inst.raise_event), methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

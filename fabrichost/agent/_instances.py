@@ -1,0 +1,304 @@
+"""Singleton instances with the shape of Durable Functions' orchestration instances.
+
+Theory of operation. An instance is a stateless service with one partition and one instance,
+``<application>/<instance id>``, of the service type named by the function, activated
+ExclusiveProcess so that its process is its alone. Its input reaches the service as the
+replica's init data; when the service's ``run`` returns or raises, the host reports
+``RunCompleted`` and the instance becomes Completed (with the output) or Failed (with the error),
+and its service is deleted. Terminating deletes the service and returns once its process is gone.
+
+Every start of an ID gets a generation from one global sequence that never repeats. A report
+from a replica carries the generation of the instance it was opened for; a report whose
+generation is not the instance's current one is stale and ignored, so a late message from an old
+incarnation can never change a newer one (fencing). Names are claimed through the
+:class:`~fabrichost.agent._requests.RequestLedger`, so exactly one of any number of concurrent
+starts of one ID wins, and a retried start with the same request id gets the original answer.
+A finished (Completed, Failed, Terminated) ID may be started again, as in Durable Functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from fabrichost.agent._model import ActivationMode, ReplicaStatus, ServiceDescription, ServiceKind
+from fabrichost.agent._requests import IfExists, Outcome, description_digest
+from fabrichost.errors import ActivationError, ApiError, ConflictError, NotFoundError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fabrichost.agent._cluster import Cluster
+    from fabrichost.agent._model import Replica
+    from fabrichost.agent._requests import RequestLedger
+
+_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
+
+
+class InstanceStatus(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    TERMINATED = "Terminated"
+
+    @property
+    def active(self) -> bool:
+        return self in (InstanceStatus.PENDING, InstanceStatus.RUNNING)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(eq=False)
+class Instance:
+    instance_id: str
+    function_name: str
+    application: str
+    service_name: str
+    input_json: str
+    generation: int
+    status: InstanceStatus = InstanceStatus.PENDING
+    output_json: str | None = None
+    error: str | None = None
+    request_id: str | None = None
+    created_at: datetime = field(default_factory=_now)
+    updated_at: datetime = field(default_factory=_now)
+    finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def status_json(self) -> dict[str, Any]:
+        """Durable Functions' instance status fields (plus the generation)."""
+        return {
+            "name": self.function_name,
+            "instanceId": self.instance_id,
+            "runtimeStatus": self.status.value,
+            "input": json.loads(self.input_json),
+            "output": json.loads(self.output_json) if self.output_json is not None else None,
+            "error": self.error,
+            "customStatus": None,
+            "createdTime": _iso(self.created_at),
+            "lastUpdatedTime": _iso(self.updated_at),
+            "generation": self.generation,
+        }
+
+
+def check_instance_id(instance_id: str) -> str:
+    if not _ID.fullmatch(instance_id):
+        raise ApiError(
+            f"instance id {instance_id!r} is not valid: 1-256 characters, letters, digits and "
+            "._:@- only, starting with a letter or digit"
+        )
+    return instance_id
+
+
+class InstanceManager:
+    """The singleton instances of one cluster."""
+
+    def __init__(
+        self, cluster: Cluster, ledger: RequestLedger, next_generation: Callable[[], int]
+    ) -> None:
+        self._cluster = cluster
+        self._ledger = ledger
+        self._next_generation = next_generation
+        self.instances: dict[str, Instance] = {}
+        self._replicas: dict[int, tuple[Instance, int]] = {}  # replica id -> (instance, gen)
+
+    def resolve_function(self, function_name: str) -> str:
+        """The application whose packages declare the service type ``function_name``."""
+        apps = sorted(
+            app
+            for app, packages in self._cluster.packages.items()
+            if any(p.service_type(function_name) for p in packages.values())
+        )
+        if not apps:
+            raise NotFoundError(
+                f"no application declares the function (service type) {function_name!r}",
+                code="FABRIC_E_SERVICE_TYPE_NOT_FOUND",
+            )
+        if len(apps) > 1:
+            raise ApiError(
+                f"function {function_name!r} is ambiguous: it is declared by {', '.join(apps)}"
+            )
+        return apps[0]
+
+    def get(self, instance_id: str) -> Instance:
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            raise NotFoundError(
+                f"no instance with ID '{instance_id}'", code="FABRIC_E_DOES_NOT_EXIST"
+            )
+        return instance
+
+    async def start(
+        self,
+        function_name: str,
+        instance_id: str,
+        input_json: str,
+        *,
+        if_exists: IfExists = IfExists.FAIL,
+        request_id: str | None = None,
+    ) -> Outcome[Instance]:
+        check_instance_id(instance_id)
+        application = self.resolve_function(function_name)
+
+        def running() -> Instance | None:
+            current = self.instances.get(instance_id)
+            return current if current is not None and current.status.active else None
+
+        async def create() -> Instance:
+            return await self._create(
+                function_name, instance_id, application, input_json, request_id
+            )
+
+        async def replace() -> None:
+            await self.terminate(instance_id)
+
+        return await self._ledger.create(
+            kind="instance",
+            name=f"instance:{instance_id}",
+            digest=description_digest([function_name, input_json]),
+            request_id=request_id,
+            if_exists=if_exists,
+            existing=running,
+            create=create,
+            delete=replace,
+            conflict_message=lambda _: f"An instance with ID '{instance_id}' already exists.",
+            conflict_code="FABRIC_E_SERVICE_ALREADY_EXISTS",
+        )
+
+    async def _create(
+        self,
+        function_name: str,
+        instance_id: str,
+        application: str,
+        input_json: str,
+        request_id: str | None,
+    ) -> Instance:
+        service_name = f"{application}/{instance_id}"
+        instance = Instance(
+            instance_id,
+            function_name,
+            application,
+            service_name,
+            input_json,
+            self._next_generation(),
+            request_id=request_id,
+        )
+        self.instances[instance_id] = instance  # claimed before any await
+        description = ServiceDescription(
+            name=service_name,
+            type_name=function_name,
+            kind=ServiceKind.STATELESS,
+            activation_mode=ActivationMode.EXCLUSIVE_PROCESS,
+            instance_count=1,
+            init_data=input_json,
+        )
+        try:
+            service = await self._cluster.create_service(application, description)
+        except BaseException:
+            if self.instances.get(instance_id) is instance:
+                del self.instances[instance_id]
+            raise
+        for replica in service.replicas():
+            self._replicas[replica.id] = (instance, instance.generation)
+            self.replica_changed(replica)
+        return instance
+
+    # -- events from the cluster ------------------------------------------------------------------
+
+    def replica_changed(self, replica: Replica) -> None:
+        entry = self._replicas.get(replica.id)
+        if entry is None:
+            return
+        instance, generation = entry
+        if (
+            instance.generation == generation
+            and instance.status is InstanceStatus.PENDING
+            and replica.status is ReplicaStatus.READY
+        ):
+            self._set(instance, InstanceStatus.RUNNING)
+
+    def run_completed(
+        self, replica_id: int, completed: bool, output: object, error: str | None
+    ) -> None:
+        entry = self._replicas.get(replica_id)
+        if entry is None:
+            return
+        instance, generation = entry
+        if instance.generation != generation or not instance.status.active:
+            return  # a stale incarnation, or one being terminated: fenced off
+        if completed:
+            instance.output_json = json.dumps(output)
+            self._set(instance, InstanceStatus.COMPLETED)
+        else:
+            instance.error = error
+            self._set(instance, InstanceStatus.FAILED)
+        self._cluster.spawn(self._remove_service(instance))
+
+    def _set(self, instance: Instance, status: InstanceStatus) -> None:
+        instance.status = status
+        instance.updated_at = _now()
+        if not status.active:
+            instance.finished.set()
+
+    async def _remove_service(self, instance: Instance) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self._cluster.delete_service(instance.service_name)
+        for replica_id, (owner, _) in list(self._replicas.items()):
+            if owner is instance:
+                del self._replicas[replica_id]
+
+    # -- operations -------------------------------------------------------------------------------
+
+    async def terminate(self, instance_id: str) -> bool:
+        """Stop a running instance; True if it was running. Returns once its process is gone."""
+        instance = self.get(instance_id)
+        if not instance.status.active:
+            return False
+        self._set(instance, InstanceStatus.TERMINATED)  # first: late reports are fenced off
+        await self._remove_service(instance)
+        return True
+
+    def purge(self, instance_id: str) -> None:
+        instance = self.get(instance_id)
+        if instance.status.active:
+            raise ConflictError(
+                f"instance '{instance_id}' is {instance.status.value}; "
+                "terminate it before purging it",
+                code="FABRIC_E_INSTANCE_RUNNING",
+            )
+        del self.instances[instance_id]
+
+    async def wait_finished(self, instance_id: str, within: float) -> Instance:
+        instance = self.get(instance_id)
+        try:
+            async with asyncio.timeout(within):
+                await instance.finished.wait()
+        except TimeoutError:
+            pass
+        return instance
+
+    def application_deleted(self, application: str) -> None:
+        for instance in self.instances.values():
+            if instance.application == application and instance.status.active:
+                self._set(instance, InstanceStatus.TERMINATED)
+
+    def check_service_name(self, name: str) -> None:
+        """Refuse deleting an instance's service directly: terminate the instance instead."""
+        for instance in self.instances.values():
+            if instance.service_name == name and instance.status.active:
+                raise ActivationError(
+                    f"service {name} is singleton instance "
+                    f"'{instance.instance_id}'; terminate the instance"
+                )

@@ -1,0 +1,158 @@
+"""Create policies and idempotent retries: how a create meets a name that is already taken.
+
+Theory of operation. Every create goes through :meth:`RequestLedger.create` with the name it
+claims, a digest of what it asks for, an optional request id (HTTP ``Idempotency-Key``, CLI
+``--request-id``) and a policy:
+
+* ``fail`` (default): the name is taken → :class:`ConflictError` naming the existing entity;
+* ``use-existing``: the existing entity is returned, nothing is created;
+* ``replace``: the existing entity is deleted — and its processes are gone — before the new one
+  is created, so two lifetimes never overlap.
+
+Creates of one name are serialised by a per-name ``asyncio.Lock``. An uncontended acquire does
+not suspend, so "is the name free? claim it" still runs without interleaving; a ``replace``
+holds the lock across its awaits, so no other create slips in between the delete and the create.
+
+A request id is claimed before the work starts: concurrent retries with the same id wait for the
+first one and get its answer; a later retry gets the recorded answer, even if the entity has
+since been deleted (the answer is about that request). The same id with a different description
+is refused: it is a client bug, not a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from fabrichost.errors import ApiError, ConflictError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+T = TypeVar("T")
+
+
+class IfExists(enum.StrEnum):
+    FAIL = "fail"
+    USE_EXISTING = "use-existing"
+    REPLACE = "replace"
+
+
+def description_digest(description: Any) -> str:
+    """A stable digest of a JSON-able description (key order does not matter)."""
+    text = json.dumps(description, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What a create produced: the entity (as the API renders it) and whether it is new."""
+
+    value: T
+    created: bool
+
+
+@dataclass(slots=True)
+class _Request:
+    kind: str
+    target: str
+    digest: str
+    answer: asyncio.Future[Outcome[Any]]
+
+
+class RequestLedger:
+    """Idempotency keys and per-name create serialisation for one agent."""
+
+    def __init__(self) -> None:
+        self._requests: dict[str, _Request] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def name_lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    def recorded(self, request_id: str) -> tuple[str, str, str, Outcome[Any]] | None:
+        """(kind, target, digest, outcome) of a finished request, for persistence."""
+        request = self._requests.get(request_id)
+        if request is None or not request.answer.done() or request.answer.exception():
+            return None
+        return request.kind, request.target, request.digest, request.answer.result()
+
+    def restore(
+        self, request_id: str, kind: str, target: str, digest: str, outcome: Outcome[Any]
+    ) -> None:
+        """Put back a request recorded by an earlier run of the agent."""
+        future: asyncio.Future[Outcome[Any]] = asyncio.get_running_loop().create_future()
+        future.set_result(outcome)
+        self._requests[request_id] = _Request(kind, target, digest, future)
+
+    async def create(
+        self,
+        *,
+        kind: str,
+        name: str,
+        digest: str,
+        request_id: str | None,
+        if_exists: IfExists,
+        existing: Callable[[], T | None],
+        create: Callable[[], Awaitable[T]],
+        delete: Callable[[], Awaitable[None]],
+        conflict_message: Callable[[T], str],
+        conflict_code: str,
+    ) -> Outcome[T]:
+        """Create ``name`` under the policy; see the module docstring."""
+        if request_id is not None:
+            seen = self._requests.get(request_id)
+            if seen is not None:
+                if (seen.kind, seen.target, seen.digest) != (kind, name, digest):
+                    raise ApiError(
+                        f"request id {request_id!r} was already used for a different request "
+                        f"({seen.kind} {seen.target}); use a new request id",
+                        code="FABRIC_E_INVALID_ARGUMENT",
+                    )
+                first = await asyncio.shield(seen.answer)
+                return Outcome(first.value, created=False)
+            answer: asyncio.Future[Outcome[Any]] = asyncio.get_running_loop().create_future()
+            self._requests[request_id] = _Request(kind, name, digest, answer)
+        try:
+            async with self.name_lock(name):
+                outcome = await self._create_locked(
+                    existing, create, delete, if_exists, conflict_message, conflict_code
+                )
+        except BaseException as exc:
+            if request_id is not None:
+                # A failed request is not recorded: retrying it may well succeed.
+                failed = self._requests.pop(request_id)
+                if isinstance(exc, Exception):
+                    failed.answer.set_exception(exc)
+                    failed.answer.exception()  # retrieved here; concurrent waiters re-raise it
+                else:
+                    failed.answer.cancel()
+            raise
+        if request_id is not None:
+            self._requests[request_id].answer.set_result(outcome)
+        return outcome
+
+    @staticmethod
+    async def _create_locked(
+        existing: Callable[[], T | None],
+        create: Callable[[], Awaitable[T]],
+        delete: Callable[[], Awaitable[None]],
+        if_exists: IfExists,
+        conflict_message: Callable[[T], str],
+        conflict_code: str,
+    ) -> Outcome[T]:
+        current = existing()
+        if current is not None:
+            if if_exists is IfExists.FAIL:
+                raise ConflictError(conflict_message(current), code=conflict_code)
+            if if_exists is IfExists.USE_EXISTING:
+                return Outcome(current, created=False)
+            await delete()
+        return Outcome(await create(), created=True)

@@ -1,0 +1,106 @@
+"""Singleton instance routes, with Durable Functions' paths and payloads.
+
+``POST /orchestrators/{functionName}[/{instanceId}]`` starts an instance (the seed's HTTP start
+route); the ``/runtime/webhooks/durabletask/instances/...`` routes query, terminate and purge
+it, as Durable Functions' built-in HTTP API does. Unlike Durable's own webhook, an instance that
+exists answers 409, never a silent success or a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import JSONResponse
+
+from fabrichost.errors import ApiError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from starlette.requests import Request
+
+    from fabrichost.agent._cluster import Cluster
+    from fabrichost.agent._instances import Instance
+
+STATUS_ROOT = "/runtime/webhooks/durabletask/instances"
+
+
+def check_status_payload(request: Request, instance: Instance) -> dict[str, str]:
+    """Durable's ``CreateCheckStatusResponse`` body for ``instance``."""
+    status = f"{str(request.base_url).rstrip('/')}{STATUS_ROOT}/{instance.instance_id}"
+    return {
+        "id": instance.instance_id,
+        "statusQueryGetUri": status,
+        "sendEventPostUri": f"{status}/raiseEvent/{{eventName}}",
+        "terminatePostUri": f"{status}/terminate?reason={{text}}",
+        "purgeHistoryDeleteUri": status,
+    }
+
+
+class InstanceRoutes:
+    """Handlers; ``if_exists_of`` and ``request_id_of`` parse the create policy headers."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        if_exists_of: Callable[[Request], Any],
+        request_id_of: Callable[[Request], str | None],
+    ) -> None:
+        self.cluster = cluster
+        self._if_exists_of = if_exists_of
+        self._request_id_of = request_id_of
+
+    async def start(self, request: Request) -> Any:
+        raw = await request.body()
+        try:
+            value = json.loads(raw) if raw.strip() else None
+        except ValueError as exc:
+            raise ApiError(f"the body (the instance's input) is not valid JSON: {exc}") from exc
+        instance_id = request.path_params.get("instance") or str(uuid.uuid4())
+        outcome = await self.cluster.instances.start(
+            request.path_params["function"],
+            instance_id,
+            json.dumps(value),
+            if_exists=self._if_exists_of(request),
+            request_id=self._request_id_of(request),
+        )
+        payload = check_status_payload(request, outcome.value)
+        return JSONResponse(
+            payload,
+            status_code=202 if outcome.created else 200,
+            headers={"Location": payload["statusQueryGetUri"]},
+        )
+
+    async def status(self, request: Request) -> Any:
+        instance_id = request.path_params["instance"]
+        if request.query_params.get("waitForCompletion", "").lower() == "true":
+            try:
+                within = float(request.query_params.get("timeout", "60"))
+            except ValueError:
+                raise ApiError("timeout must be a number of seconds") from None
+            instance = await self.cluster.instances.wait_finished(instance_id, within)
+        else:
+            instance = self.cluster.instances.get(instance_id)
+        code = 202 if instance.status.active else 200
+        return JSONResponse(instance.status_json(), status_code=code)
+
+    async def list(self, request: Request) -> Any:
+        return {"Items": [i.status_json() for i in self.cluster.instances.instances.values()]}
+
+    async def terminate(self, request: Request) -> Any:
+        stopped = await self.cluster.instances.terminate(request.path_params["instance"])
+        instance = self.cluster.instances.get(request.path_params["instance"])
+        return JSONResponse(instance.status_json(), status_code=202 if stopped else 200)
+
+    async def purge(self, request: Request) -> Any:
+        self.cluster.instances.purge(request.path_params["instance"])
+        return {"instancesDeleted": 1}
+
+    async def raise_event(self, request: Request) -> Any:
+        raise ApiError(
+            "external events are not supported by fabrichost singleton instances",
+            code="FABRIC_E_NOT_SUPPORTED",
+            status=501,
+        )
