@@ -95,11 +95,11 @@ class Database:
             conn.execute("RELEASE store_write")
 
     def _rollback_quietly(self, conn: sqlite3.Connection, operation: str) -> None:
-        # Never let a failed ROLLBACK hide the exception that caused it.
-        if not conn.in_transaction:
-            return
+        # Never let a failed ROLLBACK hide the exception that caused it. SQLite may have rolled
+        # back already (disk full, I/O error), and the store may have been closed meanwhile.
         try:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         except sqlite3.Error:
             logger.exception("%s: rollback failed on %s", operation, self._path)
 

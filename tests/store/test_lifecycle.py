@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import sqlite3
+import sys
+from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,9 +22,6 @@ from fabrichost.store import (
 )
 
 from .helpers import application, partition, seed_application, service
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 def test_all_is_a_tuple_naming_exactly_the_public_names() -> None:
@@ -199,3 +198,52 @@ def test_integrity_check_reports_a_dangling_reference(db_path: Path) -> None:
     raw.close()
     with Store.open(db_path) as store:
         assert store.integrity_check() == ["services row 1 references a missing applications row"]
+
+
+def test_cancellation_inside_a_transaction_rolls_it_back(store: Store) -> None:
+    class Cancelled(BaseException):
+        pass
+
+    def cancelled_midway() -> None:
+        with store.transaction():
+            store.set_node("_Node_0", True)
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        cancelled_midway()
+    assert store.nodes() == {}
+    with store.transaction():  # and the store is usable again
+        store.set_node("_Node_1", True)
+    assert store.nodes() == {"_Node_1": True}
+
+
+def test_closing_inside_a_transaction_loses_its_writes_and_says_so(db_path: Path) -> None:
+    store = Store.open(db_path)
+
+    def close_midway() -> None:
+        with store.transaction():
+            store.set_node("_Node_0", True)
+            store.close()
+
+    with pytest.raises(StoreError, match=r"commit.*closed database"):
+        close_midway()
+    with Store.open(db_path) as reopened:
+        assert reopened.nodes() == {}
+
+
+def test_the_store_imports_only_the_standard_library_and_errors() -> None:
+    package = Path(fabrichost.store.__file__).parent
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                assert (
+                    name.startswith(("fabrichost.errors", "fabrichost.store"))
+                    or top in sys.stdlib_module_names
+                    or top in {"__future__", "_typeshed"}
+                ), f"{path.name} imports {name}"
