@@ -61,7 +61,8 @@ class Store(StoreTables):
             )
         with translate(path, "open"):
             # isolation_level=None: sqlite3 must not open transactions behind our back; every
-            # statement outside an explicit BEGIN commits on its own.
+            # statement outside an explicit BEGIN commits on its own. check_same_thread=False:
+            # the caller may move the store to a worker thread (one thread at a time).
             connection = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
