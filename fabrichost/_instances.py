@@ -125,6 +125,9 @@ class InstancesMixin:
         """Stop instance ``instance_id``; returns once its process is gone.
 
         Idempotent: terminating a finished instance changes nothing and succeeds.
+
+        Returns:
+            The instance's status afterwards (``None`` if the agent answered with no body).
         """
         result: dict[str, Any] | None = self._call(
             "POST", f"{_INSTANCES}/{_segment(instance_id)}/terminate"

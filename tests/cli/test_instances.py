@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import httpx
@@ -415,3 +416,57 @@ def test_replace_ends_the_old_incarnation_before_the_new_one_starts(
     assert [event for event, _, _ in events] == ["start", "end", "start", "end"]
     stamps = [stamp for _, _, stamp in events]
     assert stamps == sorted(stamps)  # the first ended before the second started
+
+
+@pytest.mark.integration
+def test_of_many_concurrent_starts_of_one_id_exactly_one_wins(
+    jobs: Callable[..., tuple[int, str, str]], cluster: Cluster
+) -> None:
+    def start(_: int) -> str:
+        with FabricClient(cluster.client.endpoint, timeout=30.0) as client:
+            try:
+                client.start_instance("EternalJob", "contested")
+            except ConflictError as exc:
+                return exc.message
+            return "started"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(start, range(16)))
+    assert answers.count("started") == 1
+    assert set(answers) - {"started"} == {"An instance with ID 'contested' already exists."}
+    assert [i["instanceId"] for i in cluster.client.instances()] == ["contested"]
+    code, _, err = jobs("instance", "terminate", "contested")
+    assert code == 0, err
+
+
+@pytest.mark.integration
+def test_a_finished_id_starts_again_as_a_new_generation(
+    jobs: Callable[..., tuple[int, str, str]], cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    generations = []
+    for n in (1, 2):
+        code, _, err = jobs("instance", "start", "EchoJob", "--id", "again", "--input", str(n))
+        assert code == 0, err
+        status = status_of(cluster, capsys, "again", "--wait", "--timeout", "30")
+        assert (status["runtimeStatus"], status["output"]) == ("Completed", n)
+        generations.append(status["generation"])
+    assert isinstance(generations[0], int)
+    assert isinstance(generations[1], int)
+    assert generations[1] > generations[0]
+
+
+@pytest.mark.integration
+def test_an_unknown_or_ambiguous_function_is_an_error_naming_the_candidates(
+    jobs: Callable[..., tuple[int, str, str]],
+) -> None:
+    code, _, err = jobs("instance", "start", "NoSuchJob")
+    assert code == 1
+    assert "NoSuchJob" in err
+    code, _, err = jobs(
+        "app", "deploy", str(MANIFESTS / "SingletonJobs"), "--name", "fabric:/Jobs2"
+    )
+    assert code == 0, err
+    code, _, err = jobs("instance", "start", "EchoJob")
+    assert code == 1
+    assert "fabric:/Jobs" in err
+    assert "fabric:/Jobs2" in err
