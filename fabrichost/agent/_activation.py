@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from fabrichost.agent._environment import (
     ApplicationFolders,
     code_package_environment,
 )
+from fabrichost.agent._lock import acquire_nowait
 from fabrichost.agent._model import ReplicaRole, ReplicaStatus, ServiceKind
 from fabrichost.agent._process import CodePackageSupervisor, EntryPoint, LaunchSpec
 from fabrichost.agent._spec import WorkingFolder
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from fabrichost.agent._spec import CodePackageSpec, ProgramSpec, ServicePackageSpec
 
 log = logging.getLogger(__name__)
+
+LOCK_FD_ENV = "FABRICHOST_LOCK_FD"  # the inherited incarnation lock (see _lock.py)
 
 
 def _entry_point(program: ProgramSpec, code_package: CodePackageSpec, work: Path) -> EntryPoint:
@@ -87,19 +91,29 @@ class CodePackageHost:
         )
         self.supervisor = CodePackageSupervisor(launch, policy=policy, hooks=self)
         self.channel: HostChannel | None = None
+        self.lock_path = activation.lock_path(spec.name)
         self._pending_pair: tuple[socket.socket, socket.socket] | None = None
+        self._pending_lock: int | None = None
 
     # -- supervisor hooks (called on the event loop by the supervisor's task) -------------------
 
     def prepare_main(self) -> tuple[tuple[int, ...], Mapping[str, str]]:
         self._close_pending_pair()
+        # Raises while an earlier incarnation may live: the supervisor retries with backoff.
+        self._pending_lock = lock_fd = acquire_nowait(self.lock_path)
+        env = {LOCK_FD_ENV: str(lock_fd)}
         if self.activation.package.is_guest:
-            return (), {}
+            return (lock_fd,), env
         agent_end, host_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._pending_pair = (agent_end, host_end)
-        return (host_end.fileno(),), {"FABRICHOST_CHANNEL_FD": str(host_end.fileno())}
+        env["FABRICHOST_CHANNEL_FD"] = str(host_end.fileno())
+        return (lock_fd, host_end.fileno()), env
 
     def on_main_started(self, pid: int) -> None:
+        if self._pending_lock is not None:
+            os.close(self._pending_lock)  # the child holds the lock now, for as long as it lives
+            self._pending_lock = None
+        self.activation.process_changed(self, pid)
         if self.activation.package.is_guest:
             self.activation.guest_started(self, pid)
             return
@@ -122,6 +136,7 @@ class CodePackageHost:
         if channel is not None:
             channel.close()
         self.activation.host_lost(self, f"process {pid} exited with code {returncode}")
+        self.activation.process_changed(self, None)
 
     def on_setup_failed(self, returncode: int) -> None:
         log.info("setup entry point of %s exited with %s", self.spec.name, returncode)
@@ -137,6 +152,9 @@ class CodePackageHost:
             await self.supervisor.restart()
 
     def _close_pending_pair(self) -> None:
+        if self._pending_lock is not None:
+            os.close(self._pending_lock)
+            self._pending_lock = None
         if self._pending_pair is not None:
             for sock in self._pending_pair:
                 sock.close()
@@ -163,6 +181,8 @@ class ServicePackageActivation:
         policy: RestartPolicy,
         on_replica_change: Callable[[Replica], None],
         on_notification: Callable[[object], None] | None = None,
+        on_process: Callable[[ServicePackageActivation, CodePackageHost, int | None], None]
+        | None = None,
     ) -> None:
         self.identity = identity
         self.package = package
@@ -176,6 +196,7 @@ class ServicePackageActivation:
         self._policy = policy
         self._on_replica_change = on_replica_change
         self._on_notification = on_notification
+        self._on_process = on_process
         self._type_hosts: dict[str, CodePackageHost] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.deactivation: asyncio.TimerHandle | None = None
@@ -183,6 +204,21 @@ class ServicePackageActivation:
     @property
     def activation_id(self) -> str:
         return self.identity.activation_id
+
+    def lock_path(self, code_package: str) -> Path:
+        """The incarnation lock of one code package process slot of this activation.
+
+        Shared slots are one per application, package and code package on a node; exclusive
+        ones follow the partition they exist for, which keeps its id across agent restarts.
+        """
+        ident = self.identity
+        scope = ident.partition_id if ident.activation_id else "shared"
+        name = f"{ident.application_id}.{self.package.name}.{scope}.{code_package}.lock"
+        return self.folders.state_dir / "locks" / ident.node_name / name
+
+    def process_changed(self, host: CodePackageHost, pid: int | None) -> None:
+        if self._on_process is not None:
+            self._on_process(self, host, pid)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 Everything runs on one asyncio event loop and this class is the only writer of the runtime model,
 so a check and the insert that follows it (a name that must be unique, an activation that must
-exist once) happen with no ``await`` between them: that is what makes them atomic.
+exist once) happen with no ``await`` between them: that is what makes them atomic. Each decision
+is written through to the store (``_persist``) in the same step, before any process is started
+or stopped for it, so a killed agent restarts (``restore``) into exactly what it had promised.
 """
 
 from __future__ import annotations
@@ -10,29 +12,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fabrichost.agent._activation import ServicePackageActivation
 from fabrichost.agent._backoff import RestartPolicy
-from fabrichost.agent._environment import ActivationIdentity, ApplicationFolders
 from fabrichost.agent._instances import InstanceManager
 from fabrichost.agent._model import (
-    ActivationMode,
     Application,
     Partition,
-    Replica,
-    ReplicaRole,
     ReplicaStatus,
     Service,
     ServiceDescription,
     ServiceKind,
 )
-from fabrichost.agent._placement import choose_nodes
+from fabrichost.agent._persist import Persistence
 from fabrichost.agent._ports import DEFAULT_RANGE, PortAllocator
 from fabrichost.agent._provision import ProvisionedType, instantiate, provision_package
+from fabrichost.agent._replicas import Node, ReplicaPlacement
 from fabrichost.agent._requests import IfExists, Outcome, RequestLedger, description_digest
 from fabrichost.errors import ActivationError, ApiError, ConflictError, NotFoundError
 from fabrichost.protocol import RunCompleted, RunStatus
@@ -44,8 +40,6 @@ if TYPE_CHECKING:
     from fabrichost.agent._spec import ServicePackageSpec
 
 log = logging.getLogger(__name__)
-
-ActivationKey = tuple[str, str, str]  # (application name, service package name, activation id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,35 +54,30 @@ class AgentSettings:
     port_range: tuple[int, int] = DEFAULT_RANGE
 
 
-@dataclass(eq=False)
-class Node:
-    name: str
-    up: bool = True
-    activations: dict[ActivationKey, ServicePackageActivation] = field(default_factory=dict)
-
-
-class Cluster:
+class Cluster(ReplicaPlacement):
     """A local cluster of ``settings.node_count`` logical nodes, rooted in ``state_dir``."""
 
-    def __init__(self, state_dir: Path, settings: AgentSettings | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        settings: AgentSettings | None = None,
+        *,
+        persist: Persistence | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.settings = settings or AgentSettings()
         self.nodes = {f"_Node_{i}": Node(f"_Node_{i}") for i in range(self.settings.node_count)}
         self.application_types: dict[tuple[str, str], ProvisionedType] = {}
         self.applications: dict[str, Application] = {}
         self.packages: dict[str, dict[str, ServicePackageSpec]] = {}  # app -> package -> spec
-        self._app_sequence = 0
+        self.persist = persist or Persistence.open(state_dir)
         self._ports = PortAllocator(*self.settings.port_range)
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._generation = time.time_ns() // 1000  # replaced by the store's sequence
-        self.ledger = RequestLedger()
-        self.instances = InstanceManager(self, self.ledger, self.next_generation)
-
-    def next_generation(self) -> int:
-        """A fencing token from one sequence that never repeats."""
-        self._generation += 1
-        return self._generation
+        self.ledger = RequestLedger(
+            on_recorded=self.persist.request_recorded, find_recorded=self.persist.request_found
+        )
+        self.instances = InstanceManager(self, self.ledger, self.persist)
 
     # -- application types ----------------------------------------------------------------------
 
@@ -116,6 +105,7 @@ class Cluster:
                 code="FABRIC_E_APPLICATION_TYPE_ALREADY_EXISTS",
             )
         self.application_types[key] = ptype
+        self.persist.application_type_added(ptype)
         return ptype
 
     def unprovision(self, name: str, version: str) -> None:
@@ -135,6 +125,7 @@ class Cluster:
                 code="FABRIC_E_APPLICATION_TYPE_IN_USE",
             )
         del self.application_types[(name, version)]
+        self.persist.application_type_removed(name, version)
 
     # -- applications ---------------------------------------------------------------------------
 
@@ -154,16 +145,13 @@ class Cluster:
                 code="FABRIC_E_APPLICATION_TYPE_NOT_FOUND",
             )
         resolved = instantiate(ptype, parameters)
+        sequence = self.persist.store.next_application_sequence()
         app = Application(
-            name,
-            type_name,
-            type_version,
-            f"{type_name}_App{self._app_sequence}",
-            dict(resolved.parameters),
+            name, type_name, type_version, f"{type_name}_App{sequence}", dict(resolved.parameters)
         )
-        self._app_sequence += 1
         self.applications[name] = app  # claimed before any await: concurrent creates conflict
         self.packages[name] = dict(resolved.packages)
+        self.persist.application_added(app)
         try:
             for description in resolved.default_services:
                 # DefaultServices names are relative to the application (Name="ServiceA").
@@ -205,11 +193,12 @@ class Cluster:
 
     async def delete_application(self, name: str) -> None:
         app = self.application(name)
+        self.persist.application_removed(name)  # the decision first; its services go with it
         for service_name in list(app.services):
             await self.delete_service(service_name)
         await asyncio.gather(
             *(
-                self._deactivate(node, key, act, grace=self.settings.stop_grace)
+                self._deactivate(node, act, grace=self.settings.stop_grace)
                 for node in self.nodes.values()
                 for key, act in list(node.activations.items())
                 if key[0] == name
@@ -230,16 +219,9 @@ class Cluster:
 
     # -- services -------------------------------------------------------------------------------
 
-    async def create_service(self, app_name: str, desc: ServiceDescription) -> Service:
-        app = self.application(app_name)
-        _check_name(desc.name, parent=app_name)
-        existing = self._find_service(desc.name)
-        if existing is not None:
-            raise ConflictError(
-                f"service {desc.name} already exists (type {existing.type_name})",
-                code="FABRIC_E_SERVICE_ALREADY_EXISTS",
-            )
-        package, type_spec = self._package_of_type(app_name, desc.type_name)
+    def _new_service(self, app: Application, desc: ServiceDescription) -> Service:
+        """Check a description against the application's packages; build the Service."""
+        package, type_spec = self._package_of_type(app.name, desc.type_name)
         if type_spec.stateful != (desc.kind is ServiceKind.STATEFUL):
             raise ApiError(
                 f"service type {desc.type_name} is "
@@ -250,10 +232,9 @@ class Cluster:
             if cp.main is None:
                 raise ActivationError(
                     f"code package {cp.name!r} of {package.name!r} uses "
-                    f"{cp.unsupported}; fabrichost runs processes (ExeHost) "
-                    "only"
+                    f"{cp.unsupported}; fabrichost runs processes (ExeHost) only"
                 )
-        service = Service(
+        return Service(
             desc.name,
             app,
             desc.type_name,
@@ -264,12 +245,28 @@ class Cluster:
             desc.min_replica_set_size,
             desc.has_persisted_state,
             desc.init_data,
+            description=desc,
         )
+
+    async def create_service(self, app_name: str, desc: ServiceDescription) -> Service:
+        app = self.application(app_name)
+        _check_name(desc.name, parent=app_name)
+        existing = self._find_service(desc.name)
+        if existing is not None:
+            raise ConflictError(
+                f"service {desc.name} already exists (type {existing.type_name})",
+                code="FABRIC_E_SERVICE_ALREADY_EXISTS",
+            )
+        service = self._new_service(app, desc)
         for pname, low, high in desc.partition_layout():
             service.partitions.append(Partition(service, desc.partition_scheme, pname, low, high))
         app.services[desc.name] = service  # claimed before any await
-        for partition in service.partitions:
-            await self._fill_partition(partition)
+        planned = [r for p in service.partitions for r in self._plan_partition(p)]
+        with self.persist.store.transaction():  # the intent, committed before any process starts
+            self.persist.service_added(service, desc)
+            for replica in planned:
+                self.persist.replica_saved(replica)
+        await self._activate_replicas(planned)
         self._bump()
         return service
 
@@ -298,8 +295,10 @@ class Cluster:
         )
 
     async def delete_service(self, name: str) -> None:
+        """Delete a service; returns once its replicas are closed and exclusive processes gone."""
         service = self.service(name)
         service.application.services.pop(name, None)
+        self.persist.service_removed(name)  # the decision first: a crash now cannot undo it
         await asyncio.gather(*(self._remove_replica(r) for r in service.replicas()))
         self._bump()
 
@@ -344,176 +343,7 @@ class Cluster:
                 f"service {name} is not ready after {within:g} s: " + "; ".join(reasons)
             ) from None
 
-    def replica_reason(self, replica: Replica) -> str:
-        if replica.last_error:
-            return replica.last_error
-        act = self.activation_of(replica)
-        if act is not None:
-            for host in act.hosts.values():
-                stats = host.supervisor.statistics
-                if stats.ContinuousExitFailureCount or stats.ContinuousActivationFailureCount:
-                    return (
-                        f"code package {host.spec.name} keeps failing "
-                        f"(last exit code {stats.LastExitCode})"
-                    )
-        return f"waiting for a code package to register service type {replica.service.type_name}"
-
-    # -- placement and replicas -----------------------------------------------------------------
-
-    def _load(self) -> dict[str, int]:
-        load = dict.fromkeys(self.nodes, 0)
-        for app in self.applications.values():
-            for service in app.services.values():
-                for r in service.replicas():
-                    load[r.node_name] = load.get(r.node_name, 0) + 1
-        return load
-
-    def _primaries_per_node(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for app in self.applications.values():
-            for service in app.services.values():
-                for r in service.replicas():
-                    if r.role is ReplicaRole.PRIMARY:
-                        counts[r.node_name] = counts.get(r.node_name, 0) + 1
-        return counts
-
-    async def _fill_partition(self, partition: Partition) -> None:
-        """Place the replicas a partition lacks on up nodes that hold none of it yet."""
-        service = partition.service
-        live = partition.live_replicas()
-        up = [n.name for n in self.nodes.values() if n.up]
-        wanted = (
-            service.target_count if service.target_count < 0 else service.target_count - len(live)
-        )
-        result = choose_nodes(
-            up, self._load(), wanted, exclude=frozenset(r.node_name for r in live)
-        )
-        # A partition's warning lasts while it lacks replicas; a complete placement clears it.
-        service.health_warnings.pop(partition.id, None)
-        if result.missing:
-            warning = (
-                f"partition {partition.id}: {result.missing} replica(s) could not be placed: "
-                f"only {len(up)} node(s) are up"
-            )
-            service.health_warnings[partition.id] = warning
-            log.warning("%s %s", service.name, warning)
-        roles = dict.fromkeys(result.nodes, ReplicaRole.NONE)
-        if service.kind is ServiceKind.STATEFUL:
-            roles = dict.fromkeys(result.nodes, ReplicaRole.ACTIVE_SECONDARY)
-            has_primary = any(r.role is ReplicaRole.PRIMARY for r in live)
-            if not has_primary and result.nodes:
-                # Spread primaries like SF's balancer: the node with the fewest gets this one.
-                primaries = self._primaries_per_node()
-                roles[min(result.nodes, key=lambda n: primaries.get(n, 0))] = ReplicaRole.PRIMARY
-        for node_name in result.nodes:
-            replica = Replica(partition, node_name, roles[node_name])
-            partition.replicas.append(replica)
-            activation = await self._activation_for(self.nodes[node_name], service, partition)
-            activation.add_replica(replica)
-
-    async def _activation_for(
-        self, node: Node, service: Service, partition: Partition
-    ) -> ServicePackageActivation:
-        app = service.application
-        exclusive = service.activation_mode is ActivationMode.EXCLUSIVE_PROCESS
-        activation_id = str(uuid.uuid4()) if exclusive else ""
-        key = (app.name, service.service_manifest_name, activation_id)
-        existing = node.activations.get(key)
-        if existing is not None and existing.status in ("Activating", "Active"):
-            return existing
-        identity = ActivationIdentity(
-            node.name,
-            app.name,
-            app.application_id,
-            service.service_manifest_name,
-            activation_id,
-            partition_id=partition.id if exclusive else "",
-            service_name=service.name if exclusive else "",
-        )
-        activation = ServicePackageActivation(
-            identity=identity,
-            package=self.packages[app.name][service.service_manifest_name],
-            folders=ApplicationFolders.for_node(self.state_dir, node.name, app.application_id),
-            ports=self._ports,
-            policy=self.settings.restart_policy,
-            on_replica_change=self._replica_changed,
-            on_notification=self._host_notification,
-        )
-        node.activations[key] = activation  # before the await: a concurrent caller shares it
-        try:
-            await activation.activate()
-        except BaseException:
-            node.activations.pop(key, None)
-            raise
-        return activation
-
-    def activation_of(self, replica: Replica) -> ServicePackageActivation | None:
-        node = self.nodes.get(replica.node_name)
-        if node is None:
-            return None
-        key = (
-            replica.service.application.name,
-            replica.service.service_manifest_name,
-            replica.activation_id,
-        )
-        return node.activations.get(key)
-
-    async def _remove_replica(self, replica: Replica) -> None:
-        activation = self.activation_of(replica)
-        if activation is None:
-            replica.status = ReplicaStatus.DROPPED
-            return
-        await activation.remove_replica(replica)
-        if activation.replicas:
-            return
-        if activation.activation_id:
-            # An exclusive activation existed for this replica alone: it goes with it, and the
-            # delete returns once its processes are gone (a replacement never overlaps it).
-            node = self.nodes[replica.node_name]
-            key = (
-                activation.identity.application_name,
-                activation.package.name,
-                activation.activation_id,
-            )
-            await self._deactivate(node, key, activation, grace=self.settings.stop_grace)
-        else:
-            self._schedule_deactivation(replica.node_name, activation)
-
-    def _schedule_deactivation(self, node_name: str, activation: ServicePackageActivation) -> None:
-        node = self.nodes[node_name]
-        key = (
-            activation.identity.application_name,
-            activation.package.name,
-            activation.activation_id,
-        )
-        grace = (
-            self.settings.exclusive_deactivation_grace
-            if activation.activation_id
-            else self.settings.shared_deactivation_grace
-        )
-        loop = asyncio.get_running_loop()
-        activation.deactivation = loop.call_later(
-            grace,
-            lambda: self.spawn(
-                self._deactivate(node, key, activation, grace=0.0, only_if_unused=True)
-            ),
-        )
-
-    async def _deactivate(
-        self,
-        node: Node,
-        key: ActivationKey,
-        activation: ServicePackageActivation,
-        *,
-        grace: float,
-        only_if_unused: bool = False,
-    ) -> None:
-        if only_if_unused and activation.replicas:
-            return
-        if node.activations.get(key) is activation:
-            del node.activations[key]
-        await activation.deactivate(grace=self.settings.stop_grace if not only_if_unused else 2.0)
-        self._bump()
+    # -- events and housekeeping ----------------------------------------------------------------
 
     def _host_notification(self, message: object) -> None:
         if isinstance(message, RunCompleted):
@@ -526,86 +356,6 @@ class Cluster:
         else:
             log.debug("host notification: %r", message)
 
-    def _replica_changed(self, replica: Replica) -> None:
-        self._bump()
-        self.instances.replica_changed(replica)
-        partition = replica.partition
-        if (
-            replica.status is ReplicaStatus.DOWN
-            and replica.role is ReplicaRole.PRIMARY
-            and replica.service.kind is ServiceKind.STATEFUL
-        ):
-            secondary = next(
-                (
-                    r
-                    for r in partition.live_replicas()
-                    if r.status is ReplicaStatus.READY and r.role is ReplicaRole.ACTIVE_SECONDARY
-                ),
-                None,
-            )
-            if secondary is not None:
-                replica.role = ReplicaRole.ACTIVE_SECONDARY  # it comes back as a secondary
-                self.spawn(self._promote(secondary))
-
-    async def _promote(self, replica: Replica) -> None:
-        activation = self.activation_of(replica)
-        if activation is not None:
-            try:
-                await activation.change_role(replica, ReplicaRole.PRIMARY)
-            except (ActivationError, TimeoutError) as exc:
-                log.warning("promoting replica %s failed: %s", replica.id, exc)
-
-    # -- nodes ----------------------------------------------------------------------------------
-
-    def node(self, name: str) -> Node:
-        try:
-            return self.nodes[name]
-        except KeyError:
-            raise NotFoundError(
-                f"node {name} does not exist", code="FABRIC_E_NODE_NOT_FOUND"
-            ) from None
-
-    async def stop_node(self, name: str) -> None:
-        """Stop a node: its processes stop, its replicas fail over to the other nodes."""
-        node = self.node(name)
-        if not node.up:
-            return
-        node.up = False
-        activations = list(node.activations.items())
-        node.activations.clear()
-        await asyncio.gather(*(a.deactivate(self.settings.stop_grace) for _, a in activations))
-        touched = []
-        for _, activation in activations:
-            for replica in activation.replicas:
-                replica.status = ReplicaStatus.DROPPED
-                touched.append(replica.partition)
-        for partition in dict.fromkeys(touched):
-            await self._failover(partition)
-        self._bump()
-
-    async def _failover(self, partition: Partition) -> None:
-        live = partition.live_replicas()
-        if partition.service.kind is ServiceKind.STATEFUL and not any(
-            r.role is ReplicaRole.PRIMARY for r in live
-        ):
-            secondary = next((r for r in live if r.status is ReplicaStatus.READY), None)
-            if secondary is not None:
-                await self._promote(secondary)
-        await self._fill_partition(partition)
-
-    async def start_node(self, name: str) -> None:
-        node = self.node(name)
-        if node.up:
-            return
-        node.up = True
-        for app in list(self.applications.values()):
-            for service in list(app.services.values()):
-                for partition in service.partitions:
-                    await self._fill_partition(partition)
-        self._bump()
-
-    # -- housekeeping ---------------------------------------------------------------------------
-
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -615,6 +365,12 @@ class Cluster:
         """Wake everything waiting for a change of the runtime model."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+    async def restore(self) -> None:
+        """Load what an earlier run created, fence its processes, and start everything again."""
+        from fabrichost.agent._restore import restore
+
+        await restore(self)
 
     async def shutdown(self) -> None:
         """Stop every process of every node; returns when all are gone."""
@@ -629,6 +385,7 @@ class Cluster:
         )
         for node in self.nodes.values():
             node.activations.clear()
+        self.persist.close()
 
 
 def _check_name(name: str, parent: str | None = None) -> None:

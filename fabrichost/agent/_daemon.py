@@ -26,8 +26,8 @@ import uvicorn
 
 from fabrichost._version import __version__
 from fabrichost.agent._cluster import AgentSettings, Cluster
+from fabrichost.agent._fence import sweep_strays
 from fabrichost.agent._statedir import (
-    ENV_MARKER,
     LOG_FILE,
     AgentRecord,
     StateDirLock,
@@ -82,6 +82,7 @@ async def serve(
     sock = _listen(port)
     endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
     cluster = Cluster(state_dir, settings)
+    await cluster.restore()  # what an earlier run created, after fencing its processes
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -228,24 +229,3 @@ def _wait_exit(pidfd: int, timeout: float) -> bool:
     """
     ready, _, _ = select.select([pidfd], [], [], timeout)
     return bool(ready)
-
-
-def sweep_strays(state_dir: Path, grace: float = 2.0) -> list[int]:
-    """Kill every process that carries the marker of ``state_dir``; return their pids."""
-    marker = str(state_dir)
-    strays = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.environ().get(ENV_MARKER) == marker:
-                strays.append(proc)
-        except psutil.Error:
-            continue
-    for proc in strays:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(strays, timeout=grace)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=grace)
-    return [p.pid for p in strays]

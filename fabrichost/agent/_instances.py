@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import enum
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,11 +33,13 @@ from fabrichost.agent._requests import IfExists, Outcome, description_digest
 from fabrichost.errors import ActivationError, ApiError, ConflictError, NotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from fabrichost.agent._cluster import Cluster
     from fabrichost.agent._model import Replica
+    from fabrichost.agent._persist import Persistence
     from fabrichost.agent._requests import RequestLedger
+    from fabrichost.store import InstanceRow
+
+log = logging.getLogger(__name__)
 
 _ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
 
@@ -105,12 +108,10 @@ def check_instance_id(instance_id: str) -> str:
 class InstanceManager:
     """The singleton instances of one cluster."""
 
-    def __init__(
-        self, cluster: Cluster, ledger: RequestLedger, next_generation: Callable[[], int]
-    ) -> None:
+    def __init__(self, cluster: Cluster, ledger: RequestLedger, persist: Persistence) -> None:
         self._cluster = cluster
         self._ledger = ledger
-        self._next_generation = next_generation
+        self._persist = persist
         self.instances: dict[str, Instance] = {}
         self._replicas: dict[int, tuple[Instance, int]] = {}  # replica id -> (instance, gen)
 
@@ -174,6 +175,7 @@ class InstanceManager:
             create=create,
             delete=replace,
             conflict_message=lambda _: f"An instance with ID '{instance_id}' already exists.",
+            lookup=lambda: self.instances.get(instance_id),
             conflict_code="FABRIC_E_SERVICE_ALREADY_EXISTS",
         )
 
@@ -192,10 +194,15 @@ class InstanceManager:
             application,
             service_name,
             input_json,
-            self._next_generation(),
+            self._persist.store.next_generation(),  # drawn outside any transaction
             request_id=request_id,
         )
+        previous = self.instances.get(instance_id)
         self.instances[instance_id] = instance  # claimed before any await
+        with self._persist.store.transaction():  # a finished run of this ID is replaced
+            if previous is not None:
+                self._persist.instance_removed(instance_id)
+            self._persist.instance_added(instance)
         description = ServiceDescription(
             name=service_name,
             type_name=function_name,
@@ -209,6 +216,7 @@ class InstanceManager:
         except BaseException:
             if self.instances.get(instance_id) is instance:
                 del self.instances[instance_id]
+                self._persist.instance_removed(instance_id)
             raise
         for replica in service.replicas():
             self._replicas[replica.id] = (instance, instance.generation)
@@ -249,6 +257,12 @@ class InstanceManager:
     def _set(self, instance: Instance, status: InstanceStatus) -> None:
         instance.status = status
         instance.updated_at = _now()
+        if not self._persist.instance_updated(instance):
+            log.warning(
+                "instance %s generation %s is stale in the store",
+                instance.instance_id,
+                instance.generation,
+            )
         if not status.active:
             instance.finished.set()
 
@@ -279,6 +293,7 @@ class InstanceManager:
                 code="FABRIC_E_INSTANCE_RUNNING",
             )
         del self.instances[instance_id]
+        self._persist.instance_removed(instance_id)
 
     async def wait_finished(self, instance_id: str, within: float) -> Instance:
         instance = self.get(instance_id)
@@ -288,6 +303,35 @@ class InstanceManager:
         except TimeoutError:
             pass
         return instance
+
+    def restore(self, rows: list[InstanceRow]) -> None:
+        """Put back the instances of an earlier run; active ones keep their generation."""
+        for row in rows:
+            instance = Instance(
+                row.instance_id,
+                row.function_name,
+                row.application,
+                row.service_name,
+                row.input_json,
+                row.generation,
+                InstanceStatus(row.status.value),
+                row.output_json,
+                row.error,
+                row.request_id,
+                datetime.fromtimestamp(row.created_at, UTC),
+                datetime.fromtimestamp(row.updated_at, UTC),
+            )
+            if not instance.status.active:
+                instance.finished.set()
+            self.instances[row.instance_id] = instance
+            service = self._cluster.applications.get(row.application, None)
+            svc = service.services.get(row.service_name) if service is not None else None
+            if svc is None:
+                if instance.status.active:  # its service is gone: it cannot be running
+                    self._set(instance, InstanceStatus.TERMINATED)
+                continue
+            for replica in svc.replicas():
+                self._replicas[replica.id] = (instance, instance.generation)
 
     def application_deleted(self, application: str) -> None:
         for instance in self.instances.values():

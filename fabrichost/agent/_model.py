@@ -112,6 +112,7 @@ class Service:
     init_data: str | None = None
     partitions: list[Partition] = field(default_factory=list)
     health_warnings: dict[str, str] = field(default_factory=dict)  # partition id -> warning
+    description: ServiceDescription | None = None  # as created; persisted with the service
 
     def replicas(self) -> list[Replica]:
         return [r for p in self.partitions for r in p.live_replicas()]

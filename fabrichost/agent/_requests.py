@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from fabrichost.errors import ApiError, ConflictError
+from fabrichost.errors import ApiError, ConflictError, NotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -67,30 +67,23 @@ class _Request:
 class RequestLedger:
     """Idempotency keys and per-name create serialisation for one agent."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        on_recorded: Callable[[str, str, str, str], None] | None = None,
+        find_recorded: Callable[[str], tuple[str, str, str] | None] | None = None,
+    ) -> None:
+        """``on_recorded(request_id, kind, target, digest)`` persists a finished request, and
+        ``find_recorded(request_id)`` reads one back (kind, target, digest) after a restart."""
         self._requests: dict[str, _Request] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._on_recorded = on_recorded
+        self._find_recorded = find_recorded
 
     def name_lock(self, name: str) -> asyncio.Lock:
         lock = self._locks.get(name)
         if lock is None:
             lock = self._locks[name] = asyncio.Lock()
         return lock
-
-    def recorded(self, request_id: str) -> tuple[str, str, str, Outcome[Any]] | None:
-        """(kind, target, digest, outcome) of a finished request, for persistence."""
-        request = self._requests.get(request_id)
-        if request is None or not request.answer.done() or request.answer.exception():
-            return None
-        return request.kind, request.target, request.digest, request.answer.result()
-
-    def restore(
-        self, request_id: str, kind: str, target: str, digest: str, outcome: Outcome[Any]
-    ) -> None:
-        """Put back a request recorded by an earlier run of the agent."""
-        future: asyncio.Future[Outcome[Any]] = asyncio.get_running_loop().create_future()
-        future.set_result(outcome)
-        self._requests[request_id] = _Request(kind, target, digest, future)
 
     async def create(
         self,
@@ -105,17 +98,30 @@ class RequestLedger:
         delete: Callable[[], Awaitable[None]],
         conflict_message: Callable[[T], str],
         conflict_code: str,
+        lookup: Callable[[], T | None] | None = None,
     ) -> Outcome[T]:
-        """Create ``name`` under the policy; see the module docstring."""
+        """Create ``name`` under the policy; see the module docstring.
+
+        ``lookup`` finds what an earlier request created (default: ``existing``), to answer a
+        retry whose request id was recorded by an earlier run of the agent.
+        """
+        if request_id is not None and request_id not in self._requests:
+            earlier = self._find_recorded(request_id) if self._find_recorded else None
+            if earlier is not None:
+                self._check_same(request_id, earlier, (kind, name, digest))
+                entity = (lookup or existing)()
+                if entity is None:
+                    raise NotFoundError(
+                        f"request id {request_id!r} created {name}, which no longer exists",
+                        code="FABRIC_E_DOES_NOT_EXIST",
+                    )
+                return Outcome(entity, created=False)
         if request_id is not None:
             seen = self._requests.get(request_id)
             if seen is not None:
-                if (seen.kind, seen.target, seen.digest) != (kind, name, digest):
-                    raise ApiError(
-                        f"request id {request_id!r} was already used for a different request "
-                        f"({seen.kind} {seen.target}); use a new request id",
-                        code="FABRIC_E_INVALID_ARGUMENT",
-                    )
+                self._check_same(
+                    request_id, (seen.kind, seen.target, seen.digest), (kind, name, digest)
+                )
                 first = await asyncio.shield(seen.answer)
                 return Outcome(first.value, created=False)
             answer: asyncio.Future[Outcome[Any]] = asyncio.get_running_loop().create_future()
@@ -137,7 +143,20 @@ class RequestLedger:
             raise
         if request_id is not None:
             self._requests[request_id].answer.set_result(outcome)
+            if self._on_recorded is not None:
+                self._on_recorded(request_id, kind, name, digest)
         return outcome
+
+    @staticmethod
+    def _check_same(
+        request_id: str, earlier: tuple[str, str, str], now: tuple[str, str, str]
+    ) -> None:
+        if earlier != now:
+            raise ApiError(
+                f"request id {request_id!r} was already used for a different request "
+                f"({earlier[0]} {earlier[1].split(':', 1)[-1]}); use a new request id",
+                code="FABRIC_E_INVALID_ARGUMENT",
+            )
 
     @staticmethod
     async def _create_locked(

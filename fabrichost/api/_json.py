@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from fabrichost.agent._activation import CodePackageHost, ServicePackageActivation
-    from fabrichost.agent._cluster import Cluster, Node
+    from fabrichost.agent._cluster import Cluster
     from fabrichost.agent._model import Application, Partition, Replica, Service
     from fabrichost.agent._provision import ProvisionedType
+    from fabrichost.agent._replicas import Node
 
 Json = dict[str, Any]
 

@@ -1,0 +1,215 @@
+"""One ID, one instance: concurrent creates, idempotent retries and create policies (SPEC §5).
+
+Every storm runs against a real agent; the assertions are about what the kernel saw (processes,
+the job's journal), not only about what the API answered.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import watchfiles
+
+from sample_services.jobs import read_journal
+from tests.integration.conftest import MANIFESTS, write_guest_package
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.integration.conftest import Cluster
+
+pytestmark = pytest.mark.integration
+SLEEPER = "import signal\nsignal.pause()\n"
+
+
+def _starts(journal: Path) -> list[int]:
+    if not journal.exists():
+        return []
+    return [pid for event, pid, _ in read_journal(journal) if event == "start"]
+
+
+def wait_for_starts(journal: Path, count: int, timeout: float = 30.0) -> None:
+    """Wait (on file events, with a deadline) until the journal shows ``count`` starts."""
+    deadline = time.monotonic() + timeout
+    if len(_starts(journal)) >= count:
+        return
+    for _ in watchfiles.watch(journal.parent, rust_timeout=200, yield_on_timeout=True):
+        if len(_starts(journal)) >= count:
+            return
+        assert time.monotonic() < deadline, f"{count} start(s) not journaled in {timeout} s"
+
+
+def test_fifty_concurrent_creates_of_one_service_name_one_wins(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.client.deploy(write_guest_package(tmp_path / "G", script=SLEEPER), "fabric:/G")
+    body = {
+        "ServiceKind": "Stateless",
+        "ServiceName": "fabric:/G/One",
+        "ServiceTypeName": "GuestType",
+        "InstanceCount": 1,
+    }
+    url = f"{cluster.client.endpoint}/Applications/G/$/GetServices/$/Create"
+    barrier = threading.Barrier(25)
+
+    def http_create(_: int) -> int:
+        barrier.wait(timeout=30)
+        return httpx.post(url, json=body, timeout=60).status_code
+
+    cli = [
+        sys.executable,
+        "-m",
+        "fabrichost",
+        "service",
+        "create",
+        "fabric:/G/One",
+        "--type",
+        "GuestType",
+        "--stateless",
+        "--state-dir",
+        str(cluster.state_dir),
+    ]
+    procs = [
+        subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(25)
+    ]
+    try:
+        with ThreadPoolExecutor(25) as pool:
+            statuses = list(pool.map(http_create, range(25)))
+        exit_codes = [p.wait(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            if p.stderr is not None:
+                p.stderr.close()
+    wins = statuses.count(201) + exit_codes.count(0)
+    conflicts = statuses.count(409) + exit_codes.count(3)
+    assert (wins, conflicts) == (1, 49), (statuses, exit_codes)
+    cluster.client.wait_service_ready("fabric:/G/One", timeout=30)
+    (replica,) = cluster.client.deployed_replicas("_Node_0", "fabric:/G")
+    (code_package,) = cluster.client.deployed_code_packages("_Node_0", "fabric:/G")
+    stats = code_package["MainEntryPoint"]["CodePackageEntryPointStatistics"]
+    assert stats["ActivationCount"] == "1", "exactly one process ever hosted it"
+    assert replica["HostProcessId"] == code_package["MainEntryPoint"]["ProcessId"]
+
+
+@pytest.fixture
+def jobs(cluster: Cluster) -> Cluster:
+    cluster.client.deploy(MANIFESTS / "SingletonJobs", "fabric:/Jobs")
+    return cluster
+
+
+def _start(
+    jobs: Cluster, instance: str, payload: Any, *, key: str | None = None, if_exists: str = "fail"
+) -> httpx.Response:
+    headers = {"Idempotency-Key": key} if key else {}
+    return httpx.post(
+        f"{jobs.client.endpoint}/orchestrators/EternalJob/{instance}",
+        params={"ifExists": if_exists},
+        json=payload,
+        headers=headers,
+        timeout=60,
+    )
+
+
+def test_thirty_concurrent_starts_of_job_42_one_instance(jobs: Cluster, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    barrier = threading.Barrier(30)
+
+    def start(_: int) -> httpx.Response:
+        barrier.wait(timeout=30)
+        return _start(jobs, "job-42", {"journal": str(journal)})
+
+    with ThreadPoolExecutor(30) as pool:
+        responses = list(pool.map(start, range(30)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [202] + [409] * 29
+    for r in responses:
+        if r.status_code == 409:
+            assert r.json()["Error"]["Message"] == "An instance with ID 'job-42' already exists."
+    winner = next(r for r in responses if r.status_code == 202).json()
+    assert winner["id"] == "job-42"
+    assert winner["statusQueryGetUri"].endswith("/runtime/webhooks/durabletask/instances/job-42")
+    status = jobs.client.instance_status("job-42")
+    assert status["runtimeStatus"] in ("Pending", "Running")
+    wait_for_starts(journal, 1)
+    jobs.client.terminate_instance("job-42")
+    assert len(_starts(journal)) == 1, "exactly one process ever ran job-42"
+
+
+def test_twenty_retries_with_one_request_id_create_once(jobs: Cluster, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    barrier = threading.Barrier(20)
+
+    def start(_: int) -> httpx.Response:
+        barrier.wait(timeout=30)
+        return _start(jobs, "job-7", {"journal": str(journal)}, key="req-7")
+
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(start, range(20)))
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [202]
+    assert len({json.dumps(r.json(), sort_keys=True) for r in responses}) == 1
+    generation = jobs.client.instance_status("job-7")["generation"]
+    again = _start(jobs, "job-7", {"journal": str(journal)}, key="req-7")
+    assert again.status_code == 200
+    assert jobs.client.instance_status("job-7")["generation"] == generation
+    different = _start(jobs, "job-7", {"journal": "elsewhere"}, key="req-7")
+    assert different.status_code == 400
+    assert "already used for a different request" in different.json()["Error"]["Message"]
+    wait_for_starts(journal, 1)
+    jobs.client.terminate_instance("job-7")
+    assert len(_starts(journal)) == 1
+
+
+def test_use_existing_returns_the_running_instance(jobs: Cluster, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    first = _start(jobs, "job-1", {"journal": str(journal)})
+    assert first.status_code == 202
+    generation = jobs.client.instance_status("job-1")["generation"]
+    second = _start(jobs, "job-1", {"other": "input"}, if_exists="use-existing")
+    assert second.status_code == 200
+    assert second.json() == first.json()
+    assert jobs.client.instance_status("job-1")["generation"] == generation
+    wait_for_starts(journal, 1)
+    jobs.client.terminate_instance("job-1")
+    assert len(_starts(journal)) == 1
+
+
+def test_a_replace_storm_never_overlaps_two_lifetimes(jobs: Cluster, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    barrier = threading.Barrier(10)
+
+    def replace(i: int) -> httpx.Response:
+        barrier.wait(timeout=30)
+        return _start(jobs, "job-r", {"journal": str(journal), "n": i}, if_exists="replace")
+
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(replace, range(10)))
+    assert all(r.status_code == 202 for r in responses)
+    final = jobs.client.instance_status("job-r", wait=False)
+    assert final["runtimeStatus"] in ("Pending", "Running")
+    assert final["input"]["n"] in range(10)
+    # An incarnation replaced before its run() began journals nothing; the last one runs.
+    wait_for_starts(journal, 1)
+    jobs.client.terminate_instance("job-r")
+
+    events = read_journal(journal)
+    starts = sorted(((t, pid) for event, pid, t in events if event == "start"))
+    ends = {pid: t for event, pid, t in events if event == "end"}
+    assert 1 <= len(starts) <= 10
+    assert len({pid for _, pid in starts}) == len(starts), "one process per incarnation"
+    for (_, pid), (next_start, _) in itertools.pairwise(starts):
+        assert pid in ends, f"incarnation {pid} never ended"
+        assert ends[pid] < next_start, "two lifetimes overlapped"
+    assert starts[-1][1] in ends
+    assert final["generation"] > 0
