@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fabrichost.agent._backoff import RestartPolicy
+from fabrichost.agent._crash import crash_point
 from fabrichost.agent._instances import InstanceManager
 from fabrichost.agent._model import (
     Application,
@@ -75,7 +76,9 @@ class Cluster(ReplicaPlacement):
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.ledger = RequestLedger(
-            on_recorded=self.persist.request_recorded, find_recorded=self.persist.request_found
+            on_claimed=self.persist.request_claimed,
+            on_failed=self.persist.request_failed,
+            find_recorded=self.persist.request_found,
         )
         self.instances = InstanceManager(self, self.ledger, self.persist)
 
@@ -266,7 +269,9 @@ class Cluster(ReplicaPlacement):
             self.persist.service_added(service, desc)
             for replica in planned:
                 self.persist.replica_saved(replica)
+        crash_point("service-committed")
         await self._activate_replicas(planned)
+        crash_point("service-activated")
         self._bump()
         return service
 

@@ -193,7 +193,10 @@ def running_agent(state_dir: Path) -> AgentRecord | None:
 def _same_process(pid: int, start_time: float) -> bool:
     """True if ``pid`` is still the process that started at ``start_time`` (no PID reuse)."""
     try:
-        return abs(psutil.Process(pid).create_time() - start_time) < 0.01
+        proc = psutil.Process(pid)
+        # A zombie (or a process on its way out) is not a running agent any more.
+        alive = proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        return alive and abs(proc.create_time() - start_time) < 0.01
     except psutil.Error:
         return False
 

@@ -28,9 +28,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from fabrichost.agent._crash import crash_point
 from fabrichost.agent._model import ActivationMode, ReplicaStatus, ServiceDescription, ServiceKind
 from fabrichost.agent._requests import IfExists, Outcome, description_digest
-from fabrichost.errors import ActivationError, ApiError, ConflictError, NotFoundError
+from fabrichost.errors import (
+    ActivationError,
+    ApiError,
+    ConflictError,
+    FabricHostError,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     from fabrichost.agent._cluster import Cluster
@@ -199,29 +206,35 @@ class InstanceManager:
         )
         previous = self.instances.get(instance_id)
         self.instances[instance_id] = instance  # claimed before any await
+        crash_point("instance-claimed")
         with self._persist.store.transaction():  # a finished run of this ID is replaced
             if previous is not None:
                 self._persist.instance_removed(instance_id)
             self._persist.instance_added(instance)
-        description = ServiceDescription(
-            name=service_name,
-            type_name=function_name,
-            kind=ServiceKind.STATELESS,
-            activation_mode=ActivationMode.EXCLUSIVE_PROCESS,
-            instance_count=1,
-            init_data=input_json,
-        )
+        crash_point("instance-committed")
         try:
-            service = await self._cluster.create_service(application, description)
+            await self._launch(instance)
         except BaseException:
             if self.instances.get(instance_id) is instance:
                 del self.instances[instance_id]
                 self._persist.instance_removed(instance_id)
             raise
+        return instance
+
+    async def _launch(self, instance: Instance) -> None:
+        """Create the instance's service: its one replica, in a process of its own."""
+        description = ServiceDescription(
+            name=instance.service_name,
+            type_name=instance.function_name,
+            kind=ServiceKind.STATELESS,
+            activation_mode=ActivationMode.EXCLUSIVE_PROCESS,
+            instance_count=1,
+            init_data=instance.input_json,
+        )
+        service = await self._cluster.create_service(instance.application, description)
         for replica in service.replicas():
             self._replicas[replica.id] = (instance, instance.generation)
             self.replica_changed(replica)
-        return instance
 
     # -- events from the cluster ------------------------------------------------------------------
 
@@ -304,8 +317,14 @@ class InstanceManager:
             pass
         return instance
 
-    def restore(self, rows: list[InstanceRow]) -> None:
-        """Put back the instances of an earlier run; active ones keep their generation."""
+    def restore(self, rows: list[InstanceRow]) -> list[Instance]:
+        """Put back the instances of an earlier run; active ones keep their generation.
+
+        Returns the active instances whose service was never created (the agent died between
+        committing the instance and creating its service): the caller re-drives them with
+        :meth:`relaunch`, so a committed start is never lost.
+        """
+        unlaunched = []
         for row in rows:
             instance = Instance(
                 row.instance_id,
@@ -324,14 +343,25 @@ class InstanceManager:
             if not instance.status.active:
                 instance.finished.set()
             self.instances[row.instance_id] = instance
-            service = self._cluster.applications.get(row.application, None)
-            svc = service.services.get(row.service_name) if service is not None else None
-            if svc is None:
-                if instance.status.active:  # its service is gone: it cannot be running
-                    self._set(instance, InstanceStatus.TERMINATED)
-                continue
-            for replica in svc.replicas():
-                self._replicas[replica.id] = (instance, instance.generation)
+            app = self._cluster.applications.get(row.application)
+            service = app.services.get(row.service_name) if app is not None else None
+            if service is not None:
+                for replica in service.replicas():
+                    self._replicas[replica.id] = (instance, instance.generation)
+            elif instance.status.active and app is not None:
+                unlaunched.append(instance)
+            elif instance.status.active:  # its application is gone: it cannot run
+                self._set(instance, InstanceStatus.TERMINATED)
+        return unlaunched
+
+    async def relaunch(self, instance: Instance) -> None:
+        """Re-drive a committed start whose service was never created (same generation)."""
+        try:
+            await self._launch(instance)
+        except FabricHostError as exc:
+            log.error("instance %s cannot be started again: %s", instance.instance_id, exc)
+            instance.error = str(exc)
+            self._set(instance, InstanceStatus.FAILED)
 
     def application_deleted(self, application: str) -> None:
         for instance in self.instances.values():

@@ -159,12 +159,18 @@ class Persistence:
 
     # -- requests and instances --------------------------------------------------------------------
 
-    def request_recorded(self, request_id: str, kind: str, target: str, digest: str) -> None:
+    def request_claimed(self, request_id: str, kind: str, target: str, digest: str) -> None:
+        """Record a request id before its create runs (the intent); idempotent."""
+        if self.store.find_request(request_id) is not None:
+            return  # recorded by an earlier attempt that crashed: this retry goes on
         self.store.record_request(
             RequestRow(
                 request_id, kind, target, digest, json.dumps({"target": target}), time.time()
             )
         )
+
+    def request_failed(self, request_id: str) -> None:
+        self.store.remove_request(request_id)
 
     def request_found(self, request_id: str) -> tuple[str, str, str] | None:
         row = self.store.find_request(request_id)

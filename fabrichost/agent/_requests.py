@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from fabrichost.errors import ApiError, ConflictError, NotFoundError
+from fabrichost.errors import ApiError, ConflictError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -69,14 +69,17 @@ class RequestLedger:
 
     def __init__(
         self,
-        on_recorded: Callable[[str, str, str, str], None] | None = None,
+        on_claimed: Callable[[str, str, str, str], None] | None = None,
+        on_failed: Callable[[str], None] | None = None,
         find_recorded: Callable[[str], tuple[str, str, str] | None] | None = None,
     ) -> None:
-        """``on_recorded(request_id, kind, target, digest)`` persists a finished request, and
-        ``find_recorded(request_id)`` reads one back (kind, target, digest) after a restart."""
+        """Persistence hooks: ``on_claimed(request_id, kind, target, digest)`` records a request
+        id before its create runs (so a crash in between still knows it), ``on_failed`` forgets
+        it when the create fails, and ``find_recorded`` reads one back after a restart."""
         self._requests: dict[str, _Request] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._on_recorded = on_recorded
+        self._on_claimed = on_claimed
+        self._on_failed = on_failed
         self._find_recorded = find_recorded
 
     def name_lock(self, name: str) -> asyncio.Lock:
@@ -110,12 +113,9 @@ class RequestLedger:
             if earlier is not None:
                 self._check_same(request_id, earlier, (kind, name, digest))
                 entity = (lookup or existing)()
-                if entity is None:
-                    raise NotFoundError(
-                        f"request id {request_id!r} created {name}, which no longer exists",
-                        code="FABRIC_E_DOES_NOT_EXIST",
-                    )
-                return Outcome(entity, created=False)
+                if entity is not None:
+                    return Outcome(entity, created=False)
+                # Recorded, but nothing was created: the agent died in between. Create now.
         if request_id is not None:
             seen = self._requests.get(request_id)
             if seen is not None:
@@ -126,6 +126,8 @@ class RequestLedger:
                 return Outcome(first.value, created=False)
             answer: asyncio.Future[Outcome[Any]] = asyncio.get_running_loop().create_future()
             self._requests[request_id] = _Request(kind, name, digest, answer)
+            if self._on_claimed is not None:
+                self._on_claimed(request_id, kind, name, digest)
         try:
             async with self.name_lock(name):
                 outcome = await self._create_locked(
@@ -135,6 +137,8 @@ class RequestLedger:
             if request_id is not None:
                 # A failed request is not recorded: retrying it may well succeed.
                 failed = self._requests.pop(request_id)
+                if self._on_failed is not None:
+                    self._on_failed(request_id)
                 if isinstance(exc, Exception):
                     failed.answer.set_exception(exc)
                     failed.answer.exception()  # retrieved here; concurrent waiters re-raise it
@@ -143,8 +147,6 @@ class RequestLedger:
             raise
         if request_id is not None:
             self._requests[request_id].answer.set_result(outcome)
-            if self._on_recorded is not None:
-                self._on_recorded(request_id, kind, name, digest)
         return outcome
 
     @staticmethod

@@ -39,7 +39,7 @@ async def restore(cluster: Cluster) -> None:
     _restore_applications(cluster, store)
     _restore_services(cluster, store)
     _restore_replicas(cluster, store)
-    cluster.instances.restore(store.instances())
+    unlaunched = cluster.instances.restore(store.instances())
 
     processes = store.processes()
     await asyncio.to_thread(fence_previous_run, cluster.state_dir, [p.lock_path for p in processes])
@@ -51,6 +51,8 @@ async def restore(cluster: Cluster) -> None:
             for partition in service.partitions:
                 await cluster._activate_replicas(partition.live_replicas())
                 await cluster._fill_partition(partition)
+    for instance in unlaunched:
+        await cluster.instances.relaunch(instance)
     if cluster.applications:
         log.info("restored %d application(s) from the store", len(cluster.applications))
 

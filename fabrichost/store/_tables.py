@@ -244,6 +244,10 @@ class StoreTables(Database):
         rows = self._query("find_request", sql, (request_id,))
         return RequestRow(*rows[0]) if rows else None
 
+    def remove_request(self, request_id: str) -> bool:
+        """Forget one request id (its create failed, so a retry must create anew)."""
+        return self._delete("remove_request", "requests", "request_id = ?", (request_id,))
+
     def forget_requests_before(self, created_at: float) -> int:
         """Drop idempotency records created before ``created_at``; return how many."""
         sql = "DELETE FROM requests WHERE created_at < ?"

@@ -1,0 +1,267 @@
+"""`kill -9` of the agent loses nothing and never duplicates anything (SPEC §5, §6).
+
+Each test kills the real agent daemon with SIGKILL — at a random moment, or at a named crash
+point (``FABRICHOST_CRASH_AT``) — starts a new agent on the same state directory, and checks what
+the kernel shows: which processes live, what the jobs journaled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import psutil
+import pytest
+
+from fabrichost.agent._crash import ENV as CRASH_ENV
+from fabrichost.agent._crash import POINTS
+from fabrichost.agent._daemon import start_background
+from fabrichost.agent._model import PartitionScheme, ServiceDescription, ServiceKind
+from fabrichost.agent._statedir import AgentRecord
+from fabrichost.client import FabricClient
+from fabrichost.store import ProcessRow, Store
+from sample_services.jobs import read_journal
+from tests.integration.conftest import MANIFESTS, marked_processes, write_guest_package
+from tests.integration.test_singletons import wait_for_starts
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.integration.conftest import Cluster
+
+pytestmark = pytest.mark.integration
+SLEEPER = "import signal\nsignal.pause()\n"
+
+
+def _kill_agent(state_dir: Path) -> None:
+    record = AgentRecord.read(state_dir)
+    assert record is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(record.AgentProcessId, signal.SIGKILL)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(record.AgentProcessId).wait(10)
+
+
+@contextlib.contextmanager
+def _restarted(state_dir: Path, nodes: int = 1) -> Iterator[FabricClient]:
+    record = start_background(state_dir, nodes=nodes, port=0)
+    with FabricClient(record.Endpoint, timeout=60) as client:
+        yield client
+
+
+def _job_processes(state_dir: Path, instance_id: str) -> list[psutil.Process]:
+    found = []
+    for proc in marked_processes(state_dir):
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("Fabric_ServiceName", "").endswith(f"/{instance_id}"):
+                found.append(proc)
+    return found
+
+
+def test_kill_9_of_the_agent_loses_nothing(cluster3: Cluster, tmp_path: Path) -> None:
+    client = cluster3.client
+    client.deploy(MANIFESTS / "MyApp", "fabric:/App1")
+    client.create_service(
+        "fabric:/App1",
+        ServiceDescription(
+            name="fabric:/App1/ServiceA",
+            type_name="MyServiceType",
+            kind=ServiceKind.STATEFUL,
+            partition_scheme=PartitionScheme.UNIFORM_INT64_RANGE,
+            partition_count=2,
+            low_key=0,
+            high_key=99,
+            target_replica_set_size=3,
+            min_replica_set_size=2,
+        ),
+        wait=True,
+    )
+    client.deploy(write_guest_package(tmp_path / "G", script=SLEEPER), "fabric:/G")
+    client.create_service(
+        "fabric:/G",
+        ServiceDescription(
+            name="fabric:/G/Web",
+            type_name="GuestType",
+            kind=ServiceKind.STATELESS,
+            instance_count=-1,
+        ),
+        wait=True,
+    )
+    before = {
+        p["PartitionInformation"]["Id"]: sorted(
+            r["ReplicaId"] for r in client.replicas(p["PartitionInformation"]["Id"])
+        )
+        for p in client.partitions("fabric:/App1/ServiceA")
+    }
+    old_pids = {p.pid for p in marked_processes(cluster3.state_dir)}
+    assert len(old_pids) == 6  # 3 runtime hosts + 3 guests
+
+    _kill_agent(cluster3.state_dir)
+    with _restarted(cluster3.state_dir, nodes=3) as again:
+        again.wait_service_ready("fabric:/App1/ServiceA", 60)
+        again.wait_service_ready("fabric:/G/Web", 60)
+        assert {a["Name"] for a in again.applications()} == {"fabric:/App1", "fabric:/G"}
+        after = {
+            p["PartitionInformation"]["Id"]: sorted(
+                r["ReplicaId"] for r in again.replicas(p["PartitionInformation"]["Id"])
+            )
+            for p in again.partitions("fabric:/App1/ServiceA")
+        }
+        assert after == before, "the same partitions and replicas, by id"
+        live = marked_processes(cluster3.state_dir)
+        assert len(live) == 6, "one process per node and application again, none duplicated"
+        assert not {p.pid for p in live} & old_pids, "the earlier run's processes were fenced"
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_crash_at_each_point_of_a_create_then_a_retry_gets_one_instance(
+    cluster: Cluster, tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster.client.deploy(MANIFESTS / "SingletonJobs", "fabric:/Jobs")
+    journal = tmp_path / "journal"
+    _kill_agent(cluster.state_dir)
+    monkeypatch.setenv(CRASH_ENV, point)
+    with _restarted(cluster.state_dir) as doomed, pytest.raises(httpx.HTTPError):
+        httpx.post(
+            f"{doomed.endpoint}/orchestrators/EternalJob/job-c",
+            timeout=30,
+            json={"journal": str(journal)},
+            headers={"Idempotency-Key": "k1"},
+        )
+    monkeypatch.delenv(CRASH_ENV)
+    _kill_agent(cluster.state_dir)  # it killed itself: wait until it is gone
+    with _restarted(cluster.state_dir) as client:
+        retry = httpx.post(
+            f"{client.endpoint}/orchestrators/EternalJob/job-c",
+            timeout=30,
+            json={"journal": str(journal)},
+            headers={"Idempotency-Key": "k1"},
+        )
+        assert retry.status_code in (200, 202), retry.text
+        status = client.instance_status("job-c")
+        assert status["runtimeStatus"] in ("Pending", "Running")
+        client.wait_service_ready("fabric:/Jobs/job-c", 60)
+        wait_for_starts(journal, 1)
+        assert len(_job_processes(cluster.state_dir, "job-c")) == 1
+        again = httpx.post(
+            f"{client.endpoint}/orchestrators/EternalJob/job-c",
+            timeout=30,
+            json={"journal": str(journal)},
+            headers={"Idempotency-Key": "k1"},
+        )
+        assert again.status_code == 200
+        assert client.instance_status("job-c")["generation"] == status["generation"]
+
+
+def test_a_singleton_whose_host_died_while_the_agent_was_down_comes_back_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    client = cluster.client
+    client.deploy(MANIFESTS / "SingletonJobs", "fabric:/Jobs")
+    journal = tmp_path / "journal"
+    client.start_instance("EternalJob", "job-9", {"journal": str(journal)})
+    wait_for_starts(journal, 1)
+    generation = client.instance_status("job-9")["generation"]
+    (host,) = _job_processes(cluster.state_dir, "job-9")
+    _kill_agent(cluster.state_dir)
+    _, alive = psutil.wait_procs([host], timeout=15)  # EOF on its channel: it exits
+    assert not alive
+    with _restarted(cluster.state_dir) as again:
+        wait_for_starts(journal, 2)
+        status = again.instance_status("job-9")
+        assert status["runtimeStatus"] == "Running"
+        assert status["generation"] == generation
+        assert len(_job_processes(cluster.state_dir, "job-9")) == 1
+    events = read_journal(journal)
+    starts = [t for e, _, t in events if e == "start"]
+    ends = [t for e, _, t in events if e == "end"]
+    assert len(starts) == 2, "it came back exactly once"
+    assert ends
+    assert ends[0] < starts[1], "the two lifetimes did not overlap"
+
+
+def test_a_pid_reused_by_an_unrelated_process_is_never_signalled(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    stranger = subprocess.Popen(["sleep", "300"])
+    try:
+        _kill_agent(cluster.state_dir)
+        with Store.open(cluster.state_dir / "state.db") as store:
+            store.record_process(
+                ProcessRow(
+                    "_Node_0",
+                    "fabric:/Gone",
+                    "Pkg",
+                    "",
+                    "Code",
+                    stranger.pid,
+                    psutil.Process(stranger.pid).create_time() - 100.0,
+                    str(tmp_path / "unheld.lock"),
+                    1,
+                )
+            )
+        with _restarted(cluster.state_dir) as again:
+            assert again.nodes()
+            assert stranger.poll() is None, "an unrelated process was signalled"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_randomized_kill_loop_finds_no_duplicate_and_no_orphan(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.client.deploy(MANIFESTS / "SingletonJobs", "fabric:/Jobs")
+    rng = random.Random(20261121)
+    rounds = int(os.environ.get("FABRICHOST_KILL_ROUNDS", "50"))
+    answers: dict[str, Any] = {}
+    for n in range(rounds):
+        instance, journal = f"job-{n}", tmp_path / f"journal-{n}"
+        record = AgentRecord.read(cluster.state_dir)
+        assert record is not None
+        url = f"{record.Endpoint}/orchestrators/EternalJob/{instance}"
+        body = {"journal": str(journal)}
+
+        def start(url: str = url, body: dict[str, str] = body, n: int = n) -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                answers[f"r{n}"] = httpx.post(
+                    url, json=body, timeout=30, headers={"Idempotency-Key": f"k{n}"}
+                ).status_code
+
+        thread = threading.Thread(target=start)
+        thread.start()
+        time.sleep(rng.uniform(0.0, 0.25))  # the kill lands at a random point of the create
+        _kill_agent(cluster.state_dir)
+        thread.join(30)
+        record = start_background(cluster.state_dir, nodes=1, port=0)
+        with FabricClient(record.Endpoint, timeout=60) as client:
+            retry = httpx.post(
+                f"{record.Endpoint}/orchestrators/EternalJob/{instance}",
+                json=body,
+                headers={"Idempotency-Key": f"k{n}"},
+                timeout=30,
+            )
+            assert retry.status_code in (200, 202), (n, retry.text)
+            client.wait_service_ready(f"fabric:/Jobs/{instance}", 60)
+            wait_for_starts(journal, 1)
+            jobs = _job_processes(cluster.state_dir, instance)
+            assert len(jobs) == 1, f"round {n}: {len(jobs)} processes run {instance}"
+            client.terminate_instance(instance)
+            assert _job_processes(cluster.state_dir, instance) == []
+            leftovers = [
+                p
+                for p in marked_processes(cluster.state_dir)
+                if "Fabric_ServiceName" in p.environ()
+            ]
+            assert leftovers == [], f"round {n}: orphans {leftovers}"
+        starts = [e for e in read_journal(journal) if e[0] == "start"]
+        ends = [e for e in read_journal(journal) if e[0] == "end"]
+        assert len(ends) == len(starts), f"round {n}: an incarnation never ended"
