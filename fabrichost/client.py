@@ -139,7 +139,11 @@ class FabricClient(InstancesMixin):
         type_name: str,
         type_version: str,
         parameters: Mapping[str, str] | None = None,
+        *,
+        if_exists: str = "fail",
+        request_id: str | None = None,
     ) -> Json:
+        """Create an application; ``if_exists`` is fail | use-existing | replace."""
         return self._call(
             "POST",
             "/Applications/$/Create",
@@ -149,14 +153,29 @@ class FabricClient(InstancesMixin):
                 "TypeVersion": type_version,
                 "ParameterList": [{"Key": k, "Value": v} for k, v in (parameters or {}).items()],
             },
+            params={"IfExists": if_exists},
+            headers=_request_headers(request_id),
         )
 
     def deploy(
-        self, package_dir: str | Path, name: str, parameters: Mapping[str, str] | None = None
+        self,
+        package_dir: str | Path,
+        name: str,
+        parameters: Mapping[str, str] | None = None,
+        *,
+        if_exists: str = "fail",
+        request_id: str | None = None,
     ) -> Json:
         """Provision the package (reusing an identical provisioned type) and create the app."""
         app_type = self.provision(package_dir, reuse_existing=True)
-        return self.create_application(name, app_type["Name"], app_type["Version"], parameters)
+        return self.create_application(
+            name,
+            app_type["Name"],
+            app_type["Version"],
+            parameters,
+            if_exists=if_exists,
+            request_id=request_id,
+        )
 
     def applications(self) -> list[Json]:
         return list(self._call("GET", "/Applications")["Items"])
@@ -175,13 +194,19 @@ class FabricClient(InstancesMixin):
         *,
         wait: bool = False,
         wait_timeout: float = 60.0,
+        if_exists: str = "fail",
+        request_id: str | None = None,
     ) -> Json:
-        params = {"WaitForReady": "true", "Timeout": str(wait_timeout)} if wait else None
+        """Create a service; ``if_exists`` is fail | use-existing | replace."""
+        params = {"IfExists": if_exists}
+        if wait:
+            params.update(WaitForReady="true", Timeout=str(wait_timeout))
         return self._call(
             "POST",
             f"/Applications/{name_to_id(app_name)}/$/GetServices/$/Create",
             json=service_description_json(description),
             params=params,
+            headers=_request_headers(request_id),
             extra_time=wait_timeout if wait else 0.0,
         )
 
@@ -246,3 +271,8 @@ class FabricClient(InstancesMixin):
                 "CodePackageInstanceId": "0",
             },
         )
+
+
+def _request_headers(request_id: str | None) -> dict[str, str] | None:
+    """``Idempotency-Key`` for a create that may be retried."""
+    return {"Idempotency-Key": request_id} if request_id else None

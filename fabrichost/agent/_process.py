@@ -48,7 +48,7 @@ from fabrichost.agent._entrypoint import (
     resolve_program,
 )
 from fabrichost.agent._proctree import ChildProcess
-from fabrichost.errors import ProcessError
+from fabrichost.errors import FabricHostError, ProcessError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -105,6 +105,8 @@ class CodePackageSupervisor:
         self.spec = spec
         self.policy = policy
         self._hooks: SupervisorHooks = hooks if hooks is not None else _NoHooks()
+        #: Why the last start of an entry point failed (None once one succeeds).
+        self.last_activation_error: str | None = None
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._main = EntryPointRecord(spec.main, setup=False)
@@ -332,11 +334,13 @@ class CodePackageSupervisor:
             child = self._launch(record)
         except ProcessError as exc:
             log.warning("cannot start %s of %s: %s", record.label, self.spec.code_package_name, exc)
+            self.last_activation_error = str(exc)
             record.stats = record.stats.activation_failed(now)
             record.status = EntryPointStatus.PENDING
             self._skip_backoff = False
             self._notify()
             return None
+        self.last_activation_error = None
         record.child = self._current = child
         record.instance_id = next(_instance_ids)
         record.started_at = self._clock()
@@ -354,6 +358,8 @@ class CodePackageSupervisor:
         if not record.setup:
             try:
                 pass_fds, extra_env = self._hooks.prepare_main()
+            except FabricHostError as exc:  # the hook refused, saying why: not a crash
+                raise ProcessError(str(exc)) from exc
             except Exception as exc:
                 log.exception("prepare_main hook failed")
                 raise ProcessError(f"prepare_main hook failed: {exc!r}") from exc

@@ -334,6 +334,11 @@ class ReplicaPlacement:
         act = self.activation_of(replica)
         if act is not None:
             for host in act.hosts.values():
+                if host.supervisor.last_activation_error:
+                    return (
+                        f"code package {host.spec.name} cannot start: "
+                        f"{host.supervisor.last_activation_error}"
+                    )
                 stats = host.supervisor.statistics
                 if stats.ContinuousExitFailureCount or stats.ContinuousActivationFailureCount:
                     return (

@@ -26,6 +26,21 @@ SERVICE_COLUMNS = [
 ]
 
 
+IF_EXISTS_OPTION = click.option(
+    "--if-exists",
+    type=click.Choice(["fail", "use-existing", "replace"]),
+    default="fail",
+    show_default=True,
+    help="If the name is taken: fail (exit 3), use the existing one, or replace it "
+    "(the old one is gone before the new one starts).",
+)
+REQUEST_ID_OPTION = click.option(
+    "--request-id",
+    default=None,
+    help="Idempotency key: a retried create with the same id returns the same result.",
+)
+
+
 def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     params = {}
     for item in values:
@@ -62,6 +77,8 @@ def app() -> None:
     help="Wait until the default services' replicas are Ready.",
 )
 @click.option("--timeout", type=float, default=60.0, show_default=True)
+@IF_EXISTS_OPTION
+@REQUEST_ID_OPTION
 @state_dir_option
 @json_option
 def app_deploy(
@@ -71,6 +88,8 @@ def app_deploy(
     params_file: Path | None,
     wait: bool,
     timeout: float,
+    if_exists: str,
+    request_id: str | None,
     state_dir: str | None,
     as_json: bool,
 ) -> None:
@@ -83,7 +102,9 @@ def app_deploy(
     parameters.update(_parse_params(params))  # the command line wins over the file
     name = name or f"fabric:/{package.resolve().name}"
     with client_for(state_dir) as client:
-        created = client.deploy(package, name, parameters)
+        created = client.deploy(
+            package, name, parameters, if_exists=if_exists, request_id=request_id
+        )
         if wait:
             for service in client.services(name):
                 client.wait_service_ready(service["Name"], timeout)
@@ -205,6 +226,8 @@ def service() -> None:
 )
 @click.option("--wait", is_flag=True, help="Return when every replica is Ready.")
 @click.option("--timeout", type=float, default=60.0, show_default=True)
+@IF_EXISTS_OPTION
+@REQUEST_ID_OPTION
 @state_dir_option
 @json_option
 def service_create(
@@ -218,6 +241,8 @@ def service_create(
     activation_mode: str,
     wait: bool,
     timeout: float,
+    if_exists: str,
+    request_id: str | None,
     state_dir: str | None,
     as_json: bool,
 ) -> None:
@@ -237,7 +262,14 @@ def service_create(
         **_partitions(partitions),  # type: ignore[arg-type]
     )
     with client_for(state_dir) as client:
-        created = client.create_service(app_name, description, wait=wait, wait_timeout=timeout)
+        created = client.create_service(
+            app_name,
+            description,
+            wait=wait,
+            wait_timeout=timeout,
+            if_exists=if_exists,
+            request_id=request_id,
+        )
     if as_json:
         emit(created, True)
     else:

@@ -6,6 +6,7 @@ the job's journal), not only about what the API answered.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import subprocess
@@ -19,6 +20,8 @@ import httpx
 import pytest
 import watchfiles
 
+from fabrichost.agent._model import ServiceDescription, ServiceKind
+from fabrichost.cli import main
 from sample_services.jobs import read_journal
 from tests.integration.conftest import MANIFESTS, write_guest_package
 
@@ -213,3 +216,48 @@ def test_a_replace_storm_never_overlaps_two_lifetimes(jobs: Cluster, tmp_path: P
         assert ends[pid] < next_start, "two lifetimes overlapped"
     assert starts[-1][1] in ends
     assert final["generation"] > 0
+
+
+def test_cli_create_policies_and_request_ids(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.client.deploy(write_guest_package(tmp_path / "G", script=SLEEPER), "fabric:/G")
+    base = [
+        "service",
+        "create",
+        "fabric:/G/S",
+        "--type",
+        "GuestType",
+        "--stateless",
+        "--state-dir",
+        str(cluster.state_dir),
+    ]
+    assert main([*base, "--request-id", "r1"]) == 0
+    assert main([*base, "--request-id", "r1"]) == 0, "a retry with the same request id"
+    assert main(base) == 3, "the name is taken"
+    assert main([*base, "--if-exists", "use-existing"]) == 0
+    before = cluster.client.partitions("fabric:/G/S")[0]["PartitionInformation"]["Id"]
+    assert main([*base, "--if-exists", "replace", "--wait"]) == 0
+    after = cluster.client.partitions("fabric:/G/S")[0]["PartitionInformation"]["Id"]
+    assert before != after, "replace made a new service"
+    assert len(cluster.client.deployed_replicas("_Node_0", "fabric:/G")) == 1
+
+
+def test_a_held_incarnation_lock_keeps_the_next_process_from_starting(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.client.deploy(write_guest_package(tmp_path / "G", script=SLEEPER), "fabric:/G")
+    (deployed,) = [a for a in cluster.client.applications() if a["Name"] == "fabric:/G"]
+    app_id = f"{deployed['TypeName']}_App1"  # the first application of a fresh state dir
+    lock = cluster.state_dir / "locks" / "_Node_0" / f"{app_id}.GuestPkg.shared.Code.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a+") as held:  # as if an earlier incarnation still lived
+        fcntl.flock(held, fcntl.LOCK_EX)
+        cluster.client.create_service(
+            "fabric:/G",
+            ServiceDescription(
+                name="fabric:/G/S", type_name="GuestType", kind=ServiceKind.STATELESS
+            ),
+        )
+        with pytest.raises(Exception, match="still locked by a live process"):
+            cluster.client.wait_service_ready("fabric:/G/S", timeout=3)
+        assert cluster.client.deployed_replicas("_Node_0", "fabric:/G")[0]["HostProcessId"] == "0"
+    cluster.client.wait_service_ready("fabric:/G/S", timeout=30)  # released: it starts
