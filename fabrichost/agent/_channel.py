@@ -38,13 +38,11 @@ from fabrichost.protocol import (
     Request,
     Role,
     RoleChanged,
-    ServiceKind,
     ServiceTypeRegistered,
     Shutdown,
     Welcome,
     negotiate_version,
 )
-from fabrichost.protocol import ReplicaRole as WireRole
 
 if TYPE_CHECKING:
     import socket
@@ -209,10 +207,10 @@ class HostChannel:
                 id=rid,
                 service_name=service.name,
                 service_type=service.type_name,
-                service_kind=ServiceKind(service.kind.value),
+                service_kind=service.kind,
                 partition_id=replica.partition.id,
                 replica_id=replica.id,
-                role=WireRole(role.value),
+                role=role,
                 init_data=service.init_data,
                 endpoints=wire_endpoints,
             )
@@ -223,7 +221,7 @@ class HostChannel:
     async def change_role(self, partition_id: str, replica_id: int, role: ReplicaRole) -> str:
         reply = await self.request(
             lambda rid: ChangeRole(
-                id=rid, partition_id=partition_id, replica_id=replica_id, role=WireRole(role.value)
+                id=rid, partition_id=partition_id, replica_id=replica_id, role=role
             )
         )
         assert isinstance(reply, RoleChanged)

@@ -13,22 +13,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-
-class ServiceKind(enum.StrEnum):
-    STATELESS = "Stateless"
-    STATEFUL = "Stateful"
-
-
-class ActivationMode(enum.StrEnum):
-    SHARED_PROCESS = "SharedProcess"
-    EXCLUSIVE_PROCESS = "ExclusiveProcess"
-
-
-class ReplicaRole(enum.StrEnum):
-    NONE = "None"
-    PRIMARY = "Primary"
-    ACTIVE_SECONDARY = "ActiveSecondary"
-    IDLE_SECONDARY = "IdleSecondary"
+# One definition each, from the layer that owns it: roles, kinds and health are words of the
+# protocol; the activation mode is a word of the manifests. Re-exported for the agent's modules.
+from fabrichost.manifest import ActivationMode as ActivationMode
+from fabrichost.protocol import HealthState as HealthState
+from fabrichost.protocol import ReplicaRole as ReplicaRole
+from fabrichost.protocol import ServiceKind as ServiceKind
 
 
 class ReplicaStatus(enum.StrEnum):
@@ -39,12 +29,6 @@ class ReplicaStatus(enum.StrEnum):
     READY = "Ready"
     DOWN = "Down"
     DROPPED = "Dropped"
-
-
-class HealthState(enum.StrEnum):
-    OK = "Ok"
-    WARNING = "Warning"
-    ERROR = "Error"
 
 
 class PartitionScheme(enum.StrEnum):
