@@ -57,9 +57,11 @@ class WhoAmIService(StatefulService):
 
     async def close(self) -> None:
         await self._stop()
+        _log.info("replica %s closed", self.context.replica_id)
 
     async def abort(self) -> None:
         await self._stop()
+        _log.info("replica %s aborted", self.context.replica_id)
 
     async def _stop(self) -> None:
         if self._server is not None:

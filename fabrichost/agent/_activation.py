@@ -17,6 +17,7 @@ Ready while the process runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -247,6 +248,14 @@ class ServicePackageActivation:
         self.status = "Deactivating"
         if self.deactivation is not None:
             self.deactivation.cancel()
+        if grace > 0:
+            # As SF does: replicas are closed over the protocol first (bounded by the grace
+            # period), so services shut down cleanly; then the processes are signalled.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await asyncio.gather(
+                        *(self._close_open_replicas(h) for h in self.hosts.values())
+                    )
         await asyncio.gather(*(h.stop(grace) for h in self.hosts.values()))
         for task in list(self._tasks):
             task.cancel()
@@ -255,6 +264,22 @@ class ServicePackageActivation:
             self._ports.release(port)
         self._owned_ports.clear()
         self.status = "Deactivated"
+
+    async def _close_open_replicas(self, host: CodePackageHost) -> None:
+        channel = host.channel
+        if channel is None:
+            return
+        ready = [
+            r
+            for r in self.replicas
+            if r.code_package_name == host.spec.name and r.status is ReplicaStatus.READY
+        ]
+
+        async def close(replica: Replica) -> None:
+            with contextlib.suppress(ProtocolError, ActivationError, TimeoutError):
+                await channel.close_replica(replica.partition.id, replica.id)
+
+        await asyncio.gather(*(close(r) for r in ready))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -13,8 +14,6 @@ from fabrichost.agent._model import ServiceDescription, ServiceKind
 from tests.integration.conftest import runtime_host_script, write_runtime_package
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration
@@ -116,3 +115,29 @@ def test_stopping_a_node_fails_its_replicas_over_and_starting_it_rebuilds_them(
         "Primary",
     ]
     assert cluster3.client.service("fabric:/Rt/Counter")["HealthWarnings"] == []
+
+
+def test_stopping_a_node_closes_its_replicas_cleanly(cluster3: Cluster) -> None:
+    # The agent closes them over the protocol before it signals the process (SF's order); the
+    # runtime would also close them on SIGINT, so this checks "closed, not killed", not which.
+    from tests.integration.conftest import MANIFESTS
+
+    cluster3.client.deploy(MANIFESTS / "MyApp", "fabric:/App1")
+    cluster3.client.create_service(
+        "fabric:/App1",
+        ServiceDescription(
+            name="fabric:/App1/S",
+            type_name="MyServiceType",
+            kind=ServiceKind.STATEFUL,
+            target_replica_set_size=3,
+            min_replica_set_size=2,
+        ),
+        wait=True,
+        wait_timeout=30,
+    )
+    (replica,) = cluster3.client.deployed_replicas("_Node_1", "fabric:/App1")
+    (app,) = cluster3.client.deployed_applications("_Node_1")
+    cluster3.client.stop_node("_Node_1")
+    log_dir = Path(app["LogDirectory"])
+    console = "".join(p.read_text() for p in sorted(log_dir.glob("*.err")))
+    assert f"replica {replica['ReplicaId']} closed" in console
