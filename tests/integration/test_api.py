@@ -147,3 +147,27 @@ def test_only_loopback_hosts_and_origins_are_served(cluster: Cluster) -> None:
     assert (
         httpx.get(url, headers={"Origin": "http://localhost:8080"}, timeout=10).status_code == 200
     )
+
+
+def test_two_clusters_with_different_state_dirs_run_side_by_side(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from fabrichost.agent._daemon import start_background, stop_background
+    from fabrichost.client import FabricClient
+    from tests.integration.conftest import marked_processes
+
+    other_dir = (tmp_path / "other").resolve()
+    record = start_background(other_dir, nodes=2, port=0)
+    try:
+        with FabricClient(record.Endpoint) as other:
+            assert record.Endpoint != cluster.client.endpoint
+            assert len(other.nodes()) == 2
+            assert len(cluster.client.nodes()) == 1
+            package = write_guest_package(tmp_path / "G", script="import signal\nsignal.pause()\n")
+            cluster.client.deploy(package, "fabric:/G")
+            other.deploy(package, "fabric:/G")  # the same name: another cluster
+            assert [a["Name"] for a in other.applications()] == ["fabric:/G"]
+    finally:
+        stop_background(other_dir)
+    assert marked_processes(other_dir) == []
+    assert [a["Name"] for a in cluster.client.applications()] == ["fabric:/G"], "untouched"
