@@ -143,8 +143,7 @@ def start_background(
     args = [
         sys.executable,
         "-m",
-        "fabrichost",
-        "agent",
+        "fabrichost.agent",  # the agent alone, without the command line's imports
         "--state-dir",
         str(state_dir),
         "--nodes",

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
 import click
 
-from fabrichost.agent._backoff import RestartPolicy
-from fabrichost.agent._cluster import AgentSettings
-from fabrichost.agent._daemon import running_agent, serve, start_background, stop_background
-from fabrichost.cli._group import cli
+from fabrichost.agent._daemon import running_agent, start_background, stop_background
+from fabrichost.cli._group import ExitCode, cli
 from fabrichost.cli._output import (
     client_for,
     console,
@@ -111,13 +107,21 @@ def agent(
     state_dir: str | None, nodes: int, port: int, ready_fd: int | None, restart_delay: float
 ) -> None:
     """Run the agent in the foreground (for systemd units and containers)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = AgentSettings(
-        node_count=nodes, restart_policy=RestartPolicy(base_delay=restart_delay)
-    )
-    asyncio.run(serve(state_dir_of(state_dir), port=port, settings=settings, ready_fd=ready_fd))
+    from fabrichost.agent.__main__ import main as agent_main
+
+    argv = [
+        "--nodes",
+        str(nodes),
+        "--port",
+        str(port),
+        "--restart-delay",
+        str(restart_delay),
+        "--state-dir",
+        str(state_dir_of(state_dir)),
+    ]
+    if ready_fd is not None:
+        argv += ["--ready-fd", str(ready_fd)]
+    raise ExitCode(agent_main(argv))
 
 
 @cli.group()
