@@ -181,7 +181,7 @@ class ServicePackageActivation:
         ports: PortAllocator,
         policy: RestartPolicy,
         on_replica_change: Callable[[Replica], None],
-        on_notification: Callable[[object], None] | None = None,
+        on_notification: Callable[[ServicePackageActivation, object], None] | None = None,
         on_process: Callable[[ServicePackageActivation, CodePackageHost, int | None], None]
         | None = None,
     ) -> None:
@@ -201,6 +201,9 @@ class ServicePackageActivation:
         self._type_hosts: dict[str, CodePackageHost] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.deactivation: asyncio.TimerHandle | None = None
+        # Set when activate() has finished, however it ended: a deactivation waits for it, so
+        # starting and stopping the same activation never interleave.
+        self.activated = asyncio.Event()
 
     @property
     def activation_id(self) -> str:
@@ -225,26 +228,29 @@ class ServicePackageActivation:
 
     async def activate(self) -> None:
         """Allocate endpoints, create the folders and start every code package in parallel."""
-        self.folders.create()
-        for endpoint in self.package.endpoints:
-            if endpoint.port is None:
-                port = self._ports.allocate()
-                self._owned_ports.append(port)
-            else:
-                port = endpoint.port
-            self.endpoints[endpoint.name] = port
         try:
+            self.folders.create()
+            for endpoint in self.package.endpoints:
+                if endpoint.port is None:
+                    port = self._ports.allocate()
+                    self._owned_ports.append(port)
+                else:
+                    port = endpoint.port
+                self.endpoints[endpoint.name] = port
             for spec in self.package.code_packages:
                 env = code_package_environment(self.identity, spec, self.folders, self.endpoints)
                 self.hosts[spec.name] = CodePackageHost(self, spec, env, self._policy)
             await asyncio.gather(*(h.supervisor.start() for h in self.hosts.values()))
         except BaseException:
+            self.activated.set()
             await self.deactivate(grace=0.0)
             raise
         self.status = "Active"
+        self.activated.set()
 
     async def deactivate(self, grace: float) -> None:
         """Close the replicas, stop every code package (SIGINT, grace, SIGKILL), free the ports."""
+        await self.activated.wait()  # a concurrent activate() finishes first
         self.status = "Deactivating"
         if self.deactivation is not None:
             self.deactivation.cancel()
@@ -308,13 +314,13 @@ class ServicePackageActivation:
         if host is not None and host.channel is not None:
             self.spawn(self._open(host, host.channel, [replica]))
 
-    async def remove_replica(self, replica: Replica) -> None:
-        """Close the replica in its process (if open) and forget it."""
+    async def remove_replica(self, replica: Replica, *, was_open: bool) -> None:
+        """Forget the replica; if it ``was_open`` in its process, close it there first."""
         if replica in self.replicas:
             self.replicas.remove(replica)
         host = self.hosts.get(replica.code_package_name)
         channel = host.channel if host is not None else None
-        if channel is not None and replica.status is ReplicaStatus.READY:
+        if was_open and channel is not None:
             try:
                 await channel.close_replica(replica.partition.id, replica.id)
             except (ProtocolError, TimeoutError) as exc:
@@ -395,4 +401,4 @@ class ServicePackageActivation:
 
     def host_notification(self, message: object) -> None:
         if self._on_notification is not None:
-            self._on_notification(message)
+            self._on_notification(self, message)

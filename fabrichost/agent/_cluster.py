@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
     from pathlib import Path
 
+    from fabrichost.agent._activation import ServicePackageActivation
     from fabrichost.agent._spec import ServicePackageSpec
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class Cluster(ReplicaPlacement):
         self._ports = PortAllocator(*self.settings.port_range)
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.closing = False  # set by shutdown(): nothing new is activated, nothing fails over
         self.ledger = RequestLedger(
             on_claimed=self.persist.request_claimed,
             on_failed=self.persist.request_failed,
@@ -299,9 +301,15 @@ class Cluster(ReplicaPlacement):
             conflict_code="FABRIC_E_SERVICE_ALREADY_EXISTS",
         )
 
-    async def delete_service(self, name: str) -> None:
-        """Delete a service; returns once its replicas are closed and exclusive processes gone."""
+    async def delete_service(self, name: str, *, instance_owner: bool = False) -> None:
+        """Delete a service; returns once its replicas are closed and exclusive processes gone.
+
+        A singleton instance's service is deleted by terminating the instance
+        (``instance_owner`` is how the instance manager says it is the one asking).
+        """
         service = self.service(name)
+        if not instance_owner:
+            self.instances.check_service_name(name)
         service.application.services.pop(name, None)
         self.persist.service_removed(name)  # the decision first: a crash now cannot undo it
         await asyncio.gather(*(self._remove_replica(r) for r in service.replicas()))
@@ -350,14 +358,13 @@ class Cluster(ReplicaPlacement):
 
     # -- events and housekeeping ----------------------------------------------------------------
 
-    def _host_notification(self, message: object) -> None:
+    def _host_notification(self, activation: ServicePackageActivation, message: object) -> None:
         if isinstance(message, RunCompleted):
-            self.instances.run_completed(
-                message.replica_id,
-                message.status is RunStatus.COMPLETED,
-                message.output,
-                message.error,
-            )
+            replica = next((r for r in activation.replicas if r.id == message.replica_id), None)
+            if replica is not None:
+                self.instances.run_completed(
+                    replica, message.status is RunStatus.COMPLETED, message.output, message.error
+                )
         else:
             log.debug("host notification: %r", message)
 
@@ -379,17 +386,15 @@ class Cluster(ReplicaPlacement):
 
     async def shutdown(self) -> None:
         """Stop every process of every node; returns when all are gone."""
+        self.closing = True  # from now on nothing is activated and nothing fails over
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(
-            *(
-                a.deactivate(self.settings.stop_grace)
-                for node in self.nodes.values()
-                for a in node.activations.values()
-            )
-        )
-        for node in self.nodes.values():
-            node.activations.clear()
+        while any(node.activations for node in self.nodes.values()):
+            # Activations made while the previous round stopped are stopped in the next one.
+            batch = [a for node in self.nodes.values() for a in node.activations.values()]
+            for node in self.nodes.values():
+                node.activations.clear()
+            await asyncio.gather(*(a.deactivate(self.settings.stop_grace) for a in batch))
         self.persist.close()
 
 

@@ -120,7 +120,9 @@ class InstanceManager:
         self._ledger = ledger
         self._persist = persist
         self.instances: dict[str, Instance] = {}
-        self._replicas: dict[int, tuple[Instance, int]] = {}  # replica id -> (instance, gen)
+        # Reports are matched by service (an instance's replica may be replaced by failover)
+        # and fenced by generation: service name -> (instance, generation it was created for).
+        self._by_service: dict[str, tuple[Instance, int]] = {}
 
     def resolve_function(self, function_name: str) -> str:
         """The application whose packages declare the service type ``function_name``."""
@@ -216,8 +218,15 @@ class InstanceManager:
             await self._launch(instance)
         except BaseException:
             if self.instances.get(instance_id) is instance:
-                del self.instances[instance_id]
-                self._persist.instance_removed(instance_id)
+                # A bad start changes nothing: the finished run it replaced comes back.
+                with self._persist.store.transaction():
+                    self._persist.instance_removed(instance_id)
+                    if previous is not None:
+                        self._persist.instance_added(previous)
+                if previous is not None:
+                    self.instances[instance_id] = previous
+                else:
+                    del self.instances[instance_id]
             raise
         return instance
 
@@ -231,15 +240,15 @@ class InstanceManager:
             instance_count=1,
             init_data=instance.input_json,
         )
+        self._by_service[instance.service_name] = (instance, instance.generation)
         service = await self._cluster.create_service(instance.application, description)
         for replica in service.replicas():
-            self._replicas[replica.id] = (instance, instance.generation)
             self.replica_changed(replica)
 
     # -- events from the cluster ------------------------------------------------------------------
 
     def replica_changed(self, replica: Replica) -> None:
-        entry = self._replicas.get(replica.id)
+        entry = self._by_service.get(replica.service.name)
         if entry is None:
             return
         instance, generation = entry
@@ -251,9 +260,9 @@ class InstanceManager:
             self._set(instance, InstanceStatus.RUNNING)
 
     def run_completed(
-        self, replica_id: int, completed: bool, output: object, error: str | None
+        self, replica: Replica, completed: bool, output: object, error: str | None
     ) -> None:
-        entry = self._replicas.get(replica_id)
+        entry = self._by_service.get(replica.service.name)
         if entry is None:
             return
         instance, generation = entry
@@ -281,10 +290,9 @@ class InstanceManager:
 
     async def _remove_service(self, instance: Instance) -> None:
         with contextlib.suppress(NotFoundError):
-            await self._cluster.delete_service(instance.service_name)
-        for replica_id, (owner, _) in list(self._replicas.items()):
-            if owner is instance:
-                del self._replicas[replica_id]
+            await self._cluster.delete_service(instance.service_name, instance_owner=True)
+        if self._by_service.get(instance.service_name, (None, 0))[0] is instance:
+            del self._by_service[instance.service_name]
 
     # -- operations -------------------------------------------------------------------------------
 
@@ -346,8 +354,7 @@ class InstanceManager:
             app = self._cluster.applications.get(row.application)
             service = app.services.get(row.service_name) if app is not None else None
             if service is not None:
-                for replica in service.replicas():
-                    self._replicas[replica.id] = (instance, instance.generation)
+                self._by_service[service.name] = (instance, instance.generation)
             elif instance.status.active and app is not None:
                 unlaunched.append(instance)
             elif instance.status.active:  # its application is gone: it cannot run

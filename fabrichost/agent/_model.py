@@ -65,6 +65,11 @@ class Replica:
     def service(self) -> Service:
         return self.partition.service
 
+    @property
+    def dropped(self) -> bool:
+        """Gone from its partition (its service deleted, its node stopped, or replaced)."""
+        return self.status is ReplicaStatus.DROPPED
+
 
 @dataclass(eq=False)
 class Partition:

@@ -29,7 +29,7 @@ from fabrichost.agent._model import (
     ServiceKind,
 )
 from fabrichost.agent._placement import choose_nodes
-from fabrichost.errors import ActivationError, NotFoundError
+from fabrichost.errors import ActivationError, FabricHostError, NotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Iterable
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from fabrichost.agent._activation import CodePackageHost
     from fabrichost.agent._instances import InstanceManager
-    from fabrichost.agent._model import Application, Service
+    from fabrichost.agent._model import Application
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._ports import PortAllocator
     from fabrichost.agent._spec import ServicePackageSpec
@@ -67,11 +67,14 @@ class ReplicaPlacement:
         packages: dict[str, dict[str, ServicePackageSpec]]
         persist: Persistence
         instances: InstanceManager
+        closing: bool
         _ports: PortAllocator
 
         def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
         def _bump(self) -> None: ...
-        def _host_notification(self, message: object) -> None: ...
+        def _host_notification(
+            self, activation: ServicePackageActivation, message: object
+        ) -> None: ...
 
     # -- planning -------------------------------------------------------------------------------
 
@@ -119,8 +122,11 @@ class ReplicaPlacement:
             node = self.nodes[replica.node_name]
             if not node.up or replica.status is ReplicaStatus.DROPPED:
                 continue
-            activation = await self._activation_for(node, replica.service, replica.partition)
-            activation.add_replica(replica)
+            activation = await self._activation_for(node, replica)
+            # The world moves during the await: a replica dropped meanwhile (its service
+            # deleted, its instance terminated) is not added; its remover deactivates.
+            if not replica.dropped:
+                activation.add_replica(replica)
 
     async def _fill_partition(self, partition: Partition) -> None:
         """Place and start the replicas a partition lacks, on up nodes that hold none of it."""
@@ -132,12 +138,16 @@ class ReplicaPlacement:
 
     # -- activations ----------------------------------------------------------------------------
 
-    async def _activation_for(
-        self, node: Node, service: Service, partition: Partition
-    ) -> ServicePackageActivation:
+    async def _activation_for(self, node: Node, replica: Replica) -> ServicePackageActivation:
+        """The activation ``replica`` goes into, made (and started) if needed."""
+        if self.closing:
+            raise ActivationError("the agent is shutting down")
+        service, partition = replica.service, replica.partition
         app = service.application
         exclusive = service.activation_mode is ActivationMode.EXCLUSIVE_PROCESS
         activation_id = str(uuid.uuid4()) if exclusive else ""
+        # Known before the await, so that a concurrent remove finds the activation.
+        replica.activation_id = activation_id
         key = (app.name, service.service_manifest_name, activation_id)
         existing = node.activations.get(key)
         if existing is not None and existing.status in ("Activating", "Active"):
@@ -202,10 +212,12 @@ class ReplicaPlacement:
 
     async def _remove_replica(self, replica: Replica) -> None:
         activation = self.activation_of(replica)
+        was_open = replica.status is ReplicaStatus.READY
+        replica.status = ReplicaStatus.DROPPED  # first: an activation in progress will not add it
         if activation is None:
-            replica.status = ReplicaStatus.DROPPED
             return
-        await activation.remove_replica(replica)
+        await activation.activated.wait()  # an activation being made for it finishes first
+        await activation.remove_replica(replica, was_open=was_open)
         if activation.replicas:
             return
         node = self.nodes[replica.node_name]
@@ -247,42 +259,38 @@ class ReplicaPlacement:
     def _replica_changed(self, replica: Replica) -> None:
         self._bump()
         self.instances.replica_changed(replica)
+        if self.closing:
+            return  # the agent is stopping: nothing fails over
         if (
             replica.status is ReplicaStatus.DOWN
             and replica.role is ReplicaRole.PRIMARY
             and replica.service.kind is ServiceKind.STATEFUL
         ):
-            secondary = next(
-                (
-                    r
-                    for r in replica.partition.live_replicas()
-                    if r.status is ReplicaStatus.READY and r.role is ReplicaRole.ACTIVE_SECONDARY
-                ),
-                None,
-            )
-            if secondary is not None:
-                replica.role = ReplicaRole.ACTIVE_SECONDARY  # it comes back as a secondary
-                self.persist.replica_saved(replica)
-                self.spawn(self._promote(secondary))
+            replica.role = ReplicaRole.ACTIVE_SECONDARY  # it comes back as a secondary
+            self.persist.replica_saved(replica)
+            self.spawn(self._elect_primary(replica.partition))
 
-    async def _promote(self, replica: Replica) -> None:
-        replica.role = ReplicaRole.PRIMARY
-        self.persist.replica_saved(replica)
-        activation = self.activation_of(replica)
-        if activation is not None:
+    async def _elect_primary(self, partition: Partition) -> None:
+        """Promote a Ready secondary of ``partition`` (the first that accepts) to Primary."""
+        for candidate in partition.live_replicas():
+            if any(r.role is ReplicaRole.PRIMARY for r in partition.live_replicas()):
+                return
+            if candidate.status is not ReplicaStatus.READY:
+                continue
+            activation = self.activation_of(candidate)
+            if activation is None:
+                continue
             try:
-                await activation.change_role(replica, ReplicaRole.PRIMARY)
-            except (ActivationError, TimeoutError) as exc:
-                log.warning("promoting replica %s failed: %s", replica.id, exc)
+                await activation.change_role(candidate, ReplicaRole.PRIMARY)
+            except (FabricHostError, TimeoutError) as exc:
+                log.warning("promoting replica %s failed: %s", candidate.id, exc)
+                continue
+            self.persist.replica_saved(candidate)  # committed once the host has it
+            return
 
     async def _failover(self, partition: Partition) -> None:
-        live = partition.live_replicas()
-        if partition.service.kind is ServiceKind.STATEFUL and not any(
-            r.role is ReplicaRole.PRIMARY for r in live
-        ):
-            secondary = next((r for r in live if r.status is ReplicaStatus.READY), None)
-            if secondary is not None:
-                await self._promote(secondary)
+        if partition.service.kind is ServiceKind.STATEFUL:
+            await self._elect_primary(partition)
         await self._fill_partition(partition)
 
     # -- nodes ----------------------------------------------------------------------------------

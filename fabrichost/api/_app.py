@@ -257,9 +257,7 @@ class _Api:
         return J.service_info(self.cluster.service(name))
 
     async def delete_service(self, request: Request) -> Any:
-        name = J.id_to_name(request.path_params["service"])
-        self.cluster.instances.check_service_name(name)
-        await self.cluster.delete_service(name)
+        await self.cluster.delete_service(J.id_to_name(request.path_params["service"]))
         return {}
 
     async def get_partitions(self, request: Request) -> Any:

@@ -22,7 +22,7 @@ import pytest
 
 from fabrichost.agent._crash import ENV as CRASH_ENV
 from fabrichost.agent._crash import POINTS
-from fabrichost.agent._daemon import start_background
+from fabrichost.agent._daemon import start_background, stop_background
 from fabrichost.agent._model import PartitionScheme, ServiceDescription, ServiceKind
 from fabrichost.agent._statedir import AgentRecord
 from fabrichost.client import FabricClient
@@ -265,3 +265,31 @@ def test_randomized_kill_loop_finds_no_duplicate_and_no_orphan(
         starts = [e for e in read_journal(journal) if e[0] == "start"]
         ends = [e for e in read_journal(journal) if e[0] == "end"]
         assert len(ends) == len(starts), f"round {n}: an incarnation never ended"
+
+
+def test_an_instance_follows_its_replica_when_its_node_stops(tmp_path: Path) -> None:
+    state = (tmp_path / "state").resolve()
+    record = start_background(state, nodes=2, port=0)
+    try:
+        with FabricClient(record.Endpoint, timeout=60) as client:
+            client.deploy(MANIFESTS / "SingletonJobs", "fabric:/Jobs")
+            journal = tmp_path / "journal"
+            client.start_instance("EternalJob", "moving", {"journal": str(journal)})
+            client.wait_service_ready("fabric:/Jobs/moving", 30)
+            wait_for_starts(journal, 1)
+            (node,) = [
+                n["Name"]
+                for n in client.nodes()
+                if client.deployed_replicas(n["Name"], "fabric:/Jobs")
+            ]
+            client.stop_node(node)
+            client.wait_service_ready("fabric:/Jobs/moving", 30)
+            wait_for_starts(journal, 2)
+            assert client.instance_status("moving")["runtimeStatus"] == "Running"
+            assert len(_job_processes(state, "moving")) == 1
+            client.terminate_instance("moving")
+            assert client.instance_status("moving")["runtimeStatus"] == "Terminated"
+            assert _job_processes(state, "moving") == []
+    finally:
+        stop_background(state)
+    assert marked_processes(state) == []

@@ -261,3 +261,61 @@ def test_a_held_incarnation_lock_keeps_the_next_process_from_starting(
             cluster.client.wait_service_ready("fabric:/G/S", timeout=3)
         assert cluster.client.deployed_replicas("_Node_0", "fabric:/G")[0]["HostProcessId"] == "0"
     cluster.client.wait_service_ready("fabric:/G/S", timeout=30)  # released: it starts
+
+
+def _job_pids(cluster: Cluster, instance_id: str) -> list[int]:
+    from tests.integration.conftest import marked_processes
+
+    found = []
+    for proc in marked_processes(cluster.state_dir):
+        try:
+            if proc.environ().get("Fabric_ServiceName", "").endswith(f"/{instance_id}"):
+                found.append(proc.pid)
+        except Exception:
+            continue
+    return found
+
+
+def test_issue_review_terminate_while_the_instance_is_being_activated(jobs: Cluster) -> None:
+    # A terminate that lands while the instance's process is still being activated must
+    # leave no process behind (it did: the process outlived a terminate that said "gone").
+    for round_ in range(8):
+        instance = f"race-{round_}"  # a fresh ID: a finished one would answer terminate at once
+        base = f"{jobs.client.endpoint}/runtime/webhooks/durabletask/instances/{instance}"
+        starter = ThreadPoolExecutor(1)
+        start = starter.submit(
+            httpx.post,
+            f"{jobs.client.endpoint}/orchestrators/EternalJob/{instance}",
+            json={},
+            timeout=30,
+        )
+        deadline = time.monotonic() + 30
+        while (terminate := httpx.post(f"{base}/terminate", timeout=30)).status_code == 404:
+            assert time.monotonic() < deadline, "the instance never appeared"
+        start.result(timeout=30)
+        starter.shutdown()
+        assert terminate.status_code in (200, 202)
+        assert _job_pids(jobs, instance) == [], f"round {round_}: a terminated instance runs"
+    jobs.client.start_instance("EternalJob", "race-0", {})
+    jobs.client.wait_service_ready("fabric:/Jobs/race-0", 30)
+    assert len(_job_pids(jobs, "race-0")) == 1
+
+
+def test_issue_review_replace_of_a_service_cannot_delete_an_instance(jobs: Cluster) -> None:
+    jobs.client.start_instance("EternalJob", "e1", {})
+    body = {
+        "ServiceKind": "Stateless",
+        "ServiceName": "fabric:/Jobs/e1",
+        "ServiceTypeName": "EchoJob",
+        "InstanceCount": 1,
+    }
+    response = httpx.post(
+        f"{jobs.client.endpoint}/Applications/Jobs/$/GetServices/$/Create",
+        params={"IfExists": "replace"},
+        json=body,
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert "terminate the instance" in response.json()["Error"]["Message"]
+    assert jobs.client.instance_status("e1")["runtimeStatus"] in ("Pending", "Running")
+    jobs.client.terminate_instance("e1")
