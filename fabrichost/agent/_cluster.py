@@ -31,7 +31,13 @@ from fabrichost.agent._ports import DEFAULT_RANGE, PortAllocator
 from fabrichost.agent._provision import ProvisionedType, instantiate, provision_package
 from fabrichost.agent._replicas import Node, ReplicaPlacement
 from fabrichost.agent._requests import IfExists, Outcome, RequestLedger, description_digest
-from fabrichost.errors import ActivationError, ApiError, ConflictError, NotFoundError
+from fabrichost.errors import (
+    ActivationError,
+    ApiError,
+    ConflictError,
+    FabricHostError,
+    NotFoundError,
+)
 from fabrichost.protocol import RunCompleted, RunStatus
 
 if TYPE_CHECKING:
@@ -39,7 +45,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from fabrichost.agent._activation import ServicePackageActivation
-    from fabrichost.agent._spec import ServicePackageSpec
+    from fabrichost.agent._spec import ServicePackageSpec, ServiceTypeSpec
 
 log = logging.getLogger(__name__)
 
@@ -150,24 +156,42 @@ class Cluster(ReplicaPlacement):
                 code="FABRIC_E_APPLICATION_TYPE_NOT_FOUND",
             )
         resolved = instantiate(ptype, parameters)
+        packages = dict(resolved.packages)
         sequence = self.persist.store.next_application_sequence()
         app = Application(
             name, type_name, type_version, f"{type_name}_App{sequence}", dict(resolved.parameters)
         )
+        # Every DefaultService is checked before anything changes: a bad one changes nothing.
+        services = [
+            self._prepare_service(app, _absolute(name, d), packages)
+            for d in resolved.default_services
+        ]
         self.applications[name] = app  # claimed before any await: concurrent creates conflict
-        self.packages[name] = dict(resolved.packages)
-        self.persist.application_added(app)
+        self.packages[name] = packages
+        for service in services:
+            app.services[service.name] = service
+        planned = [r for s in services for p in s.partitions for r in self._plan_partition(p)]
+        with self.persist.store.transaction():  # the application whole, or nothing
+            self.persist.application_added(app)
+            for service in services:
+                assert service.description is not None
+                self.persist.service_added(service, service.description)
+            for replica in planned:
+                self.persist.replica_saved(replica)
+        crash_point("application-committed")
         try:
-            for description in resolved.default_services:
-                # DefaultServices names are relative to the application (Name="ServiceA").
-                if not description.name.startswith("fabric:/"):
-                    description = dataclasses.replace(
-                        description, name=f"{name}/{description.name}"
-                    )
-                await self.create_service(name, description)
-        except BaseException:
-            await self.delete_application(name)
+            await self._activate_replicas(planned)
+        except FabricHostError:
+            if self.applications.get(name) is app:
+                await self.delete_application(name)  # it could not start: it is not there
             raise
+        if self.applications.get(name) is not app:
+            raise ApiError(
+                f"application {name} was deleted while it was being created",
+                code="FABRIC_E_OPERATION_CANCELED",
+                status=409,
+            )
+        self._bump()
         return app
 
     async def create_application_with_policy(
@@ -195,6 +219,16 @@ class Cluster(ReplicaPlacement):
             ),
             conflict_code="FABRIC_E_APPLICATION_ALREADY_EXISTS",
         )
+
+    async def delete_application_locked(self, name: str) -> None:
+        """Delete, after any create of the same name in progress has finished."""
+        async with self.ledger.name_lock(f"application:{name}"):
+            await self.delete_application(name)
+
+    async def delete_service_locked(self, name: str) -> None:
+        """Delete, after any create of the same name in progress has finished."""
+        async with self.ledger.name_lock(f"service:{name}"):
+            await self.delete_service(name)
 
     async def delete_application(self, name: str) -> None:
         app = self.application(name)
@@ -224,9 +258,14 @@ class Cluster(ReplicaPlacement):
 
     # -- services -------------------------------------------------------------------------------
 
-    def _new_service(self, app: Application, desc: ServiceDescription) -> Service:
+    def _new_service(
+        self,
+        app: Application,
+        desc: ServiceDescription,
+        packages: Mapping[str, ServicePackageSpec],
+    ) -> Service:
         """Check a description against the application's packages; build the Service."""
-        package, type_spec = self._package_of_type(app.name, desc.type_name)
+        package, type_spec = _package_of_type(packages, app.name, desc.type_name)
         if type_spec.stateful != (desc.kind is ServiceKind.STATEFUL):
             raise ApiError(
                 f"service type {desc.type_name} is "
@@ -253,18 +292,28 @@ class Cluster(ReplicaPlacement):
             description=desc,
         )
 
-    async def create_service(self, app_name: str, desc: ServiceDescription) -> Service:
-        app = self.application(app_name)
-        _check_name(desc.name, parent=app_name)
+    def _prepare_service(
+        self,
+        app: Application,
+        desc: ServiceDescription,
+        packages: Mapping[str, ServicePackageSpec],
+    ) -> Service:
+        """Every check of a new service, and the Service with its partitions; no state changes."""
+        _check_name(desc.name, parent=app.name)
         existing = self._find_service(desc.name)
         if existing is not None:
             raise ConflictError(
                 f"service {desc.name} already exists (type {existing.type_name})",
                 code="FABRIC_E_SERVICE_ALREADY_EXISTS",
             )
-        service = self._new_service(app, desc)
+        service = self._new_service(app, desc, packages)
         for pname, low, high in desc.partition_layout():
             service.partitions.append(Partition(service, desc.partition_scheme, pname, low, high))
+        return service
+
+    async def create_service(self, app_name: str, desc: ServiceDescription) -> Service:
+        app = self.application(app_name)
+        service = self._prepare_service(app, desc, self.packages[app_name])
         app.services[desc.name] = service  # claimed before any await
         planned = [r for p in service.partitions for r in self._plan_partition(p)]
         with self.persist.store.transaction():  # the intent, committed before any process starts
@@ -272,8 +321,19 @@ class Cluster(ReplicaPlacement):
             for replica in planned:
                 self.persist.replica_saved(replica)
         crash_point("service-committed")
-        await self._activate_replicas(planned)
+        try:
+            await self._activate_replicas(planned)
+        except FabricHostError:
+            if self._find_service(desc.name) is service:
+                await self.delete_service(desc.name, instance_owner=True)
+            raise
         crash_point("service-activated")
+        if self._find_service(desc.name) is not service:
+            raise ApiError(
+                f"service {desc.name} was deleted while it was being created",
+                code="FABRIC_E_OPERATION_CANCELED",
+                status=409,
+            )
         self._bump()
         return service
 
@@ -328,16 +388,6 @@ class Cluster(ReplicaPlacement):
             if name in app.services:
                 return app.services[name]
         return None
-
-    def _package_of_type(self, app_name: str, type_name: str) -> tuple[Any, Any]:
-        for package in self.packages[app_name].values():
-            type_spec = package.service_type(type_name)
-            if type_spec is not None:
-                return package, type_spec
-        raise NotFoundError(
-            f"service type {type_name} is not declared by application {app_name}",
-            code="FABRIC_E_SERVICE_TYPE_NOT_FOUND",
-        )
 
     async def wait_service_ready(self, name: str, within: float) -> None:
         """Return once every placed replica is Ready; raise with the reason when ``within`` ends."""
@@ -399,6 +449,12 @@ class Cluster(ReplicaPlacement):
 
 
 def _check_name(name: str, parent: str | None = None) -> None:
+    if "~" in name or any(ord(c) < 32 for c in name):
+        raise ApiError(
+            f"invalid name {name!r}: '~' and control characters cannot be part of a "
+            "name ('~' stands for '/' in entity ids)",
+            code="FABRIC_E_INVALID_NAME_URI",
+        )
     if not name.startswith("fabric:/") or len(name) <= len("fabric:/"):
         raise ApiError(
             f"invalid name {name!r}: expected fabric:/...", code="FABRIC_E_INVALID_NAME_URI"
@@ -408,3 +464,23 @@ def _check_name(name: str, parent: str | None = None) -> None:
             f"service name {name} must be under its application {parent}",
             code="FABRIC_E_INVALID_NAME_URI",
         )
+
+
+def _absolute(app_name: str, desc: ServiceDescription) -> ServiceDescription:
+    """DefaultServices names are relative to their application (Name="ServiceA")."""
+    if desc.name.startswith("fabric:/"):
+        return desc
+    return dataclasses.replace(desc, name=f"{app_name}/{desc.name}")
+
+
+def _package_of_type(
+    packages: Mapping[str, ServicePackageSpec], app_name: str, type_name: str
+) -> tuple[ServicePackageSpec, ServiceTypeSpec]:
+    for package in packages.values():
+        type_spec = package.service_type(type_name)
+        if type_spec is not None:
+            return package, type_spec
+    raise NotFoundError(
+        f"service type {type_name} is not declared by application {app_name}",
+        code="FABRIC_E_SERVICE_TYPE_NOT_FOUND",
+    )

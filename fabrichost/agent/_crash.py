@@ -18,6 +18,7 @@ POINTS: Final = (
     "instance-committed",  # the instance and its request id are committed, no service yet
     "service-committed",  # the service and its placement are committed, no process yet
     "service-activated",  # the processes are started, the answer is not sent yet
+    "application-committed",  # an application and its DefaultServices are committed
 )
 
 

@@ -208,15 +208,19 @@ def stop_background(state_dir: Path, *, timeout: float = 30.0) -> bool:
     was_running = False
     if record is not None and _same_process(record.AgentProcessId, record.AgentStartTime):
         was_running = True
-        pidfd = os.pidfd_open(record.AgentProcessId)
+        try:
+            pidfd = os.pidfd_open(record.AgentProcessId)
+        except ProcessLookupError:  # it exited just now
+            pidfd = -1
         try:
             with contextlib.suppress(httpx.HTTPError):
                 httpx.post(f"{record.Endpoint}/$/fabrichost/Shutdown", timeout=5.0)
-            if not _wait_exit(pidfd, timeout):
+            if pidfd >= 0 and not _wait_exit(pidfd, timeout):
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 _wait_exit(pidfd, 5.0)
         finally:
-            os.close(pidfd)
+            if pidfd >= 0:
+                os.close(pidfd)
     with contextlib.suppress(OSError):
         (state_dir / "agent.json").unlink()
     sweep_strays(state_dir)

@@ -217,6 +217,8 @@ class InstanceManager:
         try:
             await self._launch(instance)
         except BaseException:
+            if instance.status is InstanceStatus.TERMINATED:
+                return instance  # terminated while it was being launched: that is its answer
             if self.instances.get(instance_id) is instance:
                 # A bad start changes nothing: the finished run it replaced comes back.
                 with self._persist.store.transaction():
@@ -296,14 +298,17 @@ class InstanceManager:
 
     # -- operations -------------------------------------------------------------------------------
 
-    async def terminate(self, instance_id: str) -> bool:
-        """Stop a running instance; True if it was running. Returns once its process is gone."""
+    async def terminate(self, instance_id: str) -> tuple[Instance, bool]:
+        """Stop a running instance; returns it, and True if it was running.
+
+        Returns once its process is gone.
+        """
         instance = self.get(instance_id)
         if not instance.status.active:
-            return False
+            return instance, False
         self._set(instance, InstanceStatus.TERMINATED)  # first: late reports are fenced off
         await self._remove_service(instance)
-        return True
+        return instance, True
 
     def purge(self, instance_id: str) -> None:
         instance = self.get(instance_id)

@@ -100,16 +100,37 @@ def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
         )
     source = load_application_package(package_dir)
     app = source.application
+    _check_folder_names(app.file, app.line, app.application_type_name, app.application_type_version)
     digest = package_digest(package_dir)
     dest = image_store / app.application_type_name / f"{app.application_type_version}-{digest[:16]}"
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".provision-", dir=dest.parent))
-        shutil.copytree(package_dir, staging / "pkg", symlinks=True)
-        os.replace(staging / "pkg", dest)  # atomic: a half copy is never seen under its name
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            shutil.copytree(package_dir, staging / "pkg", symlinks=True)
+            try:
+                os.replace(staging / "pkg", dest)  # atomic: a half copy is never seen
+            except OSError:
+                if not dest.is_dir():  # a concurrent provision of the same content won: fine
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     package = load_application_package(dest)
     return ProvisionedType(app.application_type_name, app.application_type_version, digest, package)
+
+
+def _check_folder_names(file: str, line: int, *names: str) -> None:
+    """Type names and versions become folder names: they must not walk out of the image store."""
+    for name in names:
+        if name in (".", "..") or any(c in name for c in "/\\\0"):
+            raise ManifestError(
+                Diagnostic(
+                    file,
+                    line,
+                    f"{name!r} cannot name an application type or version: no path "
+                    "separators, NUL, '.' or '..'",
+                )
+            )
 
 
 def instantiate(ptype: ProvisionedType, parameters: Mapping[str, str]) -> ResolvedApplication:

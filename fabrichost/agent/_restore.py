@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fabrichost.agent._fence import fence_previous_run
-from fabrichost.agent._model import Application, Partition, PartitionScheme, Replica, ReplicaRole
+from fabrichost.agent._model import (
+    Application,
+    Partition,
+    PartitionScheme,
+    Replica,
+    ReplicaRole,
+    ServiceKind,
+)
 from fabrichost.agent._persist import description_from_json
 from fabrichost.agent._provision import ProvisionedType, instantiate
 from fabrichost.errors import FabricHostError
@@ -49,8 +56,11 @@ async def restore(cluster: Cluster) -> None:
     for app in list(cluster.applications.values()):
         for service in list(app.services.values()):
             for partition in service.partitions:
-                await cluster._activate_replicas(partition.live_replicas())
-                await cluster._fill_partition(partition)
+                try:
+                    await cluster._activate_replicas(partition.live_replicas())
+                    await cluster._fill_partition(partition)
+                except FabricHostError as exc:  # reported; the rest of the cluster still runs
+                    log.error("%s partition %s cannot start: %s", service.name, partition.id, exc)
     for instance in unlaunched:
         await cluster.instances.relaunch(instance)
     if cluster.applications:
@@ -101,7 +111,9 @@ def _restore_services(cluster: Cluster, store: Store) -> None:
         if app is None:
             continue
         try:
-            service = cluster._new_service(app, description_from_json(row.description_json))
+            service = cluster._new_service(
+                app, description_from_json(row.description_json), cluster.packages[app.name]
+            )
         except (FabricHostError, ValueError, KeyError) as exc:
             log.error("service %s cannot be restored: %s", row.name, exc)
             store.remove_service(row.name)
@@ -133,3 +145,14 @@ def _restore_replicas(cluster: Cluster, store: Store) -> None:
             store.remove_replica(row.id)  # its node no longer exists: it will be placed anew
             continue
         partition.replicas.append(Replica(partition, row.node, ReplicaRole(row.role), id=row.id))
+    for partition in by_id.values():
+        live = partition.live_replicas()
+        # A crash between a demotion and the promotion after it, or fewer nodes than before,
+        # can leave a partition without a Primary: it gets one before anything starts.
+        if (
+            live
+            and partition.service.kind is ServiceKind.STATEFUL
+            and not any(r.role is ReplicaRole.PRIMARY for r in live)
+        ):
+            live[0].role = ReplicaRole.PRIMARY
+            cluster.persist.replica_saved(live[0])

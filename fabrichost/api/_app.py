@@ -77,6 +77,19 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
+def _parameter_list(value: Any) -> dict[str, str]:
+    """ApplicationDescription.ParameterList: a list of {"Key": str, "Value": str}."""
+    if value is None:
+        return {}
+    items = value if isinstance(value, list) else None
+    if items is None or not all(
+        isinstance(p, dict) and isinstance(p.get("Key"), str) and isinstance(p.get("Value"), str)
+        for p in items
+    ):
+        raise ApiError('ParameterList must be a list of {"Key": "...", "Value": "..."} objects')
+    return {p["Key"]: p["Value"] for p in items}
+
+
 def if_exists_of(request: Request) -> IfExists:
     """The create policy: query ``IfExists`` (or ``ifExists``), default ``fail``."""
     value = request.query_params.get("IfExists", request.query_params.get("ifExists", "fail"))
@@ -205,7 +218,7 @@ class _Api:
 
     async def create_app(self, request: Request) -> Any:
         body = await _body(request)
-        params = {p["Key"]: p["Value"] for p in body.get("ParameterList") or []}
+        params = _parameter_list(body.get("ParameterList"))
         for field in ("Name", "TypeName", "TypeVersion"):
             if not isinstance(body.get(field), str):
                 raise ApiError(f"ApplicationDescription.{field} is required")
@@ -221,7 +234,7 @@ class _Api:
         return JSONResponse(J.application_info(outcome.value), status_code=status)
 
     async def delete_app(self, request: Request) -> Any:
-        await self.cluster.delete_application(J.id_to_name(request.path_params["app"]))
+        await self.cluster.delete_application_locked(J.id_to_name(request.path_params["app"]))
         return {}
 
     # -- services -------------------------------------------------------------------------------
@@ -257,7 +270,7 @@ class _Api:
         return J.service_info(self.cluster.service(name))
 
     async def delete_service(self, request: Request) -> Any:
-        await self.cluster.delete_service(J.id_to_name(request.path_params["service"]))
+        await self.cluster.delete_service_locked(J.id_to_name(request.path_params["service"]))
         return {}
 
     async def get_partitions(self, request: Request) -> Any:

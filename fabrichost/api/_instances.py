@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from fabrichost.agent._instances import Instance
 
 STATUS_ROOT = "/runtime/webhooks/durabletask/instances"
+_REQUEST_IDS = uuid.UUID("6f1c2d4e-8a5b-4c3d-9e2f-0a1b2c3d4e5f")  # namespace of derived IDs
 
 
 def check_status_payload(request: Request, instance: Instance) -> dict[str, str]:
@@ -58,13 +59,17 @@ class InstanceRoutes:
             value = json.loads(raw) if raw.strip() else None
         except ValueError as exc:
             raise ApiError(f"the body (the instance's input) is not valid JSON: {exc}") from exc
-        instance_id = request.path_params.get("instance") or str(uuid.uuid4())
+        request_id = self._request_id_of(request)
+        instance_id = request.path_params.get("instance") or (
+            # A retry of a start without an ID must name the same instance: derive it.
+            str(uuid.uuid5(_REQUEST_IDS, request_id)) if request_id else str(uuid.uuid4())
+        )
         outcome = await self.cluster.instances.start(
             request.path_params["function"],
             instance_id,
             json.dumps(value),
             if_exists=self._if_exists_of(request),
-            request_id=self._request_id_of(request),
+            request_id=request_id,
         )
         payload = check_status_payload(request, outcome.value)
         return JSONResponse(
@@ -90,8 +95,7 @@ class InstanceRoutes:
         return {"Items": [i.status_json() for i in self.cluster.instances.instances.values()]}
 
     async def terminate(self, request: Request) -> Any:
-        stopped = await self.cluster.instances.terminate(request.path_params["instance"])
-        instance = self.cluster.instances.get(request.path_params["instance"])
+        instance, stopped = await self.cluster.instances.terminate(request.path_params["instance"])
         return JSONResponse(instance.status_json(), status_code=202 if stopped else 200)
 
     async def purge(self, request: Request) -> Any:

@@ -7,6 +7,7 @@ Entity ids in paths follow SF: an application ``fabric:/App1`` is ``App1``; a se
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import psutil
 
@@ -25,7 +26,8 @@ Json = dict[str, Any]
 
 
 def name_to_id(name: str) -> str:
-    return name.removeprefix("fabric:/").replace("/", "~")
+    """``fabric:/App1/ServiceA`` -> ``App1~ServiceA``, quoted for use as one path segment."""
+    return quote(name.removeprefix("fabric:/").replace("/", "~"), safe="~")
 
 
 def id_to_name(entity_id: str) -> str:
@@ -232,14 +234,24 @@ def deployed_replica_info(replica: Replica, activation: ServicePackageActivation
     }
 
 
+_usage: dict[int, psutil.Process] = {}
+
+
 def process_usage(pid: int) -> Json:
-    """CPU and memory of a host process for the node view (zeros if it is gone)."""
+    """CPU and memory of a host process for the node view (zeros if it is gone).
+
+    CPU is measured between two calls on the same ``psutil.Process`` (the first call has
+    nothing to compare with), so the objects are kept per pid while the process lives.
+    """
     try:
-        proc = psutil.Process(pid)
+        proc = _usage.get(pid)
+        if proc is None or not proc.is_running():  # is_running() also catches PID reuse
+            proc = _usage[pid] = psutil.Process(pid)
         with proc.oneshot():
             return {
                 "CpuPercent": proc.cpu_percent(interval=None),
                 "MemoryInBytes": proc.memory_info().rss,
             }
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        _usage.pop(pid, None)
         return {"CpuPercent": 0.0, "MemoryInBytes": 0}

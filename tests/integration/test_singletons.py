@@ -291,10 +291,12 @@ def test_issue_review_terminate_while_the_instance_is_being_activated(jobs: Clus
         )
         deadline = time.monotonic() + 30
         while (terminate := httpx.post(f"{base}/terminate", timeout=30)).status_code == 404:
-            assert time.monotonic() < deadline, "the instance never appeared"
-        start.result(timeout=30)
+            assert time.monotonic() < deadline, f"round {round_}: the instance never appeared"
+        started = start.result(timeout=30)
         starter.shutdown()
+        assert started.status_code == 202, started.text  # created, then terminated
         assert terminate.status_code in (200, 202)
+        assert jobs.client.instance_status(instance)["runtimeStatus"] == "Terminated"
         assert _job_pids(jobs, instance) == [], f"round {round_}: a terminated instance runs"
     jobs.client.start_instance("EternalJob", "race-0", {})
     jobs.client.wait_service_ready("fabric:/Jobs/race-0", 30)
