@@ -87,6 +87,7 @@ class Cluster(ReplicaPlacement):
             on_claimed=self.persist.request_claimed,
             on_failed=self.persist.request_failed,
             find_recorded=self.persist.request_found,
+            on_completed=self.persist.request_completed,
         )
         self.instances = InstanceManager(self, self.ledger, self.persist)
 

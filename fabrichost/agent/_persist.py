@@ -172,9 +172,25 @@ class Persistence:
     def request_failed(self, request_id: str) -> None:
         self.store.remove_request(request_id)
 
-    def request_found(self, request_id: str) -> tuple[str, str, str] | None:
+    def request_found(self, request_id: str) -> tuple[str, str, str, bool] | None:
+        """(kind, target, digest, completed) of a recorded request id."""
         row = self.store.find_request(request_id)
-        return None if row is None else (row.kind, row.target, row.description_hash)
+        if row is None:
+            return None
+        done = bool(json.loads(row.response_json).get("completed"))
+        return (row.kind, row.target, row.description_hash, done)
+
+    def request_completed(self, request_id: str) -> None:
+        """Mark a request id's create as finished: a later retry never creates again."""
+        row = self.store.find_request(request_id)
+        if row is None:
+            return
+        done = dataclasses.replace(
+            row, response_json=json.dumps({"target": row.target, "completed": True})
+        )
+        with self.store.transaction():
+            self.store.remove_request(request_id)
+            self.store.record_request(done)
 
     def instance_added(self, instance: Instance) -> None:
         self.store.add_instance(

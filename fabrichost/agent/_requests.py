@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from fabrichost.errors import ApiError, ConflictError
+from fabrichost.errors import ApiError, ConflictError, NotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -71,7 +71,8 @@ class RequestLedger:
         self,
         on_claimed: Callable[[str, str, str, str], None] | None = None,
         on_failed: Callable[[str], None] | None = None,
-        find_recorded: Callable[[str], tuple[str, str, str] | None] | None = None,
+        find_recorded: Callable[[str], tuple[str, str, str, bool] | None] | None = None,
+        on_completed: Callable[[str], None] | None = None,
     ) -> None:
         """Persistence hooks: ``on_claimed(request_id, kind, target, digest)`` records a request
         id before its create runs (so a crash in between still knows it), ``on_failed`` forgets
@@ -81,6 +82,7 @@ class RequestLedger:
         self._on_claimed = on_claimed
         self._on_failed = on_failed
         self._find_recorded = find_recorded
+        self._on_completed = on_completed
 
     def name_lock(self, name: str) -> asyncio.Lock:
         lock = self._locks.get(name)
@@ -108,22 +110,10 @@ class RequestLedger:
         ``lookup`` finds what an earlier request created (default: ``existing``), to answer a
         retry whose request id was recorded by an earlier run of the agent.
         """
-        if request_id is not None and request_id not in self._requests:
-            earlier = self._find_recorded(request_id) if self._find_recorded else None
-            if earlier is not None:
-                self._check_same(request_id, earlier, (kind, name, digest))
-                entity = (lookup or existing)()
-                if entity is not None:
-                    return Outcome(entity, created=False)
-                # Recorded, but nothing was created: the agent died in between. Create now.
         if request_id is not None:
-            seen = self._requests.get(request_id)
-            if seen is not None:
-                self._check_same(
-                    request_id, (seen.kind, seen.target, seen.digest), (kind, name, digest)
-                )
-                first = await asyncio.shield(seen.answer)
-                return Outcome(first.value, created=False)
+            retried = await self._retried(request_id, (kind, name, digest), lookup or existing)
+            if retried is not None:
+                return retried
             answer: asyncio.Future[Outcome[Any]] = asyncio.get_running_loop().create_future()
             self._requests[request_id] = _Request(kind, name, digest, answer)
             if self._on_claimed is not None:
@@ -147,7 +137,34 @@ class RequestLedger:
             raise
         if request_id is not None:
             self._requests[request_id].answer.set_result(outcome)
+            if self._on_completed is not None:
+                self._on_completed(request_id)
         return outcome
+
+    async def _retried(
+        self, request_id: str, request: tuple[str, str, str], lookup: Callable[[], T | None]
+    ) -> Outcome[T] | None:
+        """The answer to a retry of ``request_id``, or None if this is its first attempt.
+
+        A retry gets what its first attempt created, as it is now; if that is gone, a 404. A
+        request id recorded by an earlier run whose create never finished (the agent died)
+        is a first attempt again.
+        """
+        seen = self._requests.get(request_id)
+        if seen is not None:
+            self._check_same(request_id, (seen.kind, seen.target, seen.digest), request)
+            await asyncio.shield(seen.answer)  # concurrent retries wait for the first attempt
+        else:
+            earlier = self._find_recorded(request_id) if self._find_recorded else None
+            if earlier is None:
+                return None
+            self._check_same(request_id, earlier[:3], request)
+            if lookup() is None and not earlier[3]:
+                return None  # recorded, but the agent died before it finished: create now
+        entity = lookup()
+        if entity is None:
+            raise _gone(request_id, request[1])
+        return Outcome(entity, created=False)
 
     @staticmethod
     def _check_same(
@@ -177,3 +194,10 @@ class RequestLedger:
                 return Outcome(current, created=False)
             await delete()
         return Outcome(await create(), created=True)
+
+
+def _gone(request_id: str, name: str) -> NotFoundError:
+    return NotFoundError(
+        f"request id {request_id!r} created {name.split(':', 1)[-1]}, which no longer exists",
+        code="FABRIC_E_DOES_NOT_EXIST",
+    )

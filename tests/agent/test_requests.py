@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from fabrichost.agent._requests import IfExists, RequestLedger, description_digest
-from fabrichost.errors import ApiError, ConflictError
+from fabrichost.errors import ApiError, ConflictError, NotFoundError
 
 pytestmark = pytest.mark.anyio
 
@@ -93,6 +93,14 @@ async def test_replace_deletes_before_it_creates_and_replaces_serialise() -> Non
     assert list(names.live.values()) == [11]
 
 
+async def test_a_retry_after_the_thing_was_deleted_is_a_404() -> None:
+    ledger, names = RequestLedger(), Names()
+    await _create(ledger, names, "a", request_id="r")
+    await names.delete("a")
+    with pytest.raises(NotFoundError, match="created a, which no longer exists"):
+        await _create(ledger, names, "a", request_id="r")
+
+
 async def test_concurrent_retries_with_one_request_id_get_one_answer() -> None:
     ledger, names = RequestLedger(), Names()
     results = await asyncio.gather(
@@ -125,12 +133,19 @@ async def test_a_failed_request_is_forgotten_so_its_retry_can_succeed() -> None:
 
 
 async def test_a_request_recorded_by_an_earlier_run_answers_with_what_exists_now() -> None:
-    recorded = {"r": ("thing", "a", "d"), "q": ("thing", "b", "d")}
+    recorded = {
+        "r": ("thing", "a", "d", True),
+        "q": ("thing", "b", "d", False),
+        "gone": ("thing", "c", "d", True),
+    }
     ledger, names = RequestLedger(find_recorded=recorded.get), Names()
     names.live["a"] = 7  # what the earlier run created
     assert await _create(ledger, names, "a", request_id="r") == (7, False)
     # Recorded, but the earlier run died before creating anything: this retry creates it.
     assert await _create(ledger, names, "b", request_id="q") == (1, True)
+    # Recorded as done, but what it created was deleted since: a 404, not a second creation.
+    with pytest.raises(NotFoundError, match="which no longer exists"):
+        await _create(ledger, names, "c", request_id="gone")
 
 
 def test_description_digests_ignore_key_order() -> None:
