@@ -139,7 +139,14 @@ class RequestLedger:
             self._requests[request_id].answer.set_result(outcome)
             if self._on_completed is not None:
                 self._on_completed(request_id)
+            if self._find_recorded is not None:
+                # The store remembers it now; keeping it here too would only grow memory.
+                self._forget_later(request_id)
         return outcome
+
+    def _forget_later(self, request_id: str) -> None:
+        """Drop a finished request once the retries already waiting on it have their answer."""
+        asyncio.get_running_loop().call_soon(self._requests.pop, request_id, None)
 
     async def _retried(
         self, request_id: str, request: tuple[str, str, str], lookup: Callable[[], T | None]

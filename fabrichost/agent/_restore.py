@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REQUEST_ID_RETENTION = 7 * 86400  # seconds a request id is remembered, as idempotency keys go
+
 
 async def restore(cluster: Cluster) -> None:
     store = cluster.persist.store
@@ -48,6 +51,11 @@ async def restore(cluster: Cluster) -> None:
     _restore_replicas(cluster, store)
     unlaunched = cluster.instances.restore(store.instances())
 
+    forgotten = store.forget_requests_before(time.time() - REQUEST_ID_RETENTION)
+    if forgotten:
+        log.info(
+            "forgot %d request id(s) older than %d days", forgotten, REQUEST_ID_RETENTION // 86400
+        )
     processes = store.processes()
     await asyncio.to_thread(fence_previous_run, cluster.state_dir, [p.lock_path for p in processes])
     for row in processes:
