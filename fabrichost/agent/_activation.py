@@ -21,7 +21,9 @@ import contextlib
 import functools
 import logging
 import os
+import signal
 import socket
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from fabrichost.agent._channel import HostChannel
@@ -30,11 +32,12 @@ from fabrichost.agent._environment import (
     ApplicationFolders,
     code_package_environment,
 )
+from fabrichost.agent._fence import INCARNATION_ENV, kill_incarnation
 from fabrichost.agent._lock import acquire_nowait
 from fabrichost.agent._model import ReplicaRole, ReplicaStatus, ServiceKind
 from fabrichost.agent._process import CodePackageSupervisor, EntryPoint, LaunchSpec
 from fabrichost.agent._spec import WorkingFolder
-from fabrichost.errors import ActivationError, ProtocolError
+from fabrichost.errors import ActivationError, ProcessError, ProtocolError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping
@@ -95,6 +98,8 @@ class CodePackageHost:
         self.lock_path = activation.lock_path(spec.name)
         self._pending_pair: tuple[socket.socket, socket.socket] | None = None
         self._pending_lock: int | None = None
+        self._pending_incarnation = ""
+        self._incarnations: dict[int, str] = {}  # pid -> incarnation id (see _fence)
 
     # -- supervisor hooks (called on the event loop by the supervisor's task) -------------------
 
@@ -102,7 +107,8 @@ class CodePackageHost:
         self._close_pending_pair()
         # Raises while an earlier incarnation may live: the supervisor retries with backoff.
         self._pending_lock = lock_fd = acquire_nowait(self.lock_path)
-        env = {LOCK_FD_ENV: str(lock_fd)}
+        self._pending_incarnation = uuid.uuid4().hex
+        env = {LOCK_FD_ENV: str(lock_fd), INCARNATION_ENV: self._pending_incarnation}
         if self.activation.package.is_guest:
             return (lock_fd,), env
         agent_end, host_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -111,6 +117,7 @@ class CodePackageHost:
         return (lock_fd, host_end.fileno()), env
 
     def on_main_started(self, pid: int) -> None:
+        self._incarnations[pid] = self._pending_incarnation
         if self._pending_lock is not None:
             os.close(self._pending_lock)  # the child holds the lock now, for as long as it lives
             self._pending_lock = None
@@ -138,6 +145,12 @@ class CodePackageHost:
             channel.close()
         self.activation.host_lost(self, f"process {pid} exited with code {returncode}")
         self.activation.process_changed(self, None)
+        incarnation = self._incarnations.pop(pid, None)
+        if incarnation is not None:  # what it left behind (e.g. a setsid grandchild) goes too
+            self.activation.spawn(self._sweep(incarnation))
+
+    async def _sweep(self, incarnation: str) -> None:
+        await asyncio.to_thread(kill_incarnation, incarnation)  # a /proc scan: off the loop
 
     def on_setup_failed(self, returncode: int) -> None:
         log.info("setup entry point of %s exited with %s", self.spec.name, returncode)
@@ -146,11 +159,18 @@ class CodePackageHost:
 
     async def _serve(self, channel: HostChannel) -> None:
         reason = await channel.serve()
-        if self.channel is channel:
-            # The host broke the protocol or closed its end while the process lives on: fault it
-            # alone, by killing it; the supervisor restarts it and its replicas come back.
-            log.warning("faulting host %s of %s: %s", channel.pid, self.spec.name, reason)
-            await self.supervisor.restart()
+        pid = channel.pid
+        if self.channel is not channel or self.supervisor.pid != pid:
+            return  # the process is gone already (its exit closed the channel)
+        # The host broke the protocol or closed its end while the process lives on. A runtime
+        # host exits by itself on EOF; give it a moment, then fault it alone by killing it. It
+        # is a failure: the supervisor restarts it with backoff and counts it in its health.
+        log.warning("faulting host %s of %s: %s", pid, self.spec.name, reason)
+        with contextlib.suppress(TimeoutError, ProcessError):
+            await self.supervisor.wait_until(lambda s: s.pid != pid, timeout=1.0)
+        if self.supervisor.pid == pid:  # not reaped yet, so the pid is still this process
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _close_pending_pair(self) -> None:
         if self._pending_lock is not None:
@@ -344,6 +364,12 @@ class ServicePackageActivation:
                 f"service type {type_name!r} is not declared by service package "
                 f"{self.package.name!r}"
             )
+        owner = self._type_hosts.get(type_name)
+        if owner is not None and owner is not host and owner.channel is not None:
+            raise ActivationError(
+                f"service type {type_name!r} is registered already by code package "
+                f"{owner.spec.name!r}"
+            )
         self._type_hosts[type_name] = host
         waiting = [
             r
@@ -364,12 +390,21 @@ class ServicePackageActivation:
                     role=replica.role if stateful else ReplicaRole.NONE,
                     endpoints=self.endpoints,
                 )
-            except (ProtocolError, TimeoutError, ActivationError) as exc:
+            except TimeoutError:
+                # Still the host's until it is aborted (protocol §7): drop it, so that a later
+                # open (the next host incarnation) starts clean.
+                channel.abort_replica(replica.partition.id, replica.id)
+                replica.last_error = f"opening replica {replica.id} timed out"
+                self._on_replica_change(replica)
+                return
+            except (ProtocolError, ActivationError) as exc:
                 replica.last_error = f"opening replica {replica.id} failed: {exc}"
                 self._on_replica_change(replica)
                 return
             if replica in self.replicas:
                 self._mark_ready(replica, host, channel.pid, address)
+            else:  # deleted while it was opening: it must not live on in the host
+                channel.abort_replica(replica.partition.id, replica.id)
 
         await asyncio.gather(*(open_one(r) for r in replicas))
 
@@ -398,6 +433,17 @@ class ServicePackageActivation:
                 replica.host_pid = 0
                 replica.last_error = reason
                 self._on_replica_change(replica)
+
+    def replica_faulted(self, replica: Replica, reason: str) -> None:
+        """The host says a replica failed on its own: drop it there and open it again."""
+        host = self.hosts.get(replica.code_package_name)
+        if host is None or host.channel is None or replica.status is not ReplicaStatus.READY:
+            return
+        host.channel.abort_replica(replica.partition.id, replica.id)
+        replica.status = ReplicaStatus.DOWN
+        replica.last_error = f"replica {replica.id} faulted: {reason}"
+        self._on_replica_change(replica)
+        self.spawn(self._open(host, host.channel, [replica]))
 
     def host_notification(self, message: object) -> None:
         if self._on_notification is not None:

@@ -15,10 +15,11 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Final
 
-from fabrichost.errors import ActivationError, FabricHostError, ProtocolError, RemoteProtocolError
+from fabrichost.errors import ActivationError, ProtocolError, RemoteProtocolError
 from fabrichost.protocol import (
     CLOSED,
     NEED_DATA,
+    AbortReplica,
     ChangeRole,
     CloseReplica,
     ConfigChanged,
@@ -54,7 +55,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT: Final = 30.0
+HANDSHAKE_TIMEOUT: Final = 30.0  # a host that never says Hello is faulted
 READ_SIZE: Final = 256 * 1024
+MAX_UNREAD: Final = 1024 * 1024  # bytes queued for a host that does not read: it is faulted
 
 
 class HostChannel:
@@ -92,6 +95,7 @@ class HostChannel:
         self._writer: asyncio.StreamWriter | None = None
         self._ready = asyncio.Event()
         self._closed = False
+        self._registered: set[str] = set()
 
     # -- the read loop --------------------------------------------------------------------------
 
@@ -100,21 +104,40 @@ class HostChannel:
         try:
             reader, self._writer = await asyncio.open_connection(sock=self._sock)
             self._ready.set()
+            handshake_deadline = asyncio.get_running_loop().time() + HANDSHAKE_TIMEOUT
             while True:
                 event = self._conn.next_event()
                 if event is NEED_DATA:
-                    self._conn.receive_data(await reader.read(READ_SIZE))
+                    if self._conn.version is None:  # no Welcome yet: Hello has a deadline
+                        async with asyncio.timeout_at(handshake_deadline):
+                            data = await reader.read(READ_SIZE)
+                    else:
+                        data = await reader.read(READ_SIZE)
+                    self._conn.receive_data(data)
                 elif event is CLOSED:
                     return "the host closed its channel"
+                elif isinstance(event, Fault):
+                    return f"the host gave up on its channel: {event.code}: {event.message}"
                 else:
                     self._handle(event)
+                    self._check_backlog()
         except RemoteProtocolError as exc:
-            self._write_quietly(Fault(code=ErrorCode.PROTOCOL_VIOLATION, message=str(exc)))
-            return f"protocol violation: {exc}"
+            self._write_quietly(Fault(code=ErrorCode.PROTOCOL_VIOLATION, message=str(exc)[:4096]))
+            return f"protocol violation: {str(exc)[:512]}"
+        except TimeoutError:
+            return f"the host sent no Hello within {HANDSHAKE_TIMEOUT:g} s"
         except OSError as exc:
             return f"channel error: {exc}"
         finally:
             self.close()
+
+    def _check_backlog(self) -> None:
+        """A host that sends but does not read would grow the agent's memory: fault it."""
+        assert self._writer is not None
+        if self._writer.transport.get_write_buffer_size() > MAX_UNREAD:
+            raise RemoteProtocolError(
+                f"the host does not read its channel ({MAX_UNREAD // 1024} KiB unread)"
+            )
 
     def _handle(self, message: Message) -> None:
         if isinstance(message, Reply):
@@ -150,13 +173,27 @@ class HostChannel:
             self._write(ConfigChanged(package=package, settings=settings))
 
     def _register(self, request: RegisterServiceType) -> None:
-        try:
-            self._on_register(request.service_type)
-        except FabricHostError as exc:
+        if request.service_type in self._registered:
             self._write(
-                Error(re=request.id, code=ErrorCode.SERVICE_TYPE_NOT_REGISTERED, message=str(exc))
+                Error(
+                    re=request.id,
+                    code=ErrorCode.SERVICE_TYPE_ALREADY_REGISTERED,
+                    message=f"{request.service_type} is registered already",
+                )
             )
             return
+        try:
+            self._on_register(request.service_type)
+        except Exception as exc:  # the host is told why; the agent goes on
+            self._write(
+                Error(
+                    re=request.id,
+                    code=ErrorCode.SERVICE_TYPE_NOT_REGISTERED,
+                    message=str(exc)[:4096],
+                )
+            )
+            return
+        self._registered.add(request.service_type)
         self._write(ServiceTypeRegistered(re=request.id))
 
     # -- writing ----------------------------------------------------------------------------------
@@ -231,6 +268,11 @@ class HostChannel:
         await self.request(
             lambda rid: CloseReplica(id=rid, partition_id=partition_id, replica_id=replica_id)
         )
+
+    def abort_replica(self, partition_id: str, replica_id: int) -> None:
+        """Tell the host to drop a replica now (no reply); it is not the host's any more."""
+        with contextlib.suppress(ProtocolError, OSError):
+            self._write(AbortReplica(partition_id=partition_id, replica_id=replica_id))
 
     async def shutdown(self) -> None:
         """Ask the host to close its replicas and exit (best effort, bounded by the timeout)."""

@@ -38,7 +38,7 @@ from fabrichost.errors import (
     FabricHostError,
     NotFoundError,
 )
-from fabrichost.protocol import RunCompleted, RunStatus
+from fabrichost.protocol import ReplicaFaulted, ReplicaNotification, RunCompleted, RunStatus
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
@@ -410,14 +410,19 @@ class Cluster(ReplicaPlacement):
     # -- events and housekeeping ----------------------------------------------------------------
 
     def _host_notification(self, activation: ServicePackageActivation, message: object) -> None:
+        if not isinstance(message, ReplicaNotification):
+            return
+        replica = next((r for r in activation.replicas if r.id == message.replica_id), None)
+        if replica is None:
+            return
         if isinstance(message, RunCompleted):
-            replica = next((r for r in activation.replicas if r.id == message.replica_id), None)
-            if replica is not None:
-                self.instances.run_completed(
-                    replica, message.status is RunStatus.COMPLETED, message.output, message.error
-                )
+            self.instances.run_completed(
+                replica, message.status is RunStatus.COMPLETED, message.output, message.error
+            )
+        elif isinstance(message, ReplicaFaulted):
+            activation.replica_faulted(replica, message.reason)
         else:
-            log.debug("host notification: %r", message)
+            log.debug("replica %s reports %r", replica.id, message)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -313,6 +313,10 @@ class CodePackageSupervisor:
         delay = self.policy.delay(record.stats.continuous_failures, self._rng)
         if record.stats.ContinuousActivationFailureCount:
             delay = max(delay, _ACTIVATION_RETRY_FLOOR)
+        if not record.setup:
+            # SPEC §3: any exit restarts after base * int(1.5^failures), which is the base even
+            # with no failures: a main entry point that keeps exiting 0 must not spin.
+            delay = max(delay, self.policy.base_delay)
         if delay <= 0:
             return
         record.status = EntryPointStatus.PENDING
@@ -372,12 +376,17 @@ class CodePackageSupervisor:
         prefix = console_prefix(
             self.spec.code_package_name, self.spec.service_package_name, setup=record.setup
         )
-        out_w, err_w, redirectors = open_console(
-            self.spec.log_dir,
-            prefix,
-            max_bytes=self.spec.console_max_bytes,
-            retention=self.spec.console_retention,
-        )
+        try:
+            out_w, err_w, redirectors = open_console(
+                self.spec.log_dir,
+                prefix,
+                max_bytes=self.spec.console_max_bytes,
+                retention=self.spec.console_retention,
+            )
+        except OSError as exc:  # e.g. out of file descriptors: a failure to retry, not a crash
+            raise ProcessError(
+                f"cannot open the console files in {self.spec.log_dir}: {exc}"
+            ) from exc
         self._redirectors = [r for r in self._redirectors if not r.closed] + redirectors
         try:
             return ChildProcess.spawn(

@@ -89,6 +89,8 @@ class ChildProcess:
             raise ProcessError(
                 f"cannot start {argv[0]} (working folder {cwd}): {exc.strerror or exc}"
             ) from exc
+        except (ValueError, subprocess.SubprocessError) as exc:  # e.g. a NUL in an env value
+            raise ProcessError(f"cannot start {argv[0]}: {exc}") from exc
         try:
             pidfd = os.pidfd_open(popen.pid)
         except OSError as exc:  # pragma: no cover - kernels before 5.3

@@ -332,13 +332,15 @@ def message_from_json(obj: JSONObject) -> Message:
     """
     kind = obj.get("type")
     if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
-        raise RemoteProtocolError(f"unknown message type {kind!r}")
+        raise RemoteProtocolError(f"unknown message type {_clip(repr(kind))}")
     cls = MESSAGE_TYPES[kind]
     keys = _KEYS[kind]
     if obj.keys() != keys:
         missing = sorted(keys - obj.keys())
         extra = sorted(obj.keys() - keys)
-        raise RemoteProtocolError(f"{kind}: missing fields {missing}, unexpected fields {extra}")
+        raise RemoteProtocolError(
+            f"{kind}: missing fields {missing}, unexpected fields {_clip(str(extra))}"
+        )
     # A Callable[..., Message] view of the class lets the checked fields go in as keywords; the
     # class's own __post_init__ is what validates them.
     factory: Callable[..., Message] = cls
@@ -346,3 +348,8 @@ def message_from_json(obj: JSONObject) -> Message:
         return factory(**{key: value for key, value in obj.items() if key != "type"})
     except LocalProtocolError as exc:
         raise RemoteProtocolError(str(exc)) from None
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """Peer-supplied text in an error, cut short: a hostile frame cannot flood the logs."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

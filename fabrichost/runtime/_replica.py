@@ -18,7 +18,15 @@ import threading
 from typing import TYPE_CHECKING, cast
 
 from fabrichost.errors import LocalProtocolError
-from fabrichost.protocol import ErrorCode, ReplicaRole, RunCompleted, RunStatus, ServiceKind
+from fabrichost.protocol import (
+    DEFAULT_MAX_FRAME_SIZE,
+    ErrorCode,
+    ReplicaRole,
+    RunCompleted,
+    RunStatus,
+    ServiceKind,
+    encode_payload,
+)
 from fabrichost.runtime._cancel import CancellationToken
 from fabrichost.runtime._service import StatefulService
 
@@ -29,6 +37,10 @@ if TYPE_CHECKING:
     from fabrichost.runtime._service import Service, ServiceClass
 
 _log = logging.getLogger(__name__)
+
+# A completion must fit in one frame (DEFAULT_MAX_FRAME_SIZE, 1 MiB) with room for its envelope.
+MAX_OUTPUT_BYTES = DEFAULT_MAX_FRAME_SIZE - 4096
+MAX_ERROR_CHARS = 64 * 1024
 
 
 def overrides(service: Service, name: str) -> bool:
@@ -240,18 +252,25 @@ class Replica:
         partition_id, replica_id = self.key
         if error is None:
             try:
-                return RunCompleted(
+                done = RunCompleted(
                     partition_id=partition_id,
                     replica_id=replica_id,
                     status=RunStatus.COMPLETED,
                     output=cast("JSON", future.result()),  # RunCompleted checks it is JSON
                     error=None,
                 )
+                size = len(encode_payload(done.to_json()))
+                if size <= MAX_OUTPUT_BYTES:
+                    return done
+                # Too large for one frame: it could never be delivered, so say so instead.
+                text = f"run() returned {size} bytes of output; at most {MAX_OUTPUT_BYTES} fit"
             except LocalProtocolError as exc:
                 text = f"run() returned a value that is not JSON: {exc}"
         else:
             _log.error("run() of replica %s failed", replica_id, exc_info=error)
             text = f"{type(error).__name__}: {error}"
+        if len(text) > MAX_ERROR_CHARS:
+            text = text[:MAX_ERROR_CHARS] + " [truncated]"
         return RunCompleted(
             partition_id=partition_id,
             replica_id=replica_id,

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import time
 from typing import TYPE_CHECKING
 
 import psutil
@@ -234,3 +235,37 @@ def test_a_second_deploy_reuses_the_type_but_changed_content_is_refused(
     with pytest.raises(ConflictError, match="different content"):
         cluster.client.deploy(package, "fabric:/G3")
     assert len(cluster.client.applications()) == 2
+
+
+def test_a_main_entry_point_that_keeps_exiting_0_does_not_spin(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.client.deploy(write_guest_package(tmp_path / "G", script="pass\n"), "fabric:/G")
+    cluster.client.create_service("fabric:/G", _web())
+    time.sleep(2.0)  # a rate is measured over a window: there is no event to wait for
+    (code_package,) = cluster.client.deployed_code_packages("_Node_0", "fabric:/G")
+    starts = int(
+        code_package["MainEntryPoint"]["CodePackageEntryPointStatistics"]["ActivationCount"]
+    )
+    assert 1 <= starts <= 6, f"{starts} starts in about 2 s: the restart loop spins"
+
+
+def test_a_grandchild_that_left_the_process_group_goes_with_its_code_package(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    script = (
+        "import os, signal, subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import signal; signal.pause()'],"
+        " start_new_session=True)\n"
+        "signal.pause()\n"
+    )
+    cluster.client.deploy(write_guest_package(tmp_path / "G", script=script), "fabric:/G")
+    cluster.client.create_service("fabric:/G", _web(), wait=True, wait_timeout=30)
+    deadline = time.monotonic() + 15
+    while len(marked_processes(cluster.state_dir)) < 2:  # the grandchild is on its way
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    both = marked_processes(cluster.state_dir)
+    cluster.client.delete_service("fabric:/G/Web")
+    _, alive = psutil.wait_procs(both, timeout=15)
+    assert alive == [], "the setsid grandchild outlived its code package"

@@ -102,3 +102,22 @@ def test_runtime_hosts_exit_when_their_agent_is_killed(cluster: Cluster, tmp_pat
     os.kill(cluster.agent_pid, signal.SIGKILL)
     _, alive = psutil.wait_procs([host], timeout=15)
     assert not alive, "a runtime host must exit when its channel reaches EOF"
+
+
+def test_a_faulted_host_counts_as_a_failure_and_backs_off(cluster: Cluster, tmp_path: Path) -> None:
+    package = write_runtime_package(tmp_path / "Rt", {"Bad": ("BadType", GARBAGE_HOST)})
+    cluster.client.deploy(package, "fabric:/Rt")
+    cluster.client.create_service("fabric:/Rt", _stateful("fabric:/Rt/Bad", "BadType"))
+    deadline = time.monotonic() + 30
+    while True:
+        (bad,) = cluster.client.deployed_code_packages("_Node_0", "fabric:/Rt")
+        stats = bad["MainEntryPoint"]["CodePackageEntryPointStatistics"]
+        if int(stats["ExitFailureCount"]) >= 2:
+            break
+        assert time.monotonic() < deadline, stats
+        pid = int(bad["MainEntryPoint"]["ProcessId"])
+        with contextlib.suppress(psutil.NoSuchProcess, ValueError):
+            psutil.Process(pid).wait(timeout=5)
+    assert bad["HealthState"] in ("Warning", "Error"), "a faulted host is not healthy"
+    # Backoff: 0.5 s, then 1 s, ... so a handful of starts, not hundreds.
+    assert int(stats["ActivationCount"]) <= 6, stats
