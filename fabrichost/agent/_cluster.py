@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_PARTITIONS = 10_000  # a service is placed and committed in one step: keep that step bounded
+
 
 @dataclass(frozen=True, slots=True)
 class AgentSettings:
@@ -301,6 +303,12 @@ class Cluster(ReplicaPlacement):
     ) -> Service:
         """Every check of a new service, and the Service with its partitions; no state changes."""
         _check_name(desc.name, parent=app.name)
+        count = len(desc.partition_names) or desc.partition_count
+        if count > MAX_PARTITIONS:
+            raise ApiError(
+                f"service {desc.name} asks for {count} partitions; at most "
+                f"{MAX_PARTITIONS} are accepted"
+            )
         existing = self._find_service(desc.name)
         if existing is not None:
             raise ConflictError(

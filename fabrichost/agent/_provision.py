@@ -38,9 +38,12 @@ from fabrichost.manifest import (
     ContainerHost,
     ExeHost,
     NamedPartition,
+    PathEscape,
     StatefulServiceType,
     UniformPartitionRange,
+    clean_program,
     load_application_package,
+    resolve_inside,
 )
 from fabrichost.manifest import ServiceDescription as ManifestServiceDescription
 from fabrichost.manifest import instantiate as instantiate_manifest
@@ -48,7 +51,12 @@ from fabrichost.manifest import instantiate as instantiate_manifest
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from fabrichost.manifest import CodePackage, ImportInstance, ServiceManifest
+    from fabrichost.manifest import (
+        CodePackage,
+        EnvironmentVariable,
+        ImportInstance,
+        ServiceManifest,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,9 @@ def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
         staging = Path(tempfile.mkdtemp(prefix=".provision-", dir=dest.parent))
         try:
             shutil.copytree(package_dir, staging / "pkg", symlinks=True)
+            # The copy is checked before it gets its name: a link that only resolved inside the
+            # original folder fails here, and nothing is left behind in the image store.
+            _load_copy(staging / "pkg", package_dir)
             try:
                 os.replace(staging / "pkg", dest)  # atomic: a half copy is never seen
             except OSError:
@@ -117,6 +128,19 @@ def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
             shutil.rmtree(staging, ignore_errors=True)
     package = load_application_package(dest)
     return ProvisionedType(app.application_type_name, app.application_type_version, digest, package)
+
+
+def _load_copy(copy: Path, original: Path) -> None:
+    """Load the staged copy; errors name the user's own files, not the staging folder."""
+    try:
+        load_application_package(copy)
+    except ManifestError as exc:
+        raise ManifestError(
+            [
+                Diagnostic(d.file.replace(str(copy), str(original)), d.line, d.message)
+                for d in exc.diagnostics
+            ]
+        ) from None
 
 
 def _check_folder_names(file: str, line: int, *names: str) -> None:
@@ -157,7 +181,8 @@ def _package_spec(
         port = ep.port
         override = overrides.get(ep.name)
         if override is not None and override.port:
-            port = _port(manifest.file, override.line, override.port)
+            # Endpoint overrides are written in the application manifest.
+            port = _port(package.application.file, override.line, override.port)
         endpoints.append(EndpointSpec(ep.name, port, ep.protocol.value, ep.type.value))
     types = tuple(
         ServiceTypeSpec(
@@ -170,7 +195,11 @@ def _package_spec(
     )
     code_packages = tuple(
         _code_package_spec(
-            manifest, folder / cp.name, cp, item.environment_overrides.get(cp.name, ())
+            manifest,
+            folder / cp.name,
+            cp,
+            item.environment_overrides.get(cp.name, ()),
+            package.application.file,
         )
         for cp in manifest.code_packages
     )
@@ -193,11 +222,39 @@ def _port(file: str, line: int, value: str) -> int:
     return port or None  # type: ignore[return-value]
 
 
+def _environment(
+    manifest: ServiceManifest,
+    cp: CodePackage,
+    overrides: tuple[EnvironmentVariable, ...],
+    app_file: str,
+) -> dict[str, str]:
+    """The code package's variables with the application's overrides, checked for a process."""
+    env: dict[str, str] = {}
+    sources = [(v, manifest.file) for v in cp.environment_variables]
+    sources += [(v, app_file) for v in overrides]  # EnvironmentOverrides: the app manifest
+    for variable, file in sources:
+        bad_name = not variable.name or "=" in variable.name or "\0" in variable.name
+        if bad_name or "\0" in variable.value:
+            raise ManifestError(
+                Diagnostic(
+                    file,
+                    variable.line,
+                    f"environment variable {variable.name!r}: a name must be non-empty without '=' "
+                    "or NUL, and a value without NUL",
+                )
+            )
+        env[variable.name] = variable.value
+    return env
+
+
 def _code_package_spec(
-    manifest: ServiceManifest, folder: Path, cp: CodePackage, overrides: tuple[object, ...]
+    manifest: ServiceManifest,
+    folder: Path,
+    cp: CodePackage,
+    overrides: tuple[EnvironmentVariable, ...],
+    app_file: str,
 ) -> CodePackageSpec:
-    env = {v.name: v.value for v in cp.environment_variables}
-    env.update({v.name: v.value for v in overrides})  # type: ignore[attr-defined]
+    env = _environment(manifest, cp, overrides, app_file)
     entry = cp.entry_point
     if not isinstance(entry, ExeHost):
         what = (
@@ -222,11 +279,12 @@ def _code_package_spec(
 
 
 def _program(manifest: ServiceManifest, folder: Path, host: ExeHost) -> ProgramSpec:
+    """The program an entry point runs, resolved exactly as ``manifest check`` resolves it."""
     arguments = tuple((host.arguments or "").split())  # SF splits on whitespace only
     if host.is_external_executable:
         # Looked up as the child will: the agent's interpreter folder first, then PATH.
         search = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
-        found = shutil.which(host.program, path=search)
+        found = shutil.which(clean_program(host.program), path=search)
         if found is None:
             raise ManifestError(
                 Diagnostic(
@@ -235,7 +293,10 @@ def _program(manifest: ServiceManifest, folder: Path, host: ExeHost) -> ProgramS
             )
         program = Path(found)
     else:
-        program = (folder / host.program.strip("'\"")).resolve()
+        try:
+            program = resolve_inside(folder, host.program)
+        except PathEscape as exc:
+            raise ManifestError(Diagnostic(manifest.file, host.line, f"Program: {exc}")) from exc
     return ProgramSpec(program, arguments, WorkingFolder(host.working_folder.value))
 
 

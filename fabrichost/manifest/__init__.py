@@ -96,6 +96,9 @@ from fabrichost.manifest._package import load_application_package as load_applic
 from fabrichost.manifest._package import program_path as program_path
 from fabrichost.manifest._params import parameter_reference as parameter_reference
 from fabrichost.manifest._params import resolve_parameters as resolve_parameters
+from fabrichost.manifest._paths import PathEscape as PathEscape
+from fabrichost.manifest._paths import clean_program as clean_program
+from fabrichost.manifest._paths import resolve_inside as resolve_inside
 from fabrichost.manifest._xml import FABRIC_NAMESPACE as FABRIC_NAMESPACE
 from fabrichost.manifest._xml import MAX_FILE_BYTES as MAX_FILE_BYTES
 
@@ -132,6 +135,7 @@ __all__ = (
     "ParameterValue",
     "PartitionLayout",
     "PartitionScheme",
+    "PathEscape",
     "Principals",
     "ResourceGovernancePolicy",
     "ResourceLimits",
@@ -157,6 +161,7 @@ __all__ = (
     "User",
     "WorkingFolder",
     "check_path",
+    "clean_program",
     "instantiate",
     "load_application_manifest",
     "load_application_package",
@@ -167,5 +172,6 @@ __all__ = (
     "parameter_reference",
     "parse_parameters_file",
     "program_path",
+    "resolve_inside",
     "resolve_parameters",
 )

@@ -30,7 +30,13 @@ from fabrichost.manifest._files import (
     load_settings,
 )
 from fabrichost.manifest._model import ApplicationPackage, ExeHost
-from fabrichost.manifest._paths import PathEscape, check_inside, resolve_inside
+from fabrichost.manifest._paths import (
+    PathEscape,
+    check_inside,
+    is_dir,
+    is_file,
+    resolve_inside,
+)
 from fabrichost.manifest._validate import hosts_container, validate_package
 
 if TYPE_CHECKING:
@@ -71,7 +77,7 @@ def load_application_package(path: str | PathLike[str]) -> ApplicationPackage:
     root = Path(path)
     found = _Collector()
     app_file = root / APPLICATION_MANIFEST
-    if not app_file.is_file():
+    if not is_file(app_file):
         raise ManifestError(
             Diagnostic(
                 str(root), None, f"not an application package: {APPLICATION_MANIFEST} not found"
@@ -106,7 +112,7 @@ def _service_manifest(
     except PathEscape as exc:
         found.add(application.file, line, f"ServiceManifestRef '{name}': {exc}")
         return None
-    if not file.is_file():
+    if not is_file(file):
         found.add(
             application.file,
             line,
@@ -132,7 +138,7 @@ def _package_folders(
             sub = _folder(found, folder, manifest, kind, package.name, package.line)
             if sub is None:
                 continue
-            if kind == "config package" and (sub / SETTINGS).is_file():
+            if kind == "config package" and is_file(sub / SETTINGS):
                 loaded = found.run(load_settings, sub / SETTINGS)
                 if loaded is not None:
                     settings[package.name] = loaded
@@ -151,7 +157,7 @@ def _folder(
     except PathEscape as exc:
         found.add(manifest.file, line, f"{kind} '{name}': {exc}")
         return None
-    if sub.is_dir():
+    if is_dir(sub):
         return sub
     if not (kind == "code package" and hosts_container(manifest, name)):
         found.add(manifest.file, line, f"{kind} '{name}': folder {sub} not found")
@@ -161,14 +167,14 @@ def _folder(
 def _program(
     found: _Collector, code_folder: Path, manifest: ServiceManifest, host: ExeHost
 ) -> None:
-    if host.is_external_executable or not code_folder.is_dir():
+    if host.is_external_executable or not is_dir(code_folder):
         return  # looked up on PATH at activation / missing folder already reported
     try:
         path = resolve_inside(code_folder, host.program)
     except PathEscape as exc:
         found.add(manifest.file, host.line, f"Program: {exc}")
         return
-    if not path.is_file():
+    if not is_file(path):
         found.add(manifest.file, host.line, f"Program {host.program!r} not found: tried {path}")
 
 

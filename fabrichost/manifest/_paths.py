@@ -58,6 +58,26 @@ def resolve_inside(folder: Path, relative: str) -> Path:
 
 def check_inside(folder: Path, candidate: Path) -> None:
     """Raise PathEscape when ``candidate`` (symlinks followed) is not inside ``folder``."""
-    real = candidate.resolve()
-    if not real.is_relative_to(folder.resolve()):
+    try:
+        real = candidate.resolve()
+        inside = real.is_relative_to(folder.resolve())
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+        raise PathEscape(f"{candidate} cannot be resolved: {exc}") from exc
+    if not inside:
         raise PathEscape(f"{candidate} resolves to {real}, outside {folder}")
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a path that cannot even be looked up (name too long)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False for a path that cannot even be looked up (name too long)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 FABRIC_NAMESPACE: Final = "http://schemas.microsoft.com/2011/01/fabric"
 MAX_FILE_BYTES: Final = 4 * 1024 * 1024
+MAX_ATTRIBUTES: Final = 64
 
 # XML's own notion of whitespace (XML 1.0 §2.3 production S); str.isspace() would also accept
 # U+00A0, which the schema counts as character content (a corpus file has exactly that).
@@ -72,9 +73,22 @@ class Node:
         return bool(self.text.strip(_XML_WHITESPACE))
 
 
+class _RefuseEverything(etree.Resolver):
+    """Resolve every external reference to nothing.
+
+    The DOCTYPE byte scan only sees ASCII-compatible encodings; in UTF-16 libxml2 reads the
+    DOCTYPE (and may open what it names, even a FIFO) before the parsed-document check below
+    refuses it. With this resolver nothing outside the file is ever opened, whatever the
+    encoding.
+    """
+
+    def resolve(self, system_url: str, public_id: str, context: object) -> object:  # type: ignore[override]
+        return self.resolve_string("", context, base_url=None)
+
+
 def _parser() -> etree.XMLParser:
     # A fresh parser per file: lxml parsers keep state and are not thread-safe.
-    return etree.XMLParser(
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -84,6 +98,8 @@ def _parser() -> etree.XMLParser:
         remove_pis=True,
         collect_ids=False,
     )
+    parser.resolvers.add(_RefuseEverything())
+    return parser
 
 
 def _line(element: etree._Element) -> int:
@@ -91,14 +107,25 @@ def _line(element: etree._Element) -> int:
     return line if isinstance(line, int) else 0
 
 
-def _convert(element: etree._Element) -> Node:
+def _convert(element: etree._Element, file: str) -> Node:
     qname = etree.QName(element)
+    if len(element.attrib) > MAX_ATTRIBUTES:
+        # Strategy: lxml lists attributes in quadratic time; a hostile element with 100,000 of
+        # them would take minutes. No Service Fabric element has more than a few dozen.
+        raise ManifestError(
+            Diagnostic(
+                file,
+                _line(element),
+                f"element '{qname.localname}' has {len(element.attrib)} attributes; at most "
+                f"{MAX_ATTRIBUTES} are accepted",
+            )
+        )
     texts = [element.text or ""]
     children: list[Node] = []
     for sub in element:
         texts.append(sub.tail or "")
         if isinstance(sub.tag, str):
-            children.append(_convert(sub))
+            children.append(_convert(sub, file))
     return Node(
         name=qname.localname,
         namespace=qname.namespace,
@@ -131,7 +158,7 @@ def parse_xml(data: bytes, file: str) -> Node:
         raise ManifestError(Diagnostic(file, where, f"not well-formed XML: {exc.msg}")) from exc
     if root.getroottree().docinfo.internalDTD is not None:  # set by any DOCTYPE
         raise _doctype_error(file, 1)
-    return _convert(root)
+    return _convert(root, file)
 
 
 def _doctype_error(file: str, line: int) -> ManifestError:

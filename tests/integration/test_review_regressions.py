@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -10,8 +11,8 @@ import httpx
 import pytest
 
 from fabrichost.agent._crash import ENV as CRASH_ENV
-from fabrichost.agent._model import ServiceDescription, ServiceKind
-from fabrichost.errors import FabricHostError
+from fabrichost.agent._model import PartitionScheme, ServiceDescription, ServiceKind
+from fabrichost.errors import ApiError, FabricHostError
 from tests.integration.conftest import MANIFESTS, marked_processes, write_guest_package
 from tests.integration.test_durability import _kill_agent, _restarted
 
@@ -161,3 +162,75 @@ def test_concurrent_provisions_of_one_package_all_succeed(cluster: Cluster, tmp_
     assert set(codes) <= {200, 409}, codes  # never a 500
     image_store = cluster.state_dir / "ImageStore"
     assert not list(image_store.rglob(".provision-*")), "staging folders left behind"
+
+
+def test_a_program_written_windows_style_runs_as_the_check_resolved_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    code = package / "GuestPkg" / "Code"
+    (code / "bin").mkdir()
+    (code / "run.sh").rename(code / "bin" / "run.sh")
+    manifest = package / "GuestPkg" / "ServiceManifest.xml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "<Program>run.sh</Program>", "<Program>\n   bin\\run.sh\n  </Program>"
+        )
+    )
+    manifest.write_text(
+        manifest.read_text().replace("<WorkingFolder>CodePackage</WorkingFolder>", "")
+    )
+    (code / "bin" / "run.sh").write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "$(dirname "$0")/../main.py"\n'
+    )
+    cluster.client.deploy(package, "fabric:/G")
+    cluster.client.create_service(
+        "fabric:/G",
+        ServiceDescription(name="fabric:/G/Web", type_name="GuestType", kind=ServiceKind.STATELESS),
+        wait=True,
+    )
+
+
+def test_package_problems_found_at_create_name_the_file_and_change_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    manifest = package / "GuestPkg" / "ServiceManifest.xml"
+    manifest.write_text(
+        manifest.read_text().replace('Name="GREETING" Value="unset"', 'Name="A=B" Value="1"')
+    )
+    with pytest.raises(ApiError, match=r"ServiceManifest.xml:\d+: environment variable 'A=B'"):
+        cluster.client.deploy(package, "fabric:/G")
+    assert cluster.client.applications() == []
+
+
+def test_a_service_with_too_many_partitions_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.client.deploy(write_guest_package(tmp_path / "G", script=SLEEPER), "fabric:/G")
+    huge = ServiceDescription(
+        name="fabric:/G/Huge",
+        type_name="GuestType",
+        kind=ServiceKind.STATELESS,
+        partition_scheme=PartitionScheme.UNIFORM_INT64_RANGE,
+        partition_count=10**9,
+        low_key=0,
+        high_key=2**62,
+    )
+    with pytest.raises(ApiError, match="at most 10000"):
+        cluster.client.create_service("fabric:/G", huge)
+    assert cluster.client.services("fabric:/G") == []
+
+
+def test_a_provision_that_fails_on_the_copy_leaves_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    code = package / "GuestPkg" / "Code"
+    (code / "real.sh").write_text((code / "run.sh").read_text())
+    (code / "real.sh").chmod(0o755)
+    (code / "run.sh").unlink()
+    (code / "run.sh").symlink_to(code / "real.sh")  # inside the source, outside any copy
+    with pytest.raises(ApiError) as caught:
+        cluster.client.provision(package)
+    assert str(package) in caught.value.message, "the error names the user's own file"
+    versions = list((cluster.state_dir / "ImageStore").glob("*/*"))
+    assert versions == [], f"left in the image store: {versions}"
