@@ -54,10 +54,18 @@ SETTINGS = "Settings.xml"
 class _Collector:
     """Runs loaders, keeping their ManifestErrors' diagnostics instead of stopping."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = root
         self.diagnostics: list[Diagnostic] = []
 
     def run(self, loader: Callable[[Path], _T], path: Path) -> _T | None:
+        try:
+            # A manifest or settings file that is a link to elsewhere would make the package
+            # (and its image store copy) depend on a file outside it.
+            check_inside(self.root, path)
+        except PathEscape as exc:
+            self.add(str(path), None, f"links outside the package: {exc}")
+            return None
         try:
             return loader(path)
         except ManifestError as exc:
@@ -75,7 +83,7 @@ def load_application_package(path: str | PathLike[str]) -> ApplicationPackage:
         ManifestError: every problem found in every file of the package, together.
     """
     root = Path(path)
-    found = _Collector()
+    found = _Collector(root)
     app_file = root / APPLICATION_MANIFEST
     if not is_file(app_file):
         raise ManifestError(

@@ -64,3 +64,21 @@ def test_a_program_that_is_a_symlink_loop_is_a_diagnostic_not_a_crash(tmp_path: 
     result = check_path(package)
     assert not result.ok
     assert any("run.sh" in d.message for d in result.diagnostics)
+
+
+def test_a_settings_file_linking_outside_the_package_is_refused(tmp_path: Path) -> None:
+    package = _package(tmp_path / "App", "run.sh")
+    (package / "Pkg" / "Code" / "run.sh").write_text("#!/bin/sh\n")
+    outside = tmp_path / "elsewhere.xml"
+    outside.write_text(f'<Settings xmlns="{NS}"><Section Name="Leaked"/></Settings>')
+    manifest = package / "Pkg" / "ServiceManifest.xml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "</CodePackage>", '</CodePackage><ConfigPackage Name="Config" Version="1"/>'
+        )
+    )
+    (package / "Pkg" / "Config").mkdir()
+    (package / "Pkg" / "Config" / "Settings.xml").symlink_to(outside)
+    result = check_path(package)
+    assert not result.ok
+    assert any("links outside the package" in d.message for d in result.diagnostics)
