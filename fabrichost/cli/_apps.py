@@ -9,7 +9,12 @@ import click
 from fabrichost.agent._model import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
-from fabrichost.manifest import parse_parameters_file
+from fabrichost.manifest import (
+    load_application_manifest,
+    load_application_parameters,
+    parse_parameters_file,
+    resolve_parameters,
+)
 
 APP_COLUMNS = [
     ("Name", field("Name")),
@@ -97,6 +102,12 @@ def app_deploy(
     parameters: dict[str, str] = {}
     if params_file is not None:
         file_app_name, file_params = parse_parameters_file(params_file)
+        # Checked here against the package's manifest, so that a name the manifest does not
+        # declare is reported with the parameter file's own file:line.
+        resolve_parameters(
+            load_application_manifest(package / "ApplicationManifest.xml"),
+            load_application_parameters(params_file),
+        )
         parameters.update(file_params)
         name = name or file_app_name
     parameters.update(_parse_params(params))  # the command line wins over the file

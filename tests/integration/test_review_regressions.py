@@ -234,3 +234,31 @@ def test_a_provision_that_fails_on_the_copy_leaves_nothing(
     assert str(package) in caught.value.message, "the error names the user's own file"
     versions = list((cluster.state_dir / "ImageStore").glob("*/*"))
     assert versions == [], f"left in the image store: {versions}"
+
+
+def test_an_undeclared_name_in_a_parameter_file_names_that_file_and_line(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fabrichost.cli import main
+
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    params = tmp_path / "Local.xml"
+    params.write_text(
+        '<Application Name="fabric:/G" xmlns="http://schemas.microsoft.com/2011/01/fabric">\n'
+        '  <Parameters>\n    <Parameter Name="Bogus" Value="1" />\n  </Parameters>\n'
+        "</Application>\n"
+    )
+    code = main(
+        [
+            "app",
+            "deploy",
+            str(package),
+            "--params-file",
+            str(params),
+            "--state-dir",
+            str(cluster.state_dir),
+        ]
+    )
+    assert code == 1
+    assert f"{params}:3:" in capsys.readouterr().err
+    assert cluster.client.applications() == []
