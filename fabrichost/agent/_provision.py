@@ -108,6 +108,18 @@ def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
         )
     source = load_application_package(package_dir)
     app = source.application
+    if app.default_service_groups:  # valid Service Fabric, but never silently dropped
+        raise ManifestError(
+            [
+                Diagnostic(
+                    app.file,
+                    line,
+                    f"ServiceGroup '{name}': service groups are not supported "
+                    "by fabrichost; declare the member services as DefaultServices",
+                )
+                for name, line in app.default_service_groups
+            ]
+        )
     _check_folder_names(app.file, app.line, app.application_type_name, app.application_type_version)
     digest = package_digest(package_dir)
     dest = image_store / app.application_type_name / f"{app.application_type_version}-{digest[:16]}"

@@ -359,6 +359,12 @@ def _default_services(node: Node | None) -> tuple[DefaultService, ...]:
     )
 
 
+def _service_groups(node: Node | None) -> tuple[tuple[str, int], ...]:
+    if node is None:
+        return ()
+    return tuple((_attr(g, "Name"), g.line) for g in node.all("ServiceGroup"))
+
+
 def _principals(node: Node | None) -> Principals:
     if node is None:
         return Principals()
@@ -386,6 +392,7 @@ def build_application_manifest(root: Node, file: str) -> ApplicationManifest:
         line=root.line,
         parameters=_parameters(root.child("Parameters")),
         default_services=_default_services(root.child("DefaultServices")),
+        default_service_groups=_service_groups(root.child("DefaultServices")),
         principals=_principals(root.child("Principals")),
         policies=ApplicationPolicies(None if run_as is None else run_as.attribute("UserRef")),
         description=_text(root.child("Description")),

@@ -410,6 +410,8 @@ class ApplicationManifest:
     line: int
     parameters: tuple[Parameter, ...] = ()
     default_services: tuple[DefaultService, ...] = ()
+    # ``DefaultServices/ServiceGroup`` (name, line): valid per the schema, not hosted here.
+    default_service_groups: tuple[tuple[str, int], ...] = ()
     principals: Principals = Principals()
     policies: ApplicationPolicies = ApplicationPolicies()
     description: str | None = None

@@ -262,3 +262,28 @@ def test_an_undeclared_name_in_a_parameter_file_names_that_file_and_line(
     assert code == 1
     assert f"{params}:3:" in capsys.readouterr().err
     assert cluster.client.applications() == []
+
+
+def test_a_service_group_default_service_is_refused_not_dropped(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    manifest = package / "ApplicationManifest.xml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "</ApplicationManifest>",
+            """
+  <DefaultServices>
+    <ServiceGroup Name="Group">
+      <StatelessServiceGroup ServiceTypeName="GuestType" InstanceCount="1">
+        <SingletonPartition />
+        <Members><Member Name="A" ServiceTypeName="GuestType" /></Members>
+      </StatelessServiceGroup>
+    </ServiceGroup>
+  </DefaultServices>
+</ApplicationManifest>""",
+        )
+    )
+    with pytest.raises(ApiError, match=r"ApplicationManifest.xml:\d+: ServiceGroup 'Group'"):
+        cluster.client.deploy(package, "fabric:/G")
+    assert cluster.client.application_types() == []
