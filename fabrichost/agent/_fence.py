@@ -28,20 +28,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def processes_carrying(name: str, value: str) -> list[psutil.Process]:
+    """Live (not zombie) processes whose environment has ``name=value``."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get(name) == value and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
 def sweep_strays(state_dir: Path, grace: float = 2.0) -> list[int]:
     """Stop every process that carries the marker of ``state_dir``; return their pids.
 
     SIGTERM first, SIGKILL after ``grace`` seconds; returns once they are gone (or after a
     further ``grace``).
     """
-    marker = str(state_dir)
-    strays = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.environ().get(ENV_MARKER) == marker and proc.status() != psutil.STATUS_ZOMBIE:
-                strays.append(proc)
-        except psutil.Error:
-            continue
+    strays = processes_carrying(ENV_MARKER, str(state_dir))
     for proc in strays:
         with contextlib.suppress(psutil.Error):
             proc.terminate()
@@ -62,14 +67,10 @@ def kill_incarnation(incarnation: str) -> list[int]:
     A child that left the process group (``setsid``) outlives the group's SIGKILL and would keep
     the slot's incarnation lock (and the console pipes) busy forever; it does not outlive this.
     """
-    leftovers = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.environ().get(INCARNATION_ENV) == incarnation:
-                proc.kill()  # psutil checks the create time: a reused pid is left alone
-                leftovers.append(proc)
-        except psutil.Error:
-            continue
+    leftovers = processes_carrying(INCARNATION_ENV, incarnation)
+    for proc in leftovers:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()  # psutil checks the create time: a reused pid is left alone
     psutil.wait_procs(leftovers, timeout=5.0)
     if leftovers:
         log.warning(

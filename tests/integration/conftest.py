@@ -6,6 +6,7 @@ started, then the test asserts that no process carrying the state directory's ma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import psutil
 import pytest
 
 from fabrichost.agent._daemon import start_background, stop_background
+from fabrichost.agent._fence import processes_carrying
 from fabrichost.agent._statedir import ENV_MARKER
 from fabrichost.client import FabricClient
 
@@ -30,13 +32,16 @@ pytestmark = pytest.mark.integration
 
 def marked_processes(state_dir: Path) -> list[psutil.Process]:
     """Live processes started by the agent of ``state_dir`` (they carry its marker)."""
+    return processes_carrying(ENV_MARKER, str(state_dir))
+
+
+def job_processes(state_dir: Path, instance_id: str) -> list[psutil.Process]:
+    """Live processes of ``state_dir``'s agent that run singleton instance ``instance_id``."""
     found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.environ().get(ENV_MARKER) == str(state_dir) and proc.status() != "zombie":
+    for proc in marked_processes(state_dir):
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("Fabric_ServiceName", "").endswith(f"/{instance_id}"):
                 found.append(proc)
-        except psutil.Error:
-            continue
     return found
 
 

@@ -28,7 +28,12 @@ from fabrichost.agent._statedir import AgentRecord
 from fabrichost.client import FabricClient
 from fabrichost.store import ProcessRow, Store
 from sample_services.jobs import read_journal
-from tests.integration.conftest import MANIFESTS, marked_processes, write_guest_package
+from tests.integration.conftest import (
+    MANIFESTS,
+    job_processes,
+    marked_processes,
+    write_guest_package,
+)
 from tests.integration.test_singletons import wait_for_starts
 
 if TYPE_CHECKING:
@@ -55,15 +60,6 @@ def _restarted(state_dir: Path, nodes: int = 1) -> Iterator[FabricClient]:
     record = start_background(state_dir, nodes=nodes, port=0)
     with FabricClient(record.Endpoint, timeout=60) as client:
         yield client
-
-
-def _job_processes(state_dir: Path, instance_id: str) -> list[psutil.Process]:
-    found = []
-    for proc in marked_processes(state_dir):
-        with contextlib.suppress(psutil.Error):
-            if proc.environ().get("Fabric_ServiceName", "").endswith(f"/{instance_id}"):
-                found.append(proc)
-    return found
 
 
 def test_kill_9_of_the_agent_loses_nothing(cluster3: Cluster, tmp_path: Path) -> None:
@@ -150,7 +146,7 @@ def test_a_crash_at_each_point_of_a_create_then_a_retry_gets_one_instance(
         assert status["runtimeStatus"] in ("Pending", "Running")
         client.wait_service_ready("fabric:/Jobs/job-c", 60)
         wait_for_starts(journal, 1)
-        assert len(_job_processes(cluster.state_dir, "job-c")) == 1
+        assert len(job_processes(cluster.state_dir, "job-c")) == 1
         again = httpx.post(
             f"{client.endpoint}/orchestrators/EternalJob/job-c",
             timeout=30,
@@ -170,7 +166,7 @@ def test_a_singleton_whose_host_died_while_the_agent_was_down_comes_back_once(
     client.start_instance("EternalJob", "job-9", {"journal": str(journal)})
     wait_for_starts(journal, 1)
     generation = client.instance_status("job-9")["generation"]
-    (host,) = _job_processes(cluster.state_dir, "job-9")
+    (host,) = job_processes(cluster.state_dir, "job-9")
     _kill_agent(cluster.state_dir)
     _, alive = psutil.wait_procs([host], timeout=15)  # EOF on its channel: it exits
     assert not alive
@@ -179,7 +175,7 @@ def test_a_singleton_whose_host_died_while_the_agent_was_down_comes_back_once(
         status = again.instance_status("job-9")
         assert status["runtimeStatus"] == "Running"
         assert status["generation"] == generation
-        assert len(_job_processes(cluster.state_dir, "job-9")) == 1
+        assert len(job_processes(cluster.state_dir, "job-9")) == 1
     events = read_journal(journal)
     starts = [t for e, _, t in events if e == "start"]
     ends = [t for e, _, t in events if e == "end"]
@@ -252,10 +248,10 @@ def test_randomized_kill_loop_finds_no_duplicate_and_no_orphan(
             assert retry.status_code in (200, 202), (n, retry.text)
             client.wait_service_ready(f"fabric:/Jobs/{instance}", 60)
             wait_for_starts(journal, 1)
-            jobs = _job_processes(cluster.state_dir, instance)
+            jobs = job_processes(cluster.state_dir, instance)
             assert len(jobs) == 1, f"round {n}: {len(jobs)} processes run {instance}"
             client.terminate_instance(instance)
-            assert _job_processes(cluster.state_dir, instance) == []
+            assert job_processes(cluster.state_dir, instance) == []
             leftovers = [
                 p
                 for p in marked_processes(cluster.state_dir)
@@ -286,10 +282,10 @@ def test_an_instance_follows_its_replica_when_its_node_stops(tmp_path: Path) -> 
             client.wait_service_ready("fabric:/Jobs/moving", 30)
             wait_for_starts(journal, 2)
             assert client.instance_status("moving")["runtimeStatus"] == "Running"
-            assert len(_job_processes(state, "moving")) == 1
+            assert len(job_processes(state, "moving")) == 1
             client.terminate_instance("moving")
             assert client.instance_status("moving")["runtimeStatus"] == "Terminated"
-            assert _job_processes(state, "moving") == []
+            assert job_processes(state, "moving") == []
     finally:
         stop_background(state)
     assert marked_processes(state) == []

@@ -23,7 +23,7 @@ import watchfiles
 from fabrichost.agent._model import ServiceDescription, ServiceKind
 from fabrichost.cli import main
 from sample_services.jobs import read_journal
-from tests.integration.conftest import MANIFESTS, write_guest_package
+from tests.integration.conftest import MANIFESTS, job_processes, write_guest_package
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -263,19 +263,6 @@ def test_a_held_incarnation_lock_keeps_the_next_process_from_starting(
     cluster.client.wait_service_ready("fabric:/G/S", timeout=30)  # released: it starts
 
 
-def _job_pids(cluster: Cluster, instance_id: str) -> list[int]:
-    from tests.integration.conftest import marked_processes
-
-    found = []
-    for proc in marked_processes(cluster.state_dir):
-        try:
-            if proc.environ().get("Fabric_ServiceName", "").endswith(f"/{instance_id}"):
-                found.append(proc.pid)
-        except Exception:
-            continue
-    return found
-
-
 def test_issue_review_terminate_while_the_instance_is_being_activated(jobs: Cluster) -> None:
     # A terminate that lands while the instance's process is still being activated must
     # leave no process behind (it did: the process outlived a terminate that said "gone").
@@ -297,10 +284,12 @@ def test_issue_review_terminate_while_the_instance_is_being_activated(jobs: Clus
         assert started.status_code == 202, started.text  # created, then terminated
         assert terminate.status_code in (200, 202)
         assert jobs.client.instance_status(instance)["runtimeStatus"] == "Terminated"
-        assert _job_pids(jobs, instance) == [], f"round {round_}: a terminated instance runs"
+        assert [p.pid for p in job_processes(jobs.state_dir, instance)] == [], (
+            f"round {round_}: a terminated instance runs"
+        )
     jobs.client.start_instance("EternalJob", "race-0", {})
     jobs.client.wait_service_ready("fabric:/Jobs/race-0", 30)
-    assert len(_job_pids(jobs, "race-0")) == 1
+    assert len(job_processes(jobs.state_dir, "race-0")) == 1
 
 
 def test_issue_review_replace_of_a_service_cannot_delete_an_instance(jobs: Cluster) -> None:
