@@ -35,12 +35,19 @@ SEED = 20240611
 # Each loop: draw a generation; add an instance carrying it; then, in one transaction, an
 # application, its service, two partitions and a replica. Every line is printed only after
 # the write returned. The first round's child also creates the file (and may die doing so).
+# Each acknowledgement is one write(2) of a whole line: print() with several arguments is
+# several writes when PYTHONUNBUFFERED is set (as in CI), and a SIGKILL between them would
+# leave a torn line such as "I" that names no write at all.
 WRITER = textwrap.dedent(
     """
+    import os
     import sys
     from pathlib import Path
     from fabrichost.store import (ApplicationRow, ApplicationTypeRow, InstanceRow, InstanceStatus,
         PartitionRow, ReplicaRow, ServiceRow, Store, StoreConflict)
+
+    def ack(*words):
+        os.write(1, (" ".join(map(str, words)) + "\\n").encode())
 
     path, prefix = Path(sys.argv[1]), sys.argv[2]
     store = Store.open(path)
@@ -48,15 +55,15 @@ WRITER = textwrap.dedent(
         store.add_application_type(ApplicationTypeRow("T", "1", "d", "/img"))
     except StoreConflict:
         pass
-    print("open", flush=True)
+    ack("open")
     i = 0
     while True:
         key = f"{prefix}-{i}"
         gen = store.next_generation()
-        print("G", gen, flush=True)
+        ack("G", gen)
         store.add_instance(InstanceRow(key, "F", "fabric:/A", "fabric:/A/S",
             InstanceStatus.RUNNING, "null", None, None, gen, float(i), float(i), key))
-        print("I", key, flush=True)
+        ack("I", key)
         app, svc = f"fabric:/{key}", f"fabric:/{key}/S"
         with store.transaction():
             store.add_application(ApplicationRow(app, "T", "1", f"T_{key}", "{}", 1.0))
@@ -64,7 +71,7 @@ WRITER = textwrap.dedent(
                 PartitionRow(f"{key}/p0", svc, 0, "Named", "a"),
                 PartitionRow(f"{key}/p1", svc, 1, "Named", "b")])
             store.put_replica(ReplicaRow(gen, f"{key}/p1", "_Node_0", "Primary", "", gen))
-        print("A", app, flush=True)
+        ack("A", app)
         i += 1
     """
 )
