@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from enum import Enum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from fabrichost.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from fabrichost.protocol._base import Message, ReplicaNotification, Reply, Request
@@ -79,6 +79,37 @@ NEED_DATA: Final = Sentinel.NEED_DATA
 CLOSED: Final = Sentinel.CLOSED
 
 
+#: How many expired request ids and aborted replicas a connection remembers, to forgive the
+#: late reply or report that crosses the expiry or the abort on the wire. Such stragglers come
+#: within moments; remembering every one would grow without bound in a long-lived shared host.
+FORGIVEN_LIMIT: Final = 4096
+
+_T = TypeVar("_T")
+
+
+class _RecentSet(Generic[_T]):
+    """A set that keeps only its ``limit`` most recently added members."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._members: dict[_T, None] = {}  # insertion-ordered: the oldest first
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._members
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def add(self, item: _T) -> None:
+        self._members.pop(item, None)
+        self._members[item] = None
+        if len(self._members) > self._limit:
+            del self._members[next(iter(self._members))]
+
+    def discard(self, item: _T) -> None:
+        self._members.pop(item, None)
+
+
 class _ReplicaState(Enum):
     OPENING = "opening"
     OPEN = "open"
@@ -120,11 +151,11 @@ class Connection:
         self._id_counter = 0
         self._last_received_id = 0
         self._ours: dict[int, Request] = {}
-        self._expired: set[int] = set()
+        self._expired: _RecentSet[int] = _RecentSet(FORGIVEN_LIMIT)
         self._theirs: dict[int, Request] = {}
         self._registered_types: set[str] = set()
         self._replicas: dict[ReplicaKey, _ReplicaState] = {}
-        self._aborted: set[ReplicaKey] = set()
+        self._aborted: _RecentSet[ReplicaKey] = _RecentSet(FORGIVEN_LIMIT)
 
     # -- the driver's side ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from fabrichost.protocol import (
     encode_payload,
     negotiate_version,
 )
+from fabrichost.protocol._connection import FORGIVEN_LIMIT
 
 from .helpers import OTHER_PARTITION, PARTITION, ConnectionPair, opened_pair
 
@@ -190,6 +191,20 @@ def test_a_late_reply_to_an_expired_request_is_dropped_silently() -> None:
         receive_raw(pair.agent, Pong(re=ping.id))  # only one late reply is forgiven
 
 
+def test_only_the_most_recent_expired_requests_are_remembered() -> None:
+    # A host that never answers must not make the agent's memory grow without bound.
+    agent = opened_pair().agent
+    pings = [Ping(id=agent.new_request_id()) for _ in range(FORGIVEN_LIMIT + 1)]
+    for ping in pings:
+        agent.send(ping)
+        agent.expire_request(ping.id)
+    assert len(agent._expired) == FORGIVEN_LIMIT
+    agent.receive_data(raw(Pong(re=pings[-1].id)))
+    assert agent.next_event() is NEED_DATA  # recent: still forgiven
+    with pytest.raises(RemoteProtocolError, match="which was never sent"):
+        receive_raw(agent, Pong(re=pings[0].id))  # forgotten long ago
+
+
 def test_expiring_what_is_not_pending_is_a_local_error() -> None:
     with pytest.raises(LocalProtocolError, match="request id 3 is not pending"):
         opened_pair().agent.expire_request(3)
@@ -274,6 +289,17 @@ def test_reports_that_cross_an_abort_on_the_wire_are_dropped_silently() -> None:
     assert pair.agent.owned_replicas() == frozenset()
     assert pair.send(Role.HOST, load(1)) == []
     assert pair.agent.state is State.OPEN
+
+
+def test_only_the_most_recently_aborted_replicas_are_remembered() -> None:
+    pair = opened_pair()
+    for replica_id in range(1, FORGIVEN_LIMIT + 2):
+        pair.open(replica_id=replica_id)
+        pair.send(Role.AGENT, AbortReplica(partition_id=PARTITION, replica_id=replica_id))
+    assert len(pair.agent._aborted) == FORGIVEN_LIMIT
+    assert pair.send(Role.HOST, load(FORGIVEN_LIMIT + 1)) == []  # recent: dropped silently
+    with pytest.raises(RemoteProtocolError, match="which this host does not own"):
+        receive_raw(pair.agent, load(1))  # forgotten long ago
 
 
 def test_a_failed_open_leaves_the_replica_unowned() -> None:
