@@ -22,6 +22,7 @@ is refused: it is a client bug, not a retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import hashlib
 import json
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from fabrichost.errors import ApiError, ConflictError, NotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 T = TypeVar("T")
 
@@ -64,6 +65,12 @@ class _Request:
     answer: asyncio.Future[Outcome[Any]]
 
 
+@dataclass(slots=True)
+class _NameLock:
+    lock: asyncio.Lock
+    users: int = 0  # holders and waiters; the entry is dropped when the last one leaves
+
+
 class RequestLedger:
     """Idempotency keys and per-name create serialisation for one agent."""
 
@@ -78,17 +85,28 @@ class RequestLedger:
         id before its create runs (so a crash in between still knows it), ``on_failed`` forgets
         it when the create fails, and ``find_recorded`` reads one back after a restart."""
         self._requests: dict[str, _Request] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _NameLock] = {}
         self._on_claimed = on_claimed
         self._on_failed = on_failed
         self._find_recorded = find_recorded
         self._on_completed = on_completed
 
-    def name_lock(self, name: str) -> asyncio.Lock:
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def name_lock(self, name: str) -> AsyncIterator[None]:
+        """Hold the lock of ``name`` (async with); creates, deletes and terminates of one name
+        take it in turn. Only names in use have an entry: a daemon sees unboundedly many names
+        over its life (every instance start without an id is a new one)."""
+        entry = self._locks.get(name)
+        if entry is None:
+            entry = self._locks[name] = _NameLock(asyncio.Lock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[name]
 
     async def create(
         self,

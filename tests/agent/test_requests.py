@@ -93,6 +93,21 @@ async def test_replace_deletes_before_it_creates_and_replaces_serialise() -> Non
     assert list(names.live.values()) == [11]
 
 
+async def test_name_locks_are_kept_only_while_in_use() -> None:
+    # A daemon sees unboundedly many names (each instance start without an id is a new one).
+    ledger, names = RequestLedger(), Names()
+    for i in range(100):
+        await _create(ledger, names, f"n{i}")
+    await asyncio.gather(*(_create(ledger, names, "a", policy=IfExists.REPLACE) for _ in range(5)))
+    assert ledger._locks == {}
+    async with ledger.name_lock("held"):
+        waiter = asyncio.create_task(_create(ledger, names, "held"))
+        await asyncio.sleep(0)
+        assert ledger._locks["held"].users == 2  # the waiter shares the holder's lock
+    await waiter
+    assert ledger._locks == {}
+
+
 async def test_a_retry_after_the_thing_was_deleted_is_a_404() -> None:
     ledger, names = RequestLedger(), Names()
     await _create(ledger, names, "a", request_id="r")
