@@ -10,6 +10,7 @@ or stopped for it, so a killed agent restarts (``restore``) into exactly what it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass, field
@@ -235,9 +236,15 @@ class Cluster(ReplicaPlacement):
 
     async def delete_application(self, name: str) -> None:
         app = self.application(name)
+        app.status = "Deleting"  # from now on no service is created in it
+        # Its singleton instances end with it: marked Terminated first, so a run that
+        # completes meanwhile is fenced off and their services may be deleted below.
+        self.instances.application_deleted(name)
         self.persist.application_removed(name)  # the decision first; its services go with it
         for service_name in list(app.services):
-            await self.delete_service(service_name)
+            # A service deleted on its own meanwhile (its name lock is not ours) is gone already.
+            with contextlib.suppress(NotFoundError):
+                await self.delete_service(service_name, instance_owner=True)
         await asyncio.gather(
             *(
                 self._deactivate(node, act, grace=self.settings.stop_grace)
@@ -248,7 +255,6 @@ class Cluster(ReplicaPlacement):
         )
         self.applications.pop(name, None)
         self.packages.pop(name, None)
-        self.instances.application_deleted(name)
         self._bump()
 
     def application(self, name: str) -> Application:
@@ -322,6 +328,10 @@ class Cluster(ReplicaPlacement):
 
     async def create_service(self, app_name: str, desc: ServiceDescription) -> Service:
         app = self.application(app_name)
+        if app.status == "Deleting":
+            raise NotFoundError(
+                f"application {app_name} is being deleted", code="FABRIC_E_APPLICATION_NOT_FOUND"
+            )
         service = self._prepare_service(app, desc, self.packages[app_name])
         app.services[desc.name] = service  # claimed before any await
         planned = [r for p in service.partitions for r in self._plan_partition(p)]
