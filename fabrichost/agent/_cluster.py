@@ -119,8 +119,11 @@ class Cluster(ReplicaPlacement):
                 f"provisioned{differs}; bump ApplicationTypeVersion or unprovision it first",
                 code="FABRIC_E_APPLICATION_TYPE_ALREADY_EXISTS",
             )
+        with self.persist.store.transaction():  # the store first: memory follows a commit
+            # A row whose image store copy was lost is skipped at restore but still there.
+            self.persist.application_type_removed(*key)
+            self.persist.application_type_added(ptype)
         self.application_types[key] = ptype
-        self.persist.application_type_added(ptype)
         return ptype
 
     def unprovision(self, name: str, version: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import threading
@@ -289,3 +290,21 @@ def test_an_instance_follows_its_replica_when_its_node_stops(tmp_path: Path) -> 
     finally:
         stop_background(state)
     assert marked_processes(state) == []
+
+
+def test_a_type_whose_image_store_copy_was_lost_can_be_provisioned_again(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    cluster.client.provision(package)
+    stop_background(cluster.state_dir)
+    shutil.rmtree(cluster.state_dir / "ImageStore")  # e.g. cleaned by hand
+    with _restarted(cluster.state_dir) as client:
+        assert client.application_types() == []  # it cannot be restored without its files
+        client.provision(package)
+        assert [(t["Name"], t["Version"]) for t in client.application_types()] == [
+            ("GuestAppType", "1.0.0")
+        ]
+    stop_background(cluster.state_dir)
+    with _restarted(cluster.state_dir) as client:  # and it is there after the next restart
+        assert [t["Name"] for t in client.application_types()] == ["GuestAppType"]
