@@ -261,6 +261,13 @@ class ServicePackageActivation:
                 env = code_package_environment(self.identity, spec, self.folders, self.endpoints)
                 self.hosts[spec.name] = CodePackageHost(self, spec, env, self._policy)
             await asyncio.gather(*(h.supervisor.start() for h in self.hosts.values()))
+        except OSError as exc:  # e.g. a folder that cannot be created: an activation failure
+            self.activated.set()
+            await self.deactivate(grace=0.0)
+            raise ActivationError(
+                f"service package {self.package.name} cannot be activated on "
+                f"{self.identity.node_name}: {exc}"
+            ) from exc
         except BaseException:
             self.activated.set()
             await self.deactivate(grace=0.0)
@@ -401,10 +408,12 @@ class ServicePackageActivation:
                 replica.last_error = f"opening replica {replica.id} failed: {exc}"
                 self._on_replica_change(replica)
                 return
-            if replica in self.replicas:
+            if replica not in self.replicas:  # deleted while it was opening
+                channel.abort_replica(replica.partition.id, replica.id)  # it must not live on
+            elif host.channel is channel:
                 self._mark_ready(replica, host, channel.pid, address)
-            else:  # deleted while it was opening: it must not live on in the host
-                channel.abort_replica(replica.partition.id, replica.id)
+            # else the host died after its answer was read but before this ran: the replica
+            # stays not Ready, so the next incarnation's registration opens it again.
 
         await asyncio.gather(*(open_one(r) for r in replicas))
 

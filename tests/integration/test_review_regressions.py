@@ -287,3 +287,23 @@ def test_a_service_group_default_service_is_refused_not_dropped(
     with pytest.raises(ApiError, match=r"ApplicationManifest.xml:\d+: ServiceGroup 'Group'"):
         cluster.client.deploy(package, "fabric:/G")
     assert cluster.client.application_types() == []
+
+
+def test_a_folder_that_cannot_be_made_fails_the_create_cleanly(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.client.deploy(write_guest_package(tmp_path / "G", script=SLEEPER), "fabric:/G")
+    app_id = cluster.client.applications()[0]["TypeName"] + "_App1"
+    blocker = cluster.state_dir / "_App" / "_Node_0" / app_id
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the application's folder belongs")
+    description = ServiceDescription(
+        name="fabric:/G/S", type_name="GuestType", kind=ServiceKind.STATELESS
+    )
+    with pytest.raises(ApiError, match="cannot be activated on _Node_0") as refused:
+        cluster.client.create_service("fabric:/G", description)
+    assert refused.value.status < 500  # an activation failure, not an internal error
+    assert cluster.client.services("fabric:/G") == []  # and nothing of it is left
+    assert marked_processes(cluster.state_dir) == []
+    blocker.unlink()
+    cluster.client.create_service("fabric:/G", description, wait=True)  # a retry can succeed

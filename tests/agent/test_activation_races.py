@@ -1,0 +1,116 @@
+"""Interleavings of an activation's events that real processes produce only rarely.
+
+The host's answer to ``OpenReplica`` and its process exit can be read in one event-loop turn:
+the open's continuation then runs after the exit was handled. Real processes cannot be made to
+hit that turn on demand, so these tests drive the activation with a scripted channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from fabrichost.agent._activation import ServicePackageActivation
+from fabrichost.agent._backoff import RestartPolicy
+from fabrichost.agent._environment import ActivationIdentity, ApplicationFolders
+from fabrichost.agent._model import (
+    Application,
+    Partition,
+    PartitionScheme,
+    Replica,
+    ReplicaRole,
+    ReplicaStatus,
+    Service,
+    ServiceKind,
+)
+from fabrichost.agent._ports import PortAllocator
+from fabrichost.agent._spec import CodePackageSpec, ServicePackageSpec, ServiceTypeSpec
+from fabrichost.manifest import ActivationMode
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class ScriptedChannel:
+    """A channel whose ``OpenReplica`` answers when the test says so."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.opened: list[int] = []
+        self.aborted: list[int] = []
+        self.asked = asyncio.Event()
+
+    async def open_replica(self, replica: Replica, **_: Any) -> str:
+        self.opened.append(replica.id)
+        self.asked.set()
+        return await self.answer
+
+    def abort_replica(self, partition_id: str, replica_id: int) -> None:
+        self.aborted.append(replica_id)
+
+
+def _activation(tmp_path: Path) -> tuple[ServicePackageActivation, Replica]:
+    package = ServicePackageSpec(
+        "Pkg",
+        "1.0",
+        (CodePackageSpec("Code", "1.0", tmp_path, main=None),),
+        (ServiceTypeSpec("T", stateful=False),),
+    )
+    app = Application("fabric:/A", "AT", "1", "AT_App1", {})
+    service = Service(
+        "fabric:/A/S", app, "T", ServiceKind.STATELESS, "Pkg", ActivationMode.SHARED_PROCESS, 1
+    )
+    partition = Partition(service, PartitionScheme.SINGLETON)
+    service.partitions.append(partition)
+    replica = Replica(partition, "_Node_0", ReplicaRole.NONE, code_package_name="Code")
+    partition.replicas.append(replica)
+    activation = ServicePackageActivation(
+        identity=ActivationIdentity("_Node_0", app.name, app.application_id, "Pkg", ""),
+        package=package,
+        folders=ApplicationFolders.for_node(tmp_path, "_Node_0", app.application_id),
+        ports=PortAllocator(30000, 30010),
+        policy=RestartPolicy(),
+        on_replica_change=lambda replica: None,
+    )
+    activation.replicas.append(replica)
+    return activation, replica
+
+
+async def test_a_replica_whose_host_died_after_answering_is_opened_in_the_next_one(
+    tmp_path: Path,
+) -> None:
+    activation, replica = _activation(tmp_path)
+    first = ScriptedChannel(pid=1111)
+    host: Any = SimpleNamespace(spec=SimpleNamespace(name="Code"), channel=first)
+    activation.type_registered(host, "T")
+    async with asyncio.timeout(5):
+        await first.asked.wait()
+    assert first.opened == [replica.id]
+    # One loop turn: the ReplicaOpened reply is read, then the process exit is handled.
+    first.answer.set_result("tcp://a")
+    host.channel = None
+    activation.host_lost(host, "process 1111 exited with code 1")
+    await asyncio.gather(*activation._tasks)
+    assert replica.status is not ReplicaStatus.READY  # not Ready in a dead process
+    second = ScriptedChannel(pid=2222)
+    host.channel = second
+    second.answer.set_result("tcp://b")
+    activation.type_registered(host, "T")  # the next incarnation registers
+    await asyncio.gather(*activation._tasks)
+    assert second.opened == [replica.id]
+    assert (replica.status, replica.host_pid, replica.address) == (
+        ReplicaStatus.READY,
+        2222,
+        "tcp://b",
+    )
