@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fabrichost agent", description=__doc__)
     parser.add_argument("--state-dir", default=None)
-    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=None,
+        help="node count (default: the count the state directory records, 1 for a new one)",
+    )
     parser.add_argument("--port", type=int, default=19080)
     parser.add_argument("--ready-fd", type=int, default=None)
     parser.add_argument("--restart-delay", type=float, default=0.5)
@@ -33,15 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = AgentSettings(
-        node_count=args.nodes, restart_policy=RestartPolicy(base_delay=args.restart_delay)
-    )
+    if args.nodes is not None and not 1 <= args.nodes <= 64:
+        parser.error("--nodes must be 1 to 64")
+    settings = AgentSettings(restart_policy=RestartPolicy(base_delay=args.restart_delay))
     try:
         asyncio.run(
             serve(
                 resolve_state_dir(args.state_dir),
                 port=args.port,
                 settings=settings,
+                nodes=args.nodes,
                 ready_fd=args.ready_fd,
             )
         )

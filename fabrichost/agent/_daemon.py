@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import re
 import select
 import signal
 import socket
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -27,16 +30,22 @@ import uvicorn
 from fabrichost._version import __version__
 from fabrichost.agent._cluster import AgentSettings, Cluster
 from fabrichost.agent._fence import sweep_strays
+from fabrichost.agent._persist import Persistence
 from fabrichost.agent._statedir import (
     LOG_FILE,
     AgentRecord,
     StateDirLock,
+    read_node_count,
+    start_turn,
+    write_node_count,
 )
 from fabrichost.errors import FabricHostError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    from fabrichost.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -62,26 +71,114 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
+_NODE_NAME = re.compile(r"_Node_(\d+)")
+
+
+def recorded_node_count(state_dir: Path, store: Store) -> int | None:
+    """How many nodes the cluster of ``state_dir`` has (None: a fresh state directory).
+
+    ``cluster.json`` says it; a state directory from before that file existed is judged by the
+    highest node its store names (node states, replicas, processes).
+    """
+    count = read_node_count(state_dir)
+    if count is not None:
+        return count
+    names = [*store.nodes(), *(r.node for r in store.replicas())]
+    names += [p.node for p in store.processes()]
+    numbers = [int(m.group(1)) for n in names if (m := _NODE_NAME.fullmatch(n))]
+    return max(numbers) + 1 if numbers else None
+
+
+def _settle_nodes(
+    state_dir: Path, persist: Persistence, settings: AgentSettings, nodes: int | None
+) -> AgentSettings:
+    """The node count to run with: ``nodes`` if given, else the recorded one, else
+    ``settings.node_count``; recorded (file and store) before the cluster is built."""
+    store = persist.store
+    recorded = recorded_node_count(state_dir, store)
+    count = nodes if nodes is not None else (recorded or settings.node_count)
+    if recorded is not None and count != recorded:
+        log.warning(
+            "the cluster of %s had %d node(s); it now has %d (--nodes)", state_dir, recorded, count
+        )
+    known = store.nodes()
+    for i in range(count):
+        if f"_Node_{i}" not in known:
+            store.set_node(f"_Node_{i}", True)
+    for name, up in known.items():
+        m = _NODE_NAME.fullmatch(name)
+        if m and int(m.group(1)) >= count and not up:
+            store.set_node(name, True)  # a removed node that comes back later comes back up
+    write_node_count(state_dir, count)
+    return dataclasses.replace(settings, node_count=count)
+
+
 async def serve(
     state_dir: Path,
     *,
     port: int,
     settings: AgentSettings,
+    nodes: int | None = None,
     ready_fd: int | None = None,
     on_ready: Callable[[AgentRecord], None] | None = None,
 ) -> None:
     """Run the agent until SIGINT/SIGTERM or ``POST /$/fabrichost/Shutdown``.
 
-    ``ready_fd`` (a pipe's write end) gets ``ready`` and is closed, and ``on_ready`` is called,
-    once the HTTP socket listens. Returns after every hosted process has been stopped.
+    ``nodes`` is the node count asked for; None keeps the count the state directory records
+    (``settings.node_count`` for a fresh one). ``ready_fd`` (a pipe's write end) gets ``ready``
+    and is closed, and ``on_ready`` is called, once the HTTP socket listens; if the agent cannot
+    start, it gets ``error <message>`` instead. Returns after every hosted process has been
+    stopped.
     """
+    ready = _ReadyPipe(ready_fd)
+    try:
+        await _serve(state_dir, port, settings, nodes, ready, on_ready)
+    except FabricHostError as exc:
+        ready.say(f"error {exc}")  # nothing if it said ready already
+        raise
+    finally:
+        ready.say("")
+
+
+class _ReadyPipe:
+    """The write end of ``up``'s pipe: one line is said on it (``ready`` or ``error …``)."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    def say(self, line: str) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                if line:
+                    os.write(fd, (line.replace("\n", " ") + "\n").encode())
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+
+async def _serve(
+    state_dir: Path,
+    port: int,
+    settings: AgentSettings,
+    nodes: int | None,
+    ready: _ReadyPipe,
+    on_ready: Callable[[AgentRecord], None] | None,
+) -> None:
     from fabrichost.api._app import build_app
 
     lock = StateDirLock(state_dir)
     lock.acquire()
-    sock = _listen(port)
+    try:
+        sock = _listen(port)
+    except BaseException:
+        lock.release()
+        raise
     endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    cluster = Cluster(state_dir, settings)
+    persist = Persistence.open(state_dir)
+    settings = _settle_nodes(state_dir, persist, settings, nodes)
+    cluster = Cluster(state_dir, settings, persist=persist)
     await cluster.restore()  # what an earlier run created, after fencing its processes
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -108,9 +205,7 @@ async def serve(
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         record.write(state_dir)
-        if ready_fd is not None:
-            os.write(ready_fd, b"ready\n")
-            os.close(ready_fd)
+        ready.say("ready")
         if on_ready is not None:
             on_ready(record)
         log.info("agent serving %s at %s with %d node(s)", state_dir, endpoint, settings.node_count)
@@ -128,17 +223,43 @@ async def serve(
         lock.release()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Started:
+    """What ``up`` found: the serving agent's record, and whether this call started it."""
+
+    record: AgentRecord
+    started: bool
+
+
 def start_background(
-    state_dir: Path, *, nodes: int, port: int, timeout: float = 30.0
+    state_dir: Path, *, nodes: int | None, port: int, timeout: float = 30.0
 ) -> AgentRecord:
     """Start an agent for ``state_dir`` in the background; return once it serves.
 
     If an agent already serves this state directory, its record is returned unchanged.
     """
-    existing = running_agent(state_dir)
-    if existing is not None:
-        return existing
-    state_dir.mkdir(parents=True, exist_ok=True)
+    return start_agent(state_dir, nodes=nodes, port=port, timeout=timeout).record
+
+
+def start_agent(
+    state_dir: Path, *, nodes: int | None, port: int, timeout: float = 30.0
+) -> Started:
+    """Start an agent for ``state_dir`` unless one serves it already; return once one serves.
+
+    ``nodes`` None keeps the node count the state directory records (1 for a fresh one).
+    Concurrent calls for one directory take turns (``up.lock``): one starts the agent, the
+    others find it serving (``started`` False). An agent started by other means that wins the
+    directory's lock meanwhile is waited for and reported the same way.
+    """
+    deadline = time.monotonic() + timeout
+    with start_turn(state_dir, deadline):
+        existing = running_agent(state_dir)
+        if existing is not None:
+            return Started(existing, started=False)
+        return _spawn(state_dir, nodes, port, deadline)
+
+
+def _spawn(state_dir: Path, nodes: int | None, port: int, deadline: float) -> Started:
     read_end, write_end = os.pipe()
     args = [
         sys.executable,
@@ -146,13 +267,13 @@ def start_background(
         "fabrichost.agent",  # the agent alone, without the command line's imports
         "--state-dir",
         str(state_dir),
-        "--nodes",
-        str(nodes),
         "--port",
         str(port),
         "--ready-fd",
         str(write_end),
     ]
+    if nodes is not None:
+        args += ["--nodes", str(nodes)]
     with (state_dir / LOG_FILE).open("ab") as log_file:
         proc = subprocess.Popen(
             args,
@@ -164,18 +285,29 @@ def start_background(
         )
     os.close(write_end)
     try:
-        ready, _, _ = select.select([read_end], [], [], timeout)
-        answer = os.read(read_end, 64) if ready else b""
+        ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
+        answer = os.read(read_end, 4096) if ready else b""
     finally:
         os.close(read_end)
     if answer.startswith(b"ready"):
         record = AgentRecord.read(state_dir)
         if record is not None:
             proc.returncode = 0  # detached on purpose: the agent outlives this command
-            return record
+            return Started(record, started=True)
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
     proc.wait()
+    # Lost the directory to an agent started otherwise (`fabrichost agent`): report that one.
+    while StateDirLock(state_dir).is_held_elsewhere():
+        other = running_agent(state_dir)
+        if other is not None:
+            return Started(other, started=False)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if answer.startswith(b"error "):
+        reason = answer[len(b"error ") :].decode(errors="replace").strip()
+        raise FabricHostError(f"the agent did not start: {reason}")
     tail = (state_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()[-5:]
     reason = "\n  ".join(tail) or "no output"
     raise FabricHostError(f"the agent did not start (see {state_dir / LOG_FILE}):\n  {reason}")

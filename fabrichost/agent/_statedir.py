@@ -11,14 +11,23 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, TYPE_CHECKING, Final
 
 from fabrichost.errors import FabricHostError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 AGENT_FILE: Final = "agent.json"
 LOCK_FILE: Final = "agent.lock"
+# Held by `fabrichost up` while it starts an agent, so concurrent `up`s of one directory take
+# turns: the first starts the agent, the others find it serving.
+START_LOCK_FILE: Final = "up.lock"
+# The cluster's node count, written by the agent on every start: `up` without `--nodes` keeps it.
+CLUSTER_FILE: Final = "cluster.json"
 LOG_FILE: Final = "agent.log"
 ENV_STATE_DIR: Final = "FABRICHOST_STATE_DIR"
 # Every process the agent starts carries this variable, so `down` can find strays even when the
@@ -99,3 +108,50 @@ class StateDirLock:
             with contextlib.suppress(OSError):
                 fcntl.flock(f, fcntl.LOCK_UN)
         return False
+
+
+def read_node_count(state_dir: Path) -> int | None:
+    """The node count the last agent of ``state_dir`` ran with (None: never recorded)."""
+    try:
+        count = json.loads((state_dir / CLUSTER_FILE).read_text())["NodeCount"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return count if isinstance(count, int) and count >= 1 else None
+
+
+def write_node_count(state_dir: Path, count: int) -> None:
+    """Record the node count durably (atomic replace, fsynced: it outlives a kill -9)."""
+    tmp = state_dir / (CLUSTER_FILE + ".tmp")
+    with tmp.open("w") as f:
+        f.write(json.dumps({"NodeCount": count}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(state_dir / CLUSTER_FILE)
+    fd = os.open(state_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def start_turn(state_dir: Path, deadline: float) -> Iterator[None]:
+    """Hold ``up.lock`` (waiting until ``deadline``, a ``time.monotonic()`` value): one ``up``
+    at a time starts an agent for ``state_dir``."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / START_LOCK_FILE).open("a+") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise FabricHostError(
+                        f"another `fabrichost up` has been starting the agent of {state_dir} "
+                        "for too long"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from fabrichost.agent._daemon import running_agent, start_background, stop_background
+from fabrichost.agent._daemon import running_agent, start_agent, stop_background
+from fabrichost.agent._statedir import read_node_count
 from fabrichost.cli._group import ExitCode, cli
 from fabrichost.cli._output import (
     client_for,
@@ -22,9 +23,9 @@ from fabrichost.cli._render import render_view
 NODES_OPTION = click.option(
     "--nodes",
     type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Number of logical nodes (_Node_0 ...).",
+    default=None,
+    help="Number of logical nodes (_Node_0 ...). Default: the count the state directory "
+    "records, 1 for a new one. A different count resizes the cluster (like compose's --scale).",
 )
 PORT_OPTION = click.option(
     "--port",
@@ -40,21 +41,46 @@ PORT_OPTION = click.option(
 @NODES_OPTION
 @PORT_OPTION
 @json_option
-def up(state_dir: str | None, nodes: int, port: int, as_json: bool) -> None:
-    """Start the local cluster's agent in the background; return once it serves."""
-    record = start_background(state_dir_of(state_dir), nodes=nodes, port=port)
+def up(state_dir: str | None, nodes: int | None, port: int, as_json: bool) -> None:
+    """Start the local cluster's agent in the background; return once it serves.
+
+    If an agent already serves the state directory, it is reported as it is (exit 0), unless
+    --nodes asks for another node count (exit 1: stop it first with `fabrichost down`).
+    """
+    path = state_dir_of(state_dir)
+    before = read_node_count(path)
+    outcome = start_agent(path, nodes=nodes, port=port)
+    record = outcome.record
+    if not outcome.started and nodes is not None and nodes != record.NodeCount:
+        raise click.ClickException(
+            f"an agent (pid {record.AgentProcessId}, {record.Endpoint}) already serves "
+            f"{record.StateDirectory} with {record.NodeCount} node(s); --nodes {nodes} was not "
+            f"applied. Run `fabrichost down`, then `fabrichost up --nodes {nodes}` to resize it."
+        )
+    if outcome.started and before is not None and before != record.NodeCount:
+        note = f"note: the cluster had {before} node(s) and now has {record.NodeCount}"
+        if record.NodeCount < before:
+            note += "; replicas of the removed nodes are placed again on the others"
+        click.echo(note, err=True)
     if as_json:
         emit(
             {
                 "Endpoint": record.Endpoint,
                 "AgentProcessId": record.AgentProcessId,
                 "StateDirectory": record.StateDirectory,
+                "NodeCount": record.NodeCount,
+                "Started": outcome.started,
             },
             True,
         )
-    else:
+    elif outcome.started:
         click.echo(
             f"agent {record.AgentProcessId} serves {record.Endpoint} "
+            f"({record.NodeCount} node(s), state in {record.StateDirectory})"
+        )
+    else:
+        click.echo(
+            f"agent {record.AgentProcessId} already serves {record.Endpoint} "
             f"({record.NodeCount} node(s), state in {record.StateDirectory})"
         )
 
@@ -104,14 +130,17 @@ def status(state_dir: str | None, as_json: bool) -> None:
     help="Base delay of the restart backoff of crashed code packages, in seconds.",
 )
 def agent(
-    state_dir: str | None, nodes: int, port: int, ready_fd: int | None, restart_delay: float
+    state_dir: str | None,
+    nodes: int | None,
+    port: int,
+    ready_fd: int | None,
+    restart_delay: float,
 ) -> None:
     """Run the agent in the foreground (for systemd units and containers)."""
     from fabrichost.agent.__main__ import main as agent_main
 
-    argv = [
-        "--nodes",
-        str(nodes),
+    argv = ["--nodes", str(nodes)] if nodes is not None else []
+    argv += [
         "--port",
         str(port),
         "--restart-delay",

@@ -74,7 +74,12 @@ def demo(nodes: int, keep: bool, state_dir: str | None) -> None:
 @click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", default=None, help="Application name (default fabric:/<folder>).")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Application parameter.")
-@click.option("--nodes", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Node count (default: the state directory's recorded count, 1 for a new one).",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True)
 @click.option(
     "--state-dir",
@@ -87,7 +92,7 @@ def run_package(
     package: Path,
     name: str | None,
     params: tuple[str, ...],
-    nodes: int,
+    nodes: int | None,
     port: int,
     state_dir: str | None,
 ) -> None:
@@ -106,12 +111,16 @@ def run_package(
 
 
 async def _run(
-    path: Path, package: Path, app_name: str, params: dict[str, str], nodes: int, port: int
+    path: Path,
+    package: Path,
+    app_name: str,
+    params: dict[str, str],
+    nodes: int | None,
+    port: int,
 ) -> bool:
     ready: asyncio.Future[AgentRecord] = asyncio.get_running_loop().create_future()
-    settings = AgentSettings(node_count=nodes)
     agent = asyncio.create_task(
-        serve(path, port=port, settings=settings, on_ready=ready.set_result)
+        serve(path, port=port, settings=AgentSettings(), nodes=nodes, on_ready=ready.set_result)
     )
     stopped = asyncio.Event()
     agent.add_done_callback(lambda _: stopped.set())
