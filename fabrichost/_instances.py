@@ -18,6 +18,7 @@ with a different input, a bad policy).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
@@ -33,10 +34,26 @@ FINAL_STATUSES: Final = frozenset({"Completed", "Failed", "Terminated"})
 
 _INSTANCES: Final = "/runtime/webhooks/durabletask/instances"
 
+#: The instance IDs the agent accepts for a new instance (as ``agent/_instances.py`` checks).
+INSTANCE_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
+INSTANCE_ID_RULE: Final = (
+    "1-256 characters, letters, digits and ._:@- only, starting with a letter or digit"
+)
+
+
+def check_new_instance_id(instance_id: str) -> str:
+    """``instance_id`` if an instance may be started with it; else :class:`ValueError`."""
+    if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
+        raise ValueError(f"instance id {instance_id!r} is not valid: {INSTANCE_ID_RULE}")
+    return instance_id
+
 
 def _segment(value: str) -> str:
     # An instance ID is user text: quote every reserved character (``/`` included) so it stays
-    # one path segment; the agent's router decodes it back.
+    # one path segment; the agent's router decodes it back. An empty one, ``.`` and ``..``
+    # cannot be a segment (URLs drop or resolve them): another route would be called.
+    if value in ("", ".", ".."):
+        raise ValueError(f"instance id {value!r} is not valid: {INSTANCE_ID_RULE}")
     return quote(value, safe="")
 
 
@@ -79,13 +96,16 @@ class InstancesMixin:
             ``terminatePostUri``, ``purgeHistoryDeleteUri``.
 
         Raises:
-            ValueError: ``if_exists`` is not one of :data:`IF_EXISTS_POLICIES`.
+            ValueError: ``if_exists`` is not one of :data:`IF_EXISTS_POLICIES`, or
+                ``instance_id`` breaks :data:`INSTANCE_ID_RULE`.
         """
         if if_exists not in IF_EXISTS_POLICIES:
             raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS_POLICIES)}")
-        path = f"/orchestrators/{_segment(function)}"
+        if function in ("", ".", ".."):
+            raise ValueError(f"function {function!r} is not a service type name")
+        path = f"/orchestrators/{quote(function, safe='')}"
         if instance_id is not None:
-            path += f"/{_segment(instance_id)}"
+            path += f"/{_segment(check_new_instance_id(instance_id))}"
         result: dict[str, Any] = self._call(
             "POST",
             path,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fabrichost._instances import IF_EXISTS_POLICIES
+from fabrichost._instances import IF_EXISTS_POLICIES, INSTANCE_ID_RULE, check_new_instance_id
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
 
@@ -56,6 +56,23 @@ def _parse_input(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(f"not valid JSON ({exc}): {value!r}") from None
 
 
+def _new_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--id`` of a new instance, checked against the agent's rule before anything is sent."""
+    if value is None:
+        return None
+    try:
+        return check_new_instance_id(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _known_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An existing instance's ID: any text that can name one (not empty, ``.`` or ``..``)."""
+    if value in ("", ".", ".."):
+        raise click.BadParameter(f"instance id {value!r} is not valid: {INSTANCE_ID_RULE}")
+    return value
+
+
 @cli.group()
 def instance() -> None:
     """Singleton instances: at most one running process per instance ID."""
@@ -63,7 +80,13 @@ def instance() -> None:
 
 @instance.command("start")
 @click.argument("function")
-@click.option("--id", "instance_id", default=None, help="Instance ID (default: a random GUID).")
+@click.option(
+    "--id",
+    "instance_id",
+    default=None,
+    callback=_new_id,
+    help=f"Instance ID (default: a random GUID): {INSTANCE_ID_RULE}.",
+)
 @click.option(
     "--input",
     "input_",
@@ -112,7 +135,7 @@ def instance_start(
 
 
 @instance.command("status")
-@click.argument("instance_id", metavar="ID")
+@click.argument("instance_id", metavar="ID", callback=_known_id)
 @click.option("--wait", is_flag=True, help="Wait until the instance has finished (or --timeout).")
 @click.option(
     "--timeout",
@@ -142,7 +165,7 @@ def instance_list(state_dir: str | None, as_json: bool) -> None:
 
 
 @instance.command("terminate")
-@click.argument("instance_id", metavar="ID")
+@click.argument("instance_id", metavar="ID", callback=_known_id)
 @state_dir_option
 def instance_terminate(instance_id: str, state_dir: str | None) -> None:
     """Stop instance ID; returns once its process is gone (a finished one is left as it is)."""
@@ -152,7 +175,7 @@ def instance_terminate(instance_id: str, state_dir: str | None) -> None:
 
 
 @instance.command("purge")
-@click.argument("instance_id", metavar="ID")
+@click.argument("instance_id", metavar="ID", callback=_known_id)
 @state_dir_option
 def instance_purge(instance_id: str, state_dir: str | None) -> None:
     """Forget finished instance ID and free its ID (a running one is a conflict: exit 3)."""
