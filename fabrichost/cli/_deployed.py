@@ -3,17 +3,46 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fabrichost.client import FabricClient
+
 NODE_OPTION = click.option("--node", "node", default="_Node_0", show_default=True)
 APP_OPTION = click.option(
     "--app", "app_name", required=True, help="Application name (fabric:/...)."
 )
+APP_FILTER_OPTION = click.option(
+    "--app",
+    "app_name",
+    default=None,
+    help="Application name (fabric:/...); default: every application deployed on the node.",
+)
+APP_COLUMN = ("Application", field("ApplicationName"))
+
+
+def _across_apps(
+    client: FabricClient,
+    node: str,
+    app_name: str | None,
+    query: Callable[[str, str], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """``query(node, app)`` for one application, or for each deployed on the node; items of
+    several applications carry their ``ApplicationName``."""
+    if app_name is not None:
+        return query(node, app_name)
+    items = []
+    for deployed_app in client.deployed_applications(node):
+        name = deployed_app["Name"]
+        items += [{"ApplicationName": name, **item} for item in query(node, name)]
+    return items
 
 
 def _main_pid(cp: dict[str, Any]) -> str:
@@ -50,18 +79,20 @@ def deployed_apps(node: str, state_dir: str | None, as_json: bool) -> None:
 
 @deployed.command("service-packages")
 @NODE_OPTION
-@APP_OPTION
+@APP_FILTER_OPTION
 @state_dir_option
 @json_option
 def deployed_service_packages(
-    node: str, app_name: str, state_dir: str | None, as_json: bool
+    node: str, app_name: str | None, state_dir: str | None, as_json: bool
 ) -> None:
-    """Service package activations of an application on the node."""
+    """Service package activations on the node (of one application with --app)."""
     with client_for(state_dir) as client:
+        items = _across_apps(client, node, app_name, client.deployed_service_packages)
         emit(
-            client.deployed_service_packages(node, app_name),
+            items,
             as_json,
             [
+                *([APP_COLUMN] if app_name is None else []),
                 ("Name", field("Name")),
                 ("Version", field("Version")),
                 ("Status", field("Status")),
@@ -72,16 +103,20 @@ def deployed_service_packages(
 
 @deployed.command("code-packages")
 @NODE_OPTION
-@APP_OPTION
+@APP_FILTER_OPTION
 @state_dir_option
 @json_option
-def deployed_code_packages(node: str, app_name: str, state_dir: str | None, as_json: bool) -> None:
-    """Code packages (processes) of an application on the node."""
+def deployed_code_packages(
+    node: str, app_name: str | None, state_dir: str | None, as_json: bool
+) -> None:
+    """Code packages (processes) on the node (of one application with --app)."""
     with client_for(state_dir) as client:
+        items = _across_apps(client, node, app_name, client.deployed_code_packages)
         emit(
-            client.deployed_code_packages(node, app_name),
+            items,
             as_json,
             [
+                *([APP_COLUMN] if app_name is None else []),
                 ("Name", field("Name")),
                 ("ServicePackage", field("ServiceManifestName")),
                 ("ActivationId", field("ServicePackageActivationId")),
@@ -95,14 +130,16 @@ def deployed_code_packages(node: str, app_name: str, state_dir: str | None, as_j
 
 @deployed.command("replicas")
 @NODE_OPTION
-@APP_OPTION
+@APP_FILTER_OPTION
 @state_dir_option
 @json_option
-def deployed_replicas(node: str, app_name: str, state_dir: str | None, as_json: bool) -> None:
-    """Replicas of an application on the node, with the process that hosts each."""
+def deployed_replicas(
+    node: str, app_name: str | None, state_dir: str | None, as_json: bool
+) -> None:
+    """Replicas on the node (of one application with --app), with the process hosting each."""
     with client_for(state_dir) as client:
         emit(
-            client.deployed_replicas(node, app_name),
+            _across_apps(client, node, app_name, client.deployed_replicas),
             as_json,
             [
                 ("Service", field("ServiceName")),
@@ -155,12 +192,18 @@ def logs(
     """Print the console output (stdout/stderr files in the log folder) of an application."""
     with client_for(state_dir) as client:
         apps = [a for a in client.deployed_applications(node) if a["Name"] == app_name]
-    if not apps:
-        raise click.ClickException(f"{app_name} has no activation on {node}")
+        if not apps:
+            raise click.ClickException(f"{app_name} has no activation on {node}")
+        known = sorted({cp["Name"] for cp in client.deployed_code_packages(node, app_name)})
     log_dir = Path(apps[0]["LogDirectory"])
     files = sorted(log_dir.glob("*.out")) + sorted(log_dir.glob("*.err"))
     if code_package_name is not None:
         files = [f for f in files if f.name.startswith(code_package_name + "_")]
+        if not files and code_package_name not in known:  # (an exited one may have left files)
+            raise click.ClickException(
+                f"{app_name} has no code package {code_package_name!r} on {node}; "
+                f"its code packages: {', '.join(known) or '(none)'}"
+            )
     if not files:
         click.echo(f"no console output in {log_dir}")
     for path in sorted(files, key=lambda p: p.stat().st_mtime):
