@@ -7,6 +7,13 @@ replica's init data; when the service's ``run`` returns or raises, the host repo
 ``RunCompleted`` and the instance becomes Completed (with the output) or Failed (with the error),
 and its service is deleted. Terminating deletes the service and returns once its process is gone.
 
+An instance's status turns final (Completed, Failed, Terminated) the moment that is decided, as in
+Durable Functions, but its process may need seconds more to close. Until it is gone the ID stays
+taken: ``Instance.released`` is set only once no process of that incarnation can run, and a start
+of the ID (whatever its policy), a ``replace``, another terminate and a purge wait for it. So two
+lifetimes of one ID never overlap, however a terminate, an application delete or a run that
+completed races with the next start.
+
 Every start of an ID gets a generation from one global sequence that never repeats. A report
 from a replica carries the generation of the instance it was opened for; a report whose
 generation is not the instance's current one is stale and ignored, so a late message from an old
@@ -40,8 +47,9 @@ from fabrichost.errors import (
 )
 
 if TYPE_CHECKING:
+    from fabrichost.agent._activation import ServicePackageActivation
     from fabrichost.agent._cluster import Cluster
-    from fabrichost.agent._model import Replica
+    from fabrichost.agent._model import Replica, Service
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._requests import RequestLedger
     from fabrichost.store import InstanceRow
@@ -86,6 +94,9 @@ class Instance:
     created_at: datetime = field(default_factory=_now)
     updated_at: datetime = field(default_factory=_now)
     finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # Set once no process of this incarnation can be running: until then its ID stays taken,
+    # even when its status already says it finished.
+    released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def status_json(self) -> dict[str, Any]:
         """Durable Functions' instance status fields (plus the generation)."""
@@ -167,6 +178,9 @@ class InstanceManager:
             return current if current is not None and current.status.active else None
 
         async def create() -> Instance:
+            # Under the ID's name lock: a finished incarnation still closing is waited for, and
+            # no other start can take the ID meanwhile.
+            await self._released(instance_id)
             return await self._create(
                 function_name, instance_id, application, input_json, request_id
             )
@@ -207,6 +221,7 @@ class InstanceManager:
             request_id=request_id,
         )
         previous = self.instances.get(instance_id)
+        assert previous is None or previous.released.is_set()
         self.instances[instance_id] = instance  # claimed before any await
         crash_point("instance-claimed")
         with self._persist.store.transaction():  # a finished run of this ID is replaced
@@ -219,6 +234,7 @@ class InstanceManager:
         except BaseException:
             if instance.status is InstanceStatus.TERMINATED:
                 return instance  # terminated while it was being launched: that is its answer
+            instance.released.set()  # the failed create removed what it had started
             if self.instances.get(instance_id) is instance:
                 # A bad start changes nothing: the finished run it replaced comes back.
                 with self._persist.store.transaction():
@@ -276,7 +292,7 @@ class InstanceManager:
         else:
             instance.error = error
             self._set(instance, InstanceStatus.FAILED)
-        self._cluster.spawn(self._remove_service(instance))
+        self._cluster.spawn(self._remove_service(instance))  # releases the ID once gone
 
     def _set(self, instance: Instance, status: InstanceStatus) -> None:
         instance.status = status
@@ -291,26 +307,81 @@ class InstanceManager:
             instance.finished.set()
 
     async def _remove_service(self, instance: Instance) -> None:
-        with contextlib.suppress(NotFoundError):
-            await self._cluster.delete_service(instance.service_name, instance_owner=True)
+        """Delete a finished instance's service; release its ID once its process is gone."""
+        try:
+            service = self._cluster._find_service(instance.service_name)
+            seen = self._activations_of(service) if service is not None else {}
+            try:
+                with contextlib.suppress(NotFoundError):
+                    await self._cluster.delete_service(instance.service_name, instance_owner=True)
+            except Exception:
+                log.exception("deleting the service of instance %s failed", instance.instance_id)
+            if service is not None:
+                # Normally gone already; if someone else is deleting it, that delete may not be
+                # done: the ID is released only once its processes are.
+                await self._service_gone(service, seen)
+        finally:
+            self._release(instance)
+
+    def _release(self, instance: Instance) -> None:
         if self._by_service.get(instance.service_name, (None, 0))[0] is instance:
             del self._by_service[instance.service_name]
+        instance.released.set()
+
+    def _activations_of(self, service: Service) -> dict[int, ServicePackageActivation]:
+        found = {}
+        for replica in service.replicas():
+            activation = self._cluster.activation_of(replica)
+            if activation is not None:
+                found[id(activation)] = activation
+        return found
+
+    async def _service_gone(
+        self, service: Service, seen: dict[int, ServicePackageActivation]
+    ) -> None:
+        """Return once ``service`` is deleted and every activation it had is deactivated.
+
+        ``seen`` are its activations found before its delete began (a delete unregisters an
+        activation before its processes are stopped, so they must be known beforehand).
+        """
+        cluster = self._cluster
+        while True:
+            changed = cluster._changed  # taken before the check: no wake-up is missed
+            seen.update(self._activations_of(service))
+            app = service.application
+            deleted = (
+                cluster.applications.get(app.name) is not app
+                or app.services.get(service.name) is not service
+            )
+            if deleted and all(a.status == "Deactivated" for a in seen.values()):
+                return
+            await changed.wait()
+
+    async def _released(self, instance_id: str) -> None:
+        """Wait until no process of ``instance_id``'s current incarnation can be running."""
+        current = self.instances.get(instance_id)
+        if current is not None and not current.status.active:
+            await current.released.wait()
 
     # -- operations -------------------------------------------------------------------------------
 
     async def terminate(self, instance_id: str) -> tuple[Instance, bool]:
         """Stop a running instance; returns it, and True if it was running.
 
-        Returns once its process is gone.
+        Returns once its process is gone, also when the instance had finished already (or was
+        being terminated by someone else) but its process was still closing.
         """
         instance = self.get(instance_id)
-        if not instance.status.active:
-            return instance, False
-        self._set(instance, InstanceStatus.TERMINATED)  # first: late reports are fenced off
-        await self._remove_service(instance)
-        return instance, True
+        stopped = instance.status.active
+        if stopped:
+            self._set(instance, InstanceStatus.TERMINATED)  # first: late reports are fenced off
+            # A task of its own: a caller that goes away does not cut the removal short.
+            self._cluster.spawn(self._remove_service(instance))
+        await instance.released.wait()
+        return instance, stopped
 
-    def purge(self, instance_id: str) -> None:
+    async def purge(self, instance_id: str) -> None:
+        """Forget a finished instance; returns once its process is gone."""
         instance = self.get(instance_id)
         if instance.status.active:
             raise ConflictError(
@@ -318,8 +389,10 @@ class InstanceManager:
                 "terminate it before purging it",
                 code="FABRIC_E_INSTANCE_RUNNING",
             )
-        del self.instances[instance_id]
-        self._persist.instance_removed(instance_id)
+        await instance.released.wait()  # until then its ID is taken: it is not forgotten yet
+        if self.instances.get(instance_id) is instance:
+            del self.instances[instance_id]
+            self._persist.instance_removed(instance_id)
 
     async def wait_finished(self, instance_id: str, within: float) -> Instance:
         instance = self.get(instance_id)
@@ -336,6 +409,11 @@ class InstanceManager:
         Returns the active instances whose service was never created (the agent died between
         committing the instance and creating its service): the caller re-drives them with
         :meth:`relaunch`, so a committed start is never lost.
+
+        A finished instance whose service is still there (the agent died, or stopped, between
+        committing the final status and deleting the service) has that service deleted here,
+        before anything is activated: a finished run never runs again, and its ID is free. Runs
+        before the earlier run's processes are fenced, so none of them is left running either.
         """
         unlaunched = []
         for row in rows:
@@ -353,17 +431,27 @@ class InstanceManager:
                 datetime.fromtimestamp(row.created_at, UTC),
                 datetime.fromtimestamp(row.updated_at, UTC),
             )
-            if not instance.status.active:
-                instance.finished.set()
             self.instances[row.instance_id] = instance
             app = self._cluster.applications.get(row.application)
             service = app.services.get(row.service_name) if app is not None else None
-            if service is not None:
+            if not instance.status.active:
+                instance.finished.set()
+                instance.released.set()  # restore runs before anything is started
+                if app is not None and service is not None:
+                    log.info(
+                        "instance %s is %s: its service is deleted",
+                        row.instance_id,
+                        instance.status.value,
+                    )
+                    del app.services[service.name]
+                    self._persist.service_removed(service.name)
+            elif service is not None:
                 self._by_service[service.name] = (instance, instance.generation)
-            elif instance.status.active and app is not None:
+            elif app is not None:
                 unlaunched.append(instance)
-            elif instance.status.active:  # its application is gone: it cannot run
+            else:  # its application is gone: it cannot run
                 self._set(instance, InstanceStatus.TERMINATED)
+                instance.released.set()
         return unlaunched
 
     async def relaunch(self, instance: Instance) -> None:
@@ -374,16 +462,38 @@ class InstanceManager:
             log.error("instance %s cannot be started again: %s", instance.instance_id, exc)
             instance.error = str(exc)
             self._set(instance, InstanceStatus.FAILED)
+            instance.released.set()  # the failed create removed what it had started
 
     def application_deleted(self, application: str) -> None:
+        """The application is being deleted: its active instances are Terminated now.
+
+        The caller deletes their services; each ID is released once its service is deleted and
+        its processes are gone (or at once if its service is gone already).
+        """
         for instance in self.instances.values():
             if instance.application == application and instance.status.active:
                 self._set(instance, InstanceStatus.TERMINATED)
+                service = self._cluster._find_service(instance.service_name)
+                if service is None:
+                    self._release(instance)
+                else:
+                    seen = self._activations_of(service)  # now, before its delete begins
+                    self._cluster.spawn(self._release_when_gone(instance, service, seen))
+
+    async def _release_when_gone(
+        self, instance: Instance, service: Service, seen: dict[int, ServicePackageActivation]
+    ) -> None:
+        try:
+            await self._service_gone(service, seen)
+        finally:
+            self._release(instance)
 
     def check_service_name(self, name: str) -> None:
         """Refuse deleting an instance's service directly: terminate the instance instead."""
         for instance in self.instances.values():
-            if instance.service_name == name and instance.status.active:
+            if instance.service_name == name and (
+                instance.status.active or not instance.released.is_set()
+            ):
                 raise ActivationError(
                     f"service {name} is singleton instance "
                     f"'{instance.instance_id}'; terminate the instance"

@@ -99,7 +99,7 @@ class InstanceRoutes:
         return JSONResponse(instance.status_json(), status_code=202 if stopped else 200)
 
     async def purge(self, request: Request) -> Any:
-        self.cluster.instances.purge(request.path_params["instance"])
+        await self.cluster.instances.purge(request.path_params["instance"])
         return {"instancesDeleted": 1}
 
     async def raise_event(self, request: Request) -> Any:
