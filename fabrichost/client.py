@@ -14,6 +14,8 @@ deadline (``timeout``, default 60 s, plus the wait time of calls that wait).
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,29 @@ if TYPE_CHECKING:
     from fabrichost.agent._model import ServiceDescription
 
 Json = Any
+
+#: Response header of a provision with ``ReuseExisting``: ``created`` or ``reused``.
+PROVISION_HEADER = "Fabrichost-Provision"
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A create's answer (``value``, SF's JSON) and whether it created it (False: an existing
+    one was used, as ``if_exists="use-existing"`` or a retried request id allow)."""
+
+    value: Json
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    """What :meth:`FabricClient.deploy_outcome` did: the application, the provisioned type
+    (``application_type``), and whether each was new."""
+
+    application: Json
+    created: bool
+    application_type: Json
+    type_provisioned: bool
 
 
 class FabricClient(InstancesMixin):
@@ -70,6 +95,24 @@ class FabricClient(InstancesMixin):
         headers: Mapping[str, str] | None = None,
         extra_time: float = 0.0,
     ) -> Json:
+        response = self._send(
+            method, path, json=json, params=params, headers=headers, extra_time=extra_time
+        )
+        if not response.content:
+            return None
+        return response.json()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Json = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_time: float = 0.0,
+    ) -> httpx.Response:
+        """The agent's answer to one request; an error answer raises (see the module doc)."""
         try:
             response = self._http.request(
                 method,
@@ -89,9 +132,7 @@ class FabricClient(InstancesMixin):
                 code, message = "E_FAIL", response.text or response.reason_phrase
             kind = {404: NotFoundError, 409: ConflictError}.get(response.status_code, ApiError)
             raise kind(message, code=code, status=response.status_code)
-        if not response.content:
-            return None
-        return response.json()
+        return response
 
     # -- cluster --------------------------------------------------------------------------------
     def status(self) -> Json:
@@ -114,7 +155,14 @@ class FabricClient(InstancesMixin):
 
     # -- application types and applications -----------------------------------------------------
     def provision(self, package_dir: str | Path, *, reuse_existing: bool = False) -> Json:
-        return self._call(
+        return self.provision_outcome(package_dir, reuse_existing=reuse_existing).value
+
+    def provision_outcome(
+        self, package_dir: str | Path, *, reuse_existing: bool = False
+    ) -> Created:
+        """:meth:`provision`, saying whether the type is new (False: an identical one was
+        reused; an agent that does not say so counts as new)."""
+        response = self._send(
             "POST",
             "/ApplicationTypes/$/Provision",
             json={
@@ -122,6 +170,7 @@ class FabricClient(InstancesMixin):
                 "ReuseExisting": reuse_existing,
             },
         )
+        return Created(response.json(), response.headers.get(PROVISION_HEADER) != "reused")
 
     def application_types(self) -> list[Json]:
         return list(self._call("GET", "/ApplicationTypes")["Items"])
@@ -144,7 +193,27 @@ class FabricClient(InstancesMixin):
         request_id: str | None = None,
     ) -> Json:
         """Create an application; ``if_exists`` is fail | use-existing | replace."""
-        return self._call(
+        return self.create_application_outcome(
+            name,
+            type_name,
+            type_version,
+            parameters,
+            if_exists=if_exists,
+            request_id=request_id,
+        ).value
+
+    def create_application_outcome(
+        self,
+        name: str,
+        type_name: str,
+        type_version: str,
+        parameters: Mapping[str, str] | None = None,
+        *,
+        if_exists: str = "fail",
+        request_id: str | None = None,
+    ) -> Created:
+        """:meth:`create_application`, saying whether it created it (201) or used one (200)."""
+        response = self._send(
             "POST",
             "/Applications/$/Create",
             json={
@@ -156,6 +225,7 @@ class FabricClient(InstancesMixin):
             params={"IfExists": if_exists},
             headers=_request_headers(request_id),
         )
+        return Created(response.json(), response.status_code == 201)
 
     def deploy(
         self,
@@ -167,15 +237,52 @@ class FabricClient(InstancesMixin):
         request_id: str | None = None,
     ) -> Json:
         """Provision the package (reusing an identical provisioned type) and create the app."""
-        app_type = self.provision(package_dir, reuse_existing=True)
-        return self.create_application(
-            name,
+        return self.deploy_outcome(
+            package_dir, name, parameters, if_exists=if_exists, request_id=request_id
+        ).application
+
+    def deploy_outcome(
+        self,
+        package_dir: str | Path,
+        name: str,
+        parameters: Mapping[str, str] | None = None,
+        *,
+        if_exists: str = "fail",
+        request_id: str | None = None,
+    ) -> Deployed:
+        """:meth:`deploy`, saying what it created.
+
+        If the create fails, a type this call provisioned is unprovisioned again, so a refused
+        deploy leaves no state behind (unless someone else started using the type meanwhile);
+        so is it when an existing application of another type was kept (``use-existing``).
+        """
+        provisioned = self.provision_outcome(package_dir, reuse_existing=True)
+        app_type = provisioned.value
+        try:
+            app = self.create_application_outcome(
+                name,
+                app_type["Name"],
+                app_type["Version"],
+                parameters,
+                if_exists=if_exists,
+                request_id=request_id,
+            )
+        except FabricHostError:
+            if provisioned.created:
+                self._take_back(app_type)
+            raise
+        kept_other = (app.value["TypeName"], app.value["TypeVersion"]) != (
             app_type["Name"],
             app_type["Version"],
-            parameters,
-            if_exists=if_exists,
-            request_id=request_id,
         )
+        if provisioned.created and kept_other:
+            self._take_back(app_type)
+        return Deployed(app.value, app.created, app_type, provisioned.created)
+
+    def _take_back(self, app_type: Json) -> None:
+        """Unprovision a type a failed deploy provisioned (unless it is in use by now)."""
+        with contextlib.suppress(FabricHostError):
+            self.unprovision(app_type["Name"], app_type["Version"])
 
     def applications(self) -> list[Json]:
         return list(self._call("GET", "/Applications")["Items"])
@@ -198,10 +305,30 @@ class FabricClient(InstancesMixin):
         request_id: str | None = None,
     ) -> Json:
         """Create a service; ``if_exists`` is fail | use-existing | replace."""
+        return self.create_service_outcome(
+            app_name,
+            description,
+            wait=wait,
+            wait_timeout=wait_timeout,
+            if_exists=if_exists,
+            request_id=request_id,
+        ).value
+
+    def create_service_outcome(
+        self,
+        app_name: str,
+        description: ServiceDescription,
+        *,
+        wait: bool = False,
+        wait_timeout: float = 60.0,
+        if_exists: str = "fail",
+        request_id: str | None = None,
+    ) -> Created:
+        """:meth:`create_service`, saying whether it created it (201) or used one (200)."""
         params = {"IfExists": if_exists}
         if wait:
             params.update(WaitForReady="true", Timeout=str(wait_timeout))
-        return self._call(
+        response = self._send(
             "POST",
             f"/Applications/{name_to_id(app_name)}/$/GetServices/$/Create",
             json=service_description_json(description),
@@ -209,6 +336,7 @@ class FabricClient(InstancesMixin):
             headers=_request_headers(request_id),
             extra_time=wait_timeout if wait else 0.0,
         )
+        return Created(response.json(), response.status_code == 201)
 
     def wait_service_ready(self, name: str, timeout: float = 60.0) -> Json:
         return self._call(

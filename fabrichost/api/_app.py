@@ -199,8 +199,14 @@ class _Api:
         if not isinstance(path, str) or not path:
             raise ApiError("ApplicationTypeBuildPath (the package folder) is required")
         reuse = body.get("ReuseExisting") is True
-        return J.application_type_info(
-            await self.cluster.provision(Path(path), reuse_existing=reuse)
+        before = dict(self.cluster.application_types)
+        ptype = await self.cluster.provision(Path(path), reuse_existing=reuse)
+        # Says whether this call registered the type, so that a deploy whose create then
+        # fails can take it back (fabrichost's own header; SF's answer has no such field).
+        reused = before.get((ptype.name, ptype.version)) is ptype
+        return JSONResponse(
+            J.application_type_info(ptype),
+            headers={"Fabrichost-Provision": "reused" if reused else "created"},
         )
 
     async def unprovision(self, request: Request) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from fabrichost.manifest import (
     parse_parameters_file,
     resolve_parameters,
 )
+
+if TYPE_CHECKING:
+    from fabrichost.client import Created, Deployed, FabricClient
 
 APP_COLUMNS = [
     ("Name", field("Name")),
@@ -113,16 +117,44 @@ def app_deploy(
     parameters.update(_parse_params(params))  # the command line wins over the file
     name = name or f"fabric:/{package.resolve().name}"
     with client_for(state_dir) as client:
-        created = client.deploy(
+        outcome = client.deploy_outcome(
             package, name, parameters, if_exists=if_exists, request_id=request_id
         )
+        created = outcome.application
         if wait:
             for service in client.services(name):
                 client.wait_service_ready(service["Name"], timeout)
+    for warning in _deploy_differences(outcome, parameters):
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         emit(created, True)
     else:
-        click.echo(f"deployed {created['Name']} ({created['TypeName']} {created['TypeVersion']})")
+        what = f"{created['Name']} ({created['TypeName']} {created['TypeVersion']})"
+        if outcome.created:
+            click.echo(f"deployed {what}")
+        else:
+            click.echo(f"exists already: {what} (kept)")
+
+
+def _deploy_differences(outcome: Deployed, parameters: dict[str, str]) -> list[str]:
+    """How an application that was kept (use-existing) differs from what the deploy asked."""
+    if outcome.created:
+        return []
+    app, asked = outcome.application, outcome.application_type
+    found: list[str] = []
+    if (app["TypeName"], app["TypeVersion"]) != (asked["Name"], asked["Version"]):
+        found.append(
+            f"{app['Name']} is of type {app['TypeName']} {app['TypeVersion']}, not the "
+            f"package's {asked['Name']} {asked['Version']}; it was kept as it is"
+        )
+    current = {p["Key"]: p["Value"] for p in app.get("Parameters", [])}
+    changed = sorted(k for k, v in parameters.items() if current.get(k) != v)
+    if changed:
+        found.append(
+            f"{app['Name']} was kept with its own value of {', '.join(changed)} "
+            "(not the one asked for)"
+        )
+    return found
 
 
 @app.command("list")
@@ -210,8 +242,8 @@ def service() -> None:
 @service.command("create")
 @click.argument("name")
 @click.option("--type", "type_name", required=True, help="Service type name.")
-@click.option("--stateless", "kind", flag_value=ServiceKind.STATELESS.value)
-@click.option("--stateful", "kind", flag_value=ServiceKind.STATEFUL.value)
+@click.option("--stateless", is_flag=True, help="A stateless service (instances).")
+@click.option("--stateful", is_flag=True, help="A stateful service (replicas).")
 @click.option(
     "--instances",
     type=int,
@@ -244,7 +276,8 @@ def service() -> None:
 def service_create(
     name: str,
     type_name: str,
-    kind: str | None,
+    stateless: bool,
+    stateful: bool,
     instances: int,
     replicas: int,
     min_replicas: int | None,
@@ -258,8 +291,13 @@ def service_create(
     as_json: bool,
 ) -> None:
     """Create service NAME (fabric:/App/Service) in its application."""
-    if kind is None:
-        raise click.UsageError("say --stateless or --stateful")
+    if stateless == stateful:
+        raise click.UsageError(
+            "--stateless and --stateful exclude each other: say one"
+            if stateless
+            else "say --stateless or --stateful"
+        )
+    kind = ServiceKind.STATEFUL.value if stateful else ServiceKind.STATELESS.value
     app_name = name.rsplit("/", 1)[0]
     description = ServiceDescription(
         name=name,
@@ -273,7 +311,7 @@ def service_create(
         **_partitions(partitions),  # type: ignore[arg-type]
     )
     with client_for(state_dir) as client:
-        created = client.create_service(
+        outcome = client.create_service_outcome(
             app_name,
             description,
             wait=wait,
@@ -281,10 +319,50 @@ def service_create(
             if_exists=if_exists,
             request_id=request_id,
         )
+        differences = [] if outcome.created else _service_differences(client, outcome, description)
+    created = outcome.value
+    for warning in created.get("HealthWarnings", []):
+        click.echo(f"warning: {created['Name']}: {warning}", err=True)
+    for difference in differences:
+        click.echo(f"warning: {created['Name']} was kept as it is: {difference}", err=True)
     if as_json:
         emit(created, True)
     else:
-        click.echo(f"created {created['Name']}" + (" (ready)" if wait else ""))
+        done = "created" if outcome.created else "exists already:"
+        kept = "" if outcome.created else " (kept)"
+        click.echo(f"{done} {created['Name']}{kept}" + (" (ready)" if wait else ""))
+
+
+def _service_differences(
+    client: FabricClient, outcome: Created, asked: ServiceDescription
+) -> list[str]:
+    """How an existing service (kept by use-existing) differs from ``asked``, as far as its
+    JSON tells: kind, type, activation mode, partitions, replica or instance count."""
+    found = []
+    info = outcome.value
+    pairs: list[tuple[str, object, object]] = [
+        ("kind", info.get("ServiceKind"), asked.kind.value),
+        ("type", info.get("TypeName"), asked.type_name),
+        ("activation mode", info.get("ServicePackageActivationMode"), asked.activation_mode.value),
+    ]
+    partitions = client.partitions(info["Name"])
+    pairs.append(("partition count", len(partitions), asked.partition_count))
+    if partitions:
+        first = partitions[0]
+        if asked.kind is ServiceKind.STATEFUL:
+            pairs.append(
+                (
+                    "target replicas",
+                    first.get("TargetReplicaSetSize"),
+                    asked.target_replica_set_size,
+                )
+            )
+        else:
+            pairs.append(("instance count", first.get("InstanceCount"), asked.instance_count))
+    for what, has, wanted in pairs:
+        if has is not None and has != wanted:
+            found.append(f"its {what} is {has}, not {wanted}")
+    return found
 
 
 @service.command("list")
