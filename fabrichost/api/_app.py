@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,7 +21,7 @@ from fabrichost.agent._requests import IfExists
 from fabrichost.api import _json as J
 from fabrichost.api._descriptions import parse_service_description
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
-from fabrichost.api._view import node_view
+from fabrichost.api._view import node_view, start_cpu_samples
 from fabrichost.errors import (
     ActivationError,
     ApiError,
@@ -44,8 +45,29 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"Error": {"Code": code, "Message": message}}, status_code=status)
 
 
+def same_origin(origin: str, scope: Scope) -> bool:
+    """True if ``origin`` is the agent's own: http, a loopback name, the port it serves on."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port or (80 if parts.scheme == "http" else None)
+    except ValueError:
+        return False
+    server = scope.get("server")
+    own_port = server[1] if server else None
+    host = (parts.hostname or "").lower()
+    return (
+        parts.scheme == "http"
+        and host in {h.strip("[]") for h in LOOPBACK_HOSTS}
+        and port is not None
+        and port == own_port
+        and parts.path in ("", "/")
+    )
+
+
 class _OriginCheck:
-    """Refuse browser requests from other origins (a page must not drive a local agent)."""
+    """Refuse browser requests from other origins: a page must not drive a local agent, not
+    even one served by another local server (another port of localhost is another origin).
+    Requests without ``Origin`` (command lines, sfctl) and from the agent's own origin pass."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,10 +75,9 @@ class _OriginCheck:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
-            origin = headers.get(b"origin", b"").decode("latin-1")
-            if origin and not any(
-                origin.split("://", 1)[-1].split(":")[0] == h.strip("[]") for h in LOOPBACK_HOSTS
-            ):
+            raw = headers.get(b"origin")
+            origin = raw.decode("latin-1") if raw is not None else ""
+            if origin and not same_origin(origin, scope):
                 await error_response(
                     403, "FABRIC_E_ACCESS_DENIED", f"requests from origin {origin} are refused"
                 )(scope, receive, send)
@@ -169,7 +190,9 @@ class _Api:
         return Response(status_code=202)
 
     async def get_view(self, request: Request) -> Any:
-        return node_view(self.cluster, request.query_params.get("NodeName"))
+        node_name = request.query_params.get("NodeName")
+        await start_cpu_samples(self.cluster, node_name)  # a first view shows real CPU figures
+        return node_view(self.cluster, node_name)
 
     async def get_nodes(self, request: Request) -> Any:
         return J.paged([J.node_info(self.cluster, n) for n in self.cluster.nodes.values()])
