@@ -1,0 +1,162 @@
+"""`fabrichost up` on a state directory that already holds a cluster, or that several `up`s
+race for: the node count it keeps, and who reports which agent.
+
+Every test drives the real command line (in-process through ``main`` or as subprocesses) with
+a temporary ``--state-dir`` and stops the agent in a ``finally``, asserting that no process
+carrying the directory's marker is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import psutil
+import pytest
+
+from fabrichost.agent._daemon import stop_background
+from fabrichost.agent._statedir import AgentRecord
+from fabrichost.cli import main
+from fabrichost.client import FabricClient
+from tests.integration.conftest import MANIFESTS, marked_processes
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    """A fresh state directory whose agent (if any) is stopped afterwards, leaving nothing."""
+    path = (tmp_path / "state").resolve()
+    try:
+        yield path
+    finally:
+        record = AgentRecord.read(path)
+        stop_background(path)
+        left = marked_processes(path)
+        for proc in left:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        assert not left, f"processes left behind: {left}"
+        if record is not None:
+            with contextlib.suppress(psutil.Error):
+                assert psutil.Process(record.AgentProcessId).status() == psutil.STATUS_ZOMBIE
+
+
+def fh(capsys: pytest.CaptureFixture[str], state: Path, *argv: str) -> tuple[int, str, str]:
+    """``fabrichost <argv> --state-dir <state>`` in-process: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = main([*argv, "--state-dir", str(state)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def node_names(state: Path) -> list[str]:
+    with FabricClient.for_state_dir(state, timeout=30) as client:
+        return [n["Name"] for n in client.nodes()]
+
+
+def test_up_without_nodes_keeps_the_node_count_the_cluster_had(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fh(capsys, state, "up", "--nodes", "3", "--port", "0")[0] == 0
+    assert (
+        fh(capsys, state, "app", "deploy", str(MANIFESTS / "MyApp"), "--name", "fabric:/A")[0] == 0
+    )
+    create = ["service", "create", "fabric:/A/S", "--type", "MyServiceType", "--stateful"]
+    code, _, err = fh(capsys, state, *create, "--replicas", "3", "--wait", "--timeout", "30")
+    assert code == 0, err
+    assert fh(capsys, state, "down")[0] == 0
+
+    code, out, err = fh(capsys, state, "up", "--port", "0")
+    assert code == 0, err
+    assert "(3 node(s)" in out
+    assert node_names(state) == ["_Node_0", "_Node_1", "_Node_2"]
+    with FabricClient.for_state_dir(state, timeout=60) as client:
+        client.wait_service_ready("fabric:/A/S", 30)
+        (partition,) = client.partitions("fabric:/A/S")
+        replicas = client.replicas(partition["PartitionInformation"]["Id"])
+        assert len({r["NodeName"] for r in replicas}) == 3, replicas
+        assert client.service("fabric:/A/S")["HealthWarnings"] == []
+
+
+def test_a_state_dir_from_before_the_node_count_was_recorded_is_judged_by_its_store(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fh(capsys, state, "up", "--nodes", "3", "--port", "0")[0] == 0
+    with FabricClient.for_state_dir(state, timeout=60) as client:
+        client.deploy(MANIFESTS / "MyApp", "fabric:/A")
+    create = ["service", "create", "fabric:/A/S", "--type", "MyServiceType", "--stateful"]
+    assert fh(capsys, state, *create, "--replicas", "3", "--wait", "--timeout", "30")[0] == 0
+    assert fh(capsys, state, "down")[0] == 0
+    (state / "cluster.json").unlink(missing_ok=True)  # as an older fabrichost left it
+    assert fh(capsys, state, "up", "--port", "0")[0] == 0
+    assert len(node_names(state)) == 3
+
+
+def test_an_explicit_node_count_resizes_the_cluster_and_is_kept(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fh(capsys, state, "up", "--nodes", "2", "--port", "0")[0] == 0
+    assert fh(capsys, state, "down")[0] == 0
+    code, _, err = fh(capsys, state, "up", "--nodes", "1", "--port", "0")
+    assert code == 0, err
+    assert "had 2 node(s) and now has 1" in err
+    assert fh(capsys, state, "down")[0] == 0
+    assert fh(capsys, state, "up", "--port", "0")[0] == 0
+    assert node_names(state) == ["_Node_0"]
+
+
+def test_up_against_a_running_agent_says_so_and_refuses_another_node_count(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = fh(capsys, state, "up", "--nodes", "3", "--port", "0")
+    assert code == 0
+    pid = AgentRecord.read(state).AgentProcessId  # type: ignore[union-attr]
+
+    code, out, err = fh(capsys, state, "up", "--nodes", "5", "--port", "0")
+    assert code == 1, out
+    assert "already serves" in err
+    assert "3 node(s)" in err
+    assert "--nodes 5 was not applied" in err
+
+    code, out, err = fh(capsys, state, "up", "--port", "0")
+    assert code == 0, err
+    assert f"agent {pid} already serves" in out
+    assert "(3 node(s)" in out
+    assert fh(capsys, state, "up", "--nodes", "3", "--port", "0")[0] == 0
+    assert len(node_names(state)) == 3
+    assert AgentRecord.read(state).AgentProcessId == pid  # type: ignore[union-attr]
+
+
+def test_concurrent_ups_of_one_fresh_state_dir_all_report_the_one_agent(state: Path) -> None:
+    argv = [sys.executable, "-m", "fabrichost", "up", "--port", "0", "--json"]
+    procs = [
+        subprocess.Popen(
+            [*argv, "--state-dir", str(state)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            results.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert [code for code, _, _ in results] == [0, 0, 0], results
+    answers = [json.loads(out) for _, out, _ in results]
+    assert len({a["AgentProcessId"] for a in answers}) == 1, answers
+    assert sorted(a["Started"] for a in answers) == [False, False, True]
