@@ -1,0 +1,202 @@
+"""Regressions of a review of the command line, the client and the HTTP front door.
+
+The first half needs no agent (argument checks, the client against an httpx ``MockTransport``);
+the second half, marked ``integration``, runs the command line in-process against a real agent
+(the ``cluster`` fixtures of ``tests/integration/conftest.py``, which stop it and check that no
+process is left behind).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from fabrichost.cli import main
+from fabrichost.client import FabricClient
+from tests.integration.conftest import MANIFESTS, cluster, write_guest_package
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.integration.conftest import Cluster
+
+__all__ = ("cluster",)  # the fixture, re-exported for the integration tests below
+
+ID_RULE = "letters, digits and ._:@- only"
+
+
+# -- without an agent ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["", "..", ".", "a b", "-x", "a/b"])
+def test_a_bad_instance_id_is_a_usage_error_stating_the_rule(
+    bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["instance", "start", "EchoJob", "--id", bad, "--state-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert ID_RULE in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["status", "terminate", "purge"])
+@pytest.mark.parametrize("bad", ["", ".", ".."])
+def test_an_instance_id_that_cannot_be_a_path_segment_is_a_usage_error(
+    command: str, bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["instance", command, bad, "--state-dir", str(tmp_path)]) == 2
+    assert ID_RULE in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["", "..", "a b"])
+def test_the_client_refuses_a_bad_instance_id_before_sending(bad: str) -> None:
+    sent: list[httpx.Request] = []
+    client = FabricClient("http://agent")
+    client._http = httpx.Client(
+        base_url="http://agent",
+        transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(202)),  # type: ignore[func-returns-value]
+    )
+    with client:
+        with pytest.raises(ValueError, match="1-256 characters"):
+            client.start_instance("EchoJob", bad)
+        with pytest.raises(ValueError, match="not valid"):
+            client.instance_status("..")
+    assert sent == []
+
+
+def test_stateless_and_stateful_together_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["service", "create", "fabric:/A/S", "--type", "T", "--stateless", "--stateful"]
+    assert main([*argv, "--state-dir", str(tmp_path)]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+
+
+# -- against a real agent -----------------------------------------------------------------------
+
+
+def fh(cluster: Cluster, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``fabrichost <argv> --state-dir <the cluster's>``: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = main([*argv, "--state-dir", str(cluster.state_dir)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def deploy_myapp(cluster: Cluster, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    code, _, err = fh(cluster, capsys, "app", "deploy", str(MANIFESTS / "MyApp"), "--name", name)
+    assert code == 0, err
+
+
+@pytest.mark.integration
+def test_deployed_queries_without_app_list_every_application_on_the_node(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for app in ("fabric:/A1", "fabric:/A2"):
+        deploy_myapp(cluster, capsys, app)
+        create = ["service", "create", f"{app}/S", "--type", "MyServiceType", "--stateful"]
+        code, _, err = fh(cluster, capsys, *create, "--replicas", "1", "--wait")
+        assert code == 0, err
+    for what in ("service-packages", "code-packages", "replicas"):
+        code, out, err = fh(cluster, capsys, "deployed", what, "--node", "_Node_0", "--json")
+        assert code == 0, (what, err)
+        items = json.loads(out)
+        assert sorted({i["ApplicationName"] for i in items}) == ["fabric:/A1", "fabric:/A2"]
+        code, out, _ = fh(cluster, capsys, "deployed", what, "--app", "fabric:/A2", "--json")
+        assert code == 0
+        assert len(json.loads(out)) == len(items) // 2
+    code, out, _ = fh(cluster, capsys, "deployed", "replicas")
+    assert code == 0
+    assert "fabric:/A1/S" in out
+    assert "fabric:/A2/S" in out
+
+
+@pytest.mark.integration
+def test_create_and_deploy_say_what_they_did_not_do(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy_myapp(cluster, capsys, "fabric:/App1")
+    create = ["service", "create", "fabric:/App1/S", "--type", "MyServiceType", "--stateful"]
+    code, out, err = fh(cluster, capsys, *create, "--replicas", "3", "--wait", "--timeout", "30")
+    assert code == 0, err
+    assert "created fabric:/App1/S" in out
+    assert "warning:" in err
+    assert "2 replica(s) could not be placed" in err
+
+    code, out, err = fh(cluster, capsys, *create, "--replicas", "2", "--if-exists", "use-existing")
+    assert code == 0, err
+    assert "created" not in out
+    assert "exists already: fabric:/App1/S (kept)" in out
+    assert "target replicas is 3, not 2" in err
+
+    jobs = ["app", "deploy", str(MANIFESTS / "SingletonJobs"), "--name", "fabric:/App1"]
+    code, out, err = fh(cluster, capsys, *jobs, "--if-exists", "use-existing")
+    assert code == 0, err
+    assert "exists already: fabric:/App1 (MyAppType 1.0.0) (kept)" in out
+    assert "not the package's SingletonJobsType 1.0.0" in err
+    # The type this deploy provisioned for nothing is not left behind.
+    types = {t["Name"] for t in cluster.client.application_types()}
+    assert types == {"MyAppType"}
+
+    code, out, err = fh(cluster, capsys, "logs", "--app", "fabric:/App1", "--code-package", "Nope")
+    assert code == 1
+    assert "Nope" in err
+    assert "MyCodePackage" in err
+
+
+@pytest.mark.integration
+def test_a_deploy_refused_for_a_bad_parameter_leaves_no_type_behind(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["app", "deploy", str(MANIFESTS / "MyApp"), "--name", "fabric:/Bad"]
+    code, _, err = fh(cluster, capsys, *argv, "--param", "NoSuchParameter=1")
+    assert code == 1
+    assert "NoSuchParameter" in err
+    assert cluster.client.application_types() == []
+    assert cluster.client.applications() == []
+    # A type that was there before stays.
+    deploy_myapp(cluster, capsys, "fabric:/Good")
+    assert fh(cluster, capsys, *argv, "--param", "NoSuchParameter=1")[0] == 1
+    assert [t["Name"] for t in cluster.client.application_types()] == ["MyAppType"]
+
+
+@pytest.mark.integration
+def test_the_first_view_shows_the_cpu_a_busy_process_uses(cluster: Cluster, tmp_path: Path) -> None:
+    busy = "while True:\n    pass\n"
+    package = write_guest_package(tmp_path / "Busy", script=busy, default_service=True)
+    cluster.client.deploy(package, "fabric:/Busy")
+    cluster.client.wait_service_ready("fabric:/Busy/Web", 30)
+    deadline = time.monotonic() + 30
+    while not cluster.client.deployed_code_packages("_Node_0", "fabric:/Busy")[0]["MainEntryPoint"][
+        "ProcessId"
+    ]:
+        assert time.monotonic() < deadline, "the busy process never started"
+        time.sleep(0.05)
+    view = cluster.client.view("_Node_0")
+    (process,) = [
+        cp
+        for app in view["Nodes"][0]["Applications"]
+        for act in app["Activations"]
+        for cp in act["CodePackages"]
+    ]
+    assert process["ProcessId"] > 0
+    assert process["CpuPercent"] > 10.0, process
+
+
+@pytest.mark.integration
+def test_only_the_agents_own_origin_may_drive_it(cluster: Cluster) -> None:
+    endpoint = cluster.client.endpoint
+    port = endpoint.rsplit(":", 1)[1]
+    stop = f"{endpoint}/Nodes/_Node_0/$/Stop"
+    for origin in ("http://localhost:1234", "http://127.0.0.1:1", "null", "https://localhost"):
+        response = httpx.post(stop, headers={"Origin": origin}, timeout=10)
+        assert response.status_code == 403, (origin, response.text)
+    assert [n["NodeStatus"] for n in cluster.client.nodes()] == ["Up"]
+    for origin in (f"http://localhost:{port}", f"http://127.0.0.1:{port}"):
+        response = httpx.get(f"{endpoint}/Nodes", headers={"Origin": origin}, timeout=10)
+        assert response.status_code == 200, (origin, response.text)
+    assert httpx.get(f"{endpoint}/Nodes", timeout=10).status_code == 200  # no Origin: a CLI
