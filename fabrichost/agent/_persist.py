@@ -111,9 +111,16 @@ class Persistence:
 
     # -- placements, nodes, processes --------------------------------------------------------------
 
-    def replica_saved(self, replica: Replica, generation: int = 0) -> None:
-        if replica.service.name not in replica.service.application.services:
-            return  # the service is being deleted; its rows went with it
+    def replica_saved(self, replica: Replica, generation: int = 0) -> bool:
+        """Write a replica's placement; False, writing nothing, if its service is gone.
+
+        A service is gone once its application no longer maps its name to that very object
+        (deleted, or deleted and created again under the same name): its rows went with it, and
+        a replica that could not be saved must not be started.
+        """
+        service = replica.service
+        if service.application.services.get(service.name) is not service:
+            return False
         self.store.put_replica(
             ReplicaRow(
                 replica.id,
@@ -124,6 +131,7 @@ class Persistence:
                 generation,
             )
         )
+        return True
 
     def replica_removed(self, replica: Replica) -> None:
         self.store.remove_replica(replica.id)
