@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from fabrichost.agent._activation import CodePackageHost
     from fabrichost.agent._instances import InstanceManager
-    from fabrichost.agent._model import Application
+    from fabrichost.agent._model import Application, Service
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._ports import PortAllocator
     from fabrichost.agent._spec import ServicePackageSpec
@@ -83,10 +83,27 @@ class ReplicaPlacement:
             for service in app.services.values():
                 yield from service.replicas()
 
+    def _live(self, service: Service) -> bool:
+        """Whether ``service`` is still the one its name stands for (not deleted or replaced).
+
+        Identity, not the name: a failover that waited while its service was deleted (and
+        perhaps created again) must not place replicas for the old object.
+        """
+        app = service.application
+        return self.applications.get(app.name) is app and app.services.get(service.name) is service
+
+    def _serving(self, partition: Partition) -> list[Replica]:
+        """The live replicas of ``partition`` on up nodes (a stopping node's are leaving)."""
+        return [
+            r
+            for r in partition.live_replicas()
+            if (node := self.nodes.get(r.node_name)) is not None and node.up
+        ]
+
     def _plan_partition(self, partition: Partition) -> list[Replica]:
         """Decide where a partition's missing replicas go, and their roles (no IO)."""
         service = partition.service
-        live = partition.live_replicas()
+        live = self._serving(partition)
         up = [n.name for n in self.nodes.values() if n.up]
         wanted = (
             service.target_count if service.target_count < 0 else (service.target_count - len(live))
@@ -118,23 +135,59 @@ class ReplicaPlacement:
         return planned
 
     async def _activate_replicas(self, replicas: Iterable[Replica]) -> None:
+        """Put planned replicas into activations; one whose node is down is placed again."""
+        lost: list[Partition] = []
         for replica in replicas:
+            # The world moves during every await: a replica dropped meanwhile (its service
+            # deleted, its instance terminated, its node stopped) is not added; its remover
+            # deactivates what was made for it.
+            if replica.dropped or not self._live(replica.service):
+                continue
             node = self.nodes[replica.node_name]
-            if not node.up or replica.status is ReplicaStatus.DROPPED:
+            if not node.up:
+                self._drop_placement(replica)
+                lost.append(replica.partition)
                 continue
             activation = await self._activation_for(node, replica)
-            # The world moves during the await: a replica dropped meanwhile (its service
-            # deleted, its instance terminated) is not added; its remover deactivates.
-            if not replica.dropped:
-                activation.add_replica(replica)
+            if replica.dropped or not self._live(replica.service):
+                continue
+            if not node.up:  # stop_node drops what it finds; this one it did not
+                self._drop_placement(replica)
+                lost.append(replica.partition)
+                continue
+            activation.add_replica(replica)
+        for partition in dict.fromkeys(lost):
+            await self._failover(partition)
+
+    def _drop_placement(self, replica: Replica) -> None:
+        """Forget a replica that never reached a process (its node went down first)."""
+        replica.status = ReplicaStatus.DROPPED
+        self.persist.replica_removed(replica)
 
     async def _fill_partition(self, partition: Partition) -> None:
         """Place and start the replicas a partition lacks, on up nodes that hold none of it."""
+        if not self._live(partition.service):
+            return  # deleted while the caller waited: nothing is placed for it, ever
         planned = self._plan_partition(partition)
-        with self.persist.store.transaction():
-            for replica in planned:
-                self.persist.replica_saved(replica)
+        if not planned:
+            return
+        try:
+            with self.persist.store.transaction():
+                saved = [self.persist.replica_saved(replica) for replica in planned]
+        except BaseException:
+            self._unplan(partition, planned)  # not committed: it was never decided
+            raise
+        if not all(saved):  # the service went with the check above; defensive all the same
+            self._unplan(partition, planned)
+            return
         await self._activate_replicas(planned)
+
+    @staticmethod
+    def _unplan(partition: Partition, planned: list[Replica]) -> None:
+        for replica in planned:
+            replica.status = ReplicaStatus.DROPPED
+        unplanned = {id(r) for r in planned}
+        partition.replicas[:] = [r for r in partition.replicas if id(r) not in unplanned]
 
     # -- activations ----------------------------------------------------------------------------
 
@@ -267,15 +320,16 @@ class ReplicaPlacement:
             and replica.service.kind is ServiceKind.STATEFUL
         ):
             replica.role = ReplicaRole.ACTIVE_SECONDARY  # it comes back as a secondary
-            self.persist.replica_saved(replica)
+            if self.nodes[replica.node_name].up:  # a stopping node's replicas left the store
+                self.persist.replica_saved(replica)
             self.spawn(self._elect_primary(replica.partition))
 
     async def _elect_primary(self, partition: Partition) -> None:
         """Promote a Ready secondary of ``partition`` (the first that accepts) to Primary."""
-        for candidate in partition.live_replicas():
-            if any(r.role is ReplicaRole.PRIMARY for r in partition.live_replicas()):
+        for candidate in self._serving(partition):
+            if any(r.role is ReplicaRole.PRIMARY for r in self._serving(partition)):
                 return
-            if candidate.status is not ReplicaStatus.READY:
+            if candidate.status is not ReplicaStatus.READY or candidate.dropped:
                 continue
             activation = self.activation_of(candidate)
             if activation is None:
@@ -285,13 +339,16 @@ class ReplicaPlacement:
             except (FabricHostError, TimeoutError) as exc:
                 log.warning("promoting replica %s failed: %s", candidate.id, exc)
                 continue
-            self.persist.replica_saved(candidate)  # committed once the host has it
+            if not candidate.dropped and self.nodes[candidate.node_name].up:
+                self.persist.replica_saved(candidate)  # committed once the host has it
             return
 
     async def _failover(self, partition: Partition) -> None:
+        if not self._live(partition.service):
+            return  # deleted meanwhile: there is nothing to fail over
         if partition.service.kind is ServiceKind.STATEFUL:
             await self._elect_primary(partition)
-        await self._fill_partition(partition)
+        await self._fill_partition(partition)  # checks again: the election awaited
 
     # -- nodes ----------------------------------------------------------------------------------
 
@@ -304,23 +361,47 @@ class ReplicaPlacement:
             ) from None
 
     async def stop_node(self, name: str) -> None:
-        """Stop a node: its processes stop, its replicas fail over to the other nodes."""
+        """Stop a node: its processes stop, its replicas fail over to the other nodes.
+
+        Every replica placed on the node is taken from the model, not only those already in a
+        process (a create or a failover may have placed some it has not activated yet). The
+        node going down and those replicas going away are one decision, committed before
+        anything is awaited: an agent killed during the stop restarts with the node down and
+        the replicas to place again.
+        """
         node = self.node(name)
         if not node.up:
             return
+        lost = [r for r in self._all_replicas() if r.node_name == name]
+        with self.persist.store.transaction():
+            self.persist.node_saved(name, False)
+            for replica in lost:
+                self.persist.replica_removed(replica)
         node.up = False
-        self.persist.node_saved(name, False)
         activations = list(node.activations.values())
         node.activations.clear()
-        await asyncio.gather(*(a.deactivate(self.settings.stop_grace) for a in activations))
-        touched = []
-        for activation in activations:
-            for replica in activation.replicas:
+        held = {id(r) for a in activations for r in a.replicas}
+        for replica in lost:
+            if id(replica) not in held:  # not in a process yet: nothing to close first
                 replica.status = ReplicaStatus.DROPPED
-                self.persist.replica_removed(replica)
-                touched.append(replica.partition)
-        for partition in dict.fromkeys(touched):
-            await self._failover(partition)
+        self._bump()
+        await asyncio.gather(*(a.deactivate(self.settings.stop_grace) for a in activations))
+        for replica in [*lost, *(r for a in activations for r in a.replicas)]:
+            replica.status = ReplicaStatus.DROPPED  # closed in their processes, gone now
+        self._bump()
+        if self.closing:
+            return  # the agent is stopping: nothing fails over
+        # Services deleted while the processes stopped are skipped (_failover checks).
+        for partition in dict.fromkeys(r.partition for r in lost):
+            try:
+                await self._failover(partition)
+            except FabricHostError as exc:  # reported; the other partitions still fail over
+                log.error(
+                    "%s partition %s cannot fail over: %s",
+                    partition.service.name,
+                    partition.id,
+                    exc,
+                )
         self._bump()
 
     async def start_node(self, name: str) -> None:

@@ -149,8 +149,11 @@ def _restore_replicas(cluster: Cluster, store: Store) -> None:
     }
     for row in store.replicas():
         partition = by_id.get(row.partition_id)
-        if partition is None or row.node not in cluster.nodes:
-            store.remove_replica(row.id)  # its node no longer exists: it will be placed anew
+        node = cluster.nodes.get(row.node)
+        if partition is None or node is None or not node.up:
+            # Its node no longer exists, or is down (a run that stopped it was killed before
+            # the stop was whole): it is placed anew, on an up node.
+            store.remove_replica(row.id)
             continue
         partition.replicas.append(Replica(partition, row.node, ReplicaRole(row.role), id=row.id))
     for partition in by_id.values():
