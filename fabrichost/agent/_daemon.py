@@ -241,9 +241,7 @@ def start_background(
     return start_agent(state_dir, nodes=nodes, port=port, timeout=timeout).record
 
 
-def start_agent(
-    state_dir: Path, *, nodes: int | None, port: int, timeout: float = 30.0
-) -> Started:
+def start_agent(state_dir: Path, *, nodes: int | None, port: int, timeout: float = 30.0) -> Started:
     """Start an agent for ``state_dir`` unless one serves it already; return once one serves.
 
     ``nodes`` None keeps the node count the state directory records (1 for a fresh one).
