@@ -13,12 +13,20 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from fabrichost.errors import ApiError
+
 # One definition each, from the layer that owns it: roles, kinds and health are words of the
 # protocol; the activation mode is a word of the manifests. Re-exported for the agent's modules.
 from fabrichost.manifest import ActivationMode as ActivationMode
 from fabrichost.protocol import HealthState as HealthState
 from fabrichost.protocol import ReplicaRole as ReplicaRole
 from fabrichost.protocol import ServiceKind as ServiceKind
+
+# Service Fabric's partition keys are int64; the store keeps them as SQLite INTEGERs (int64).
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+MAX_PARTITIONS = 10_000  # a service is placed and committed in one step: keep that step bounded
+MAX_REPLICAS = 1_000  # InstanceCount / TargetReplicaSetSize beyond any local cluster's nodes
 
 
 class ReplicaStatus(enum.StrEnum):
@@ -102,6 +110,7 @@ class Service:
     partitions: list[Partition] = field(default_factory=list)
     health_warnings: dict[str, str] = field(default_factory=dict)  # partition id -> warning
     description: ServiceDescription | None = None  # as created; persisted with the service
+    service_manifest_version: str = ""  # SF's ManifestVersion of a service
 
     def replicas(self) -> list[Replica]:
         return [r for p in self.partitions for r in p.live_replicas()]
@@ -138,6 +147,72 @@ class ServiceDescription:
     min_replica_set_size: int = 1
     has_persisted_state: bool = False
     init_data: str | None = None
+
+    def validate(self) -> None:
+        """Raise a 400 ``ApiError`` naming the first field out of range or inconsistent.
+
+        Checked before a service is created, whoever built the description (the HTTP parser,
+        a manifest's DefaultServices, a Python caller), so nothing half-made is left behind.
+        """
+        if self.kind is ServiceKind.STATELESS:
+            if not (self.instance_count == -1 or 1 <= self.instance_count <= MAX_REPLICAS):
+                raise ApiError(
+                    f"InstanceCount must be -1 (one per node) or between 1 and {MAX_REPLICAS}, "
+                    f"not {self.instance_count}"
+                )
+        else:
+            if not 1 <= self.target_replica_set_size <= MAX_REPLICAS:
+                raise ApiError(
+                    f"TargetReplicaSetSize must be between 1 and {MAX_REPLICAS}, "
+                    f"not {self.target_replica_set_size}"
+                )
+            if not 1 <= self.min_replica_set_size <= self.target_replica_set_size:
+                raise ApiError(
+                    "MinReplicaSetSize must be between 1 and TargetReplicaSetSize "
+                    f"({self.target_replica_set_size}), not {self.min_replica_set_size}"
+                )
+        if self.partition_scheme is PartitionScheme.UNIFORM_INT64_RANGE:
+            self._validate_range()
+        elif self.partition_scheme is PartitionScheme.NAMED:
+            self._validate_names()
+
+    def _validate_range(self) -> None:
+        for field_name, key in (("LowKey", self.low_key), ("HighKey", self.high_key)):
+            if not INT64_MIN <= key <= INT64_MAX:
+                raise ApiError(
+                    f"PartitionDescription.{field_name} must be an int64 "
+                    f"({INT64_MIN}..{INT64_MAX}), not {key}"
+                )
+        if self.low_key > self.high_key:
+            raise ApiError(
+                f"PartitionDescription.LowKey {self.low_key} is greater than "
+                f"HighKey {self.high_key}"
+            )
+        if not 1 <= self.partition_count <= MAX_PARTITIONS:
+            raise ApiError(
+                f"PartitionDescription.Count must be at least 1 and at most {MAX_PARTITIONS}, "
+                f"not {self.partition_count}"
+            )
+        if self.partition_count > self.high_key - self.low_key + 1:
+            raise ApiError(
+                f"PartitionDescription.Count: {self.partition_count} partitions do not fit "
+                f"keys {self.low_key}..{self.high_key}"
+            )
+
+    def _validate_names(self) -> None:
+        names = self.partition_names
+        if not names or len(names) > MAX_PARTITIONS:
+            raise ApiError(
+                "PartitionDescription.Names must list at least 1 and at most "
+                f"{MAX_PARTITIONS} partition names"
+            )
+        if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+            raise ApiError("PartitionDescription.Names must list unique, non-empty partition names")
+        if self.partition_count != len(names):
+            raise ApiError(
+                f"PartitionDescription.Count ({self.partition_count}) must equal the "
+                f"number of Names ({len(names)})"
+            )
 
     @property
     def target_count(self) -> int:

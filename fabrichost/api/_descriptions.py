@@ -5,50 +5,127 @@ Bad input gets an error that names the field and what was expected, and changes 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from fabrichost.agent._model import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
+from fabrichost.agent._model import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_PARTITIONS,
+    MAX_REPLICAS,
+    ActivationMode,
+    PartitionScheme,
+    ServiceDescription,
+    ServiceKind,
+)
 from fabrichost.errors import ApiError
+
+MAX_NAME_LENGTH = 1024  # a ServiceName or ServiceTypeName, a partition name
+_INT64_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
+
+
+def _field(body: dict[str, Any], key: str, default: Any = None) -> Any:
+    """A field's value; JSON ``null`` counts as absent."""
+    value = body.get(key)
+    return default if value is None else value
 
 
 def _enum(body: dict[str, Any], key: str, enum_type: Any, default: Any = None) -> Any:
-    value = body.get(key, default)
-    try:
-        return enum_type(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum_type)
-        raise ApiError(f"{key} must be one of {allowed}, not {value!r}") from None
+    value = _field(body, key, default)
+    if isinstance(value, str):
+        try:
+            return enum_type(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(m.value for m in enum_type)
+    raise ApiError(f"{key} must be one of {allowed}, not {_shown(value)}")
 
 
-def _int(body: dict[str, Any], key: str, default: int) -> int:
-    value = body.get(key, default)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ApiError(f"{key} must be an integer, not {value!r}") from None
+def _int(body: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    """A JSON integer (not a bool, a float or a string) within ``low..high``."""
+    value = _field(body, key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(f"{key} must be an integer, not {_shown(value)}")
+    if not low <= value <= high:
+        raise ApiError(f"{key} must be at least {low} and at most {high}, not {_shown(value)}")
+    return value
 
 
-def parse_service_description(body: dict[str, Any]) -> ServiceDescription:
-    for key in ("ServiceName", "ServiceTypeName"):
-        if not isinstance(body.get(key), str) or not body[key]:
-            raise ApiError(f"ServiceDescription.{key} is required")
-    kind = _enum(body, "ServiceKind", ServiceKind, None)
-    partition = body.get("PartitionDescription") or {"PartitionScheme": "Singleton"}
+def _int64(body: dict[str, Any], key: str) -> int:
+    """A partition key: SF sends int64 values as decimal strings; a JSON integer is taken too."""
+    value = _field(body, key)
+    if value is None:
+        raise ApiError(f"PartitionDescription.{key} is required for UniformInt64Range")
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _INT64_TEXT.fullmatch(value):
+        number = int(value)
+    if number is None or not INT64_MIN <= number <= INT64_MAX:
+        raise ApiError(
+            f"PartitionDescription.{key} must be an int64 ({INT64_MIN}..{INT64_MAX}), "
+            f"not {_shown(value)}"
+        )
+    return number
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise ApiError(f"ServiceDescription.{key} is required and must be a non-empty string")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ApiError(f"ServiceDescription.{key} is longer than {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _names(partition: dict[str, Any]) -> tuple[str, ...]:
+    names = _field(partition, "Names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ApiError("PartitionDescription.Names must be a list of non-empty strings")
+    if any(len(n) > MAX_NAME_LENGTH for n in names):
+        raise ApiError(
+            f"PartitionDescription.Names: a name is longer than {MAX_NAME_LENGTH} characters"
+        )
+    return tuple(names)
+
+
+def parse_service_description(body: Any) -> ServiceDescription:
+    """Parse and check a ServiceDescription; raise a 400 ``ApiError`` naming the bad field."""
+    if not isinstance(body, dict):
+        raise ApiError("the ServiceDescription must be a JSON object")
+    name = _text(body, "ServiceName")
+    type_name = _text(body, "ServiceTypeName")
+    assert name is not None
+    assert type_name is not None
+    kind = _enum(body, "ServiceKind", ServiceKind)
+    partition = _field(body, "PartitionDescription", {"PartitionScheme": "Singleton"})
     if not isinstance(partition, dict):
         raise ApiError("PartitionDescription must be an object")
     scheme = _enum(partition, "PartitionScheme", PartitionScheme, "Singleton")
-    names = tuple(str(n) for n in partition.get("Names") or ())
-    count = _int(partition, "Count", len(names) or 1)
-    low, high = _int(partition, "LowKey", 0), _int(partition, "HighKey", 0)
-    if scheme is PartitionScheme.UNIFORM_INT64_RANGE and not (
-        count >= 1 and low <= high and count <= high - low + 1
-    ):
-        raise ApiError(f"PartitionDescription: {count} partitions do not fit keys {low}..{high}")
-    if scheme is PartitionScheme.NAMED and (not names or len(set(names)) != len(names)):
-        raise ApiError("PartitionDescription.Names must list unique partition names")
+    names: tuple[str, ...] = ()
+    count, low, high = 1, 0, 0
+    if scheme is PartitionScheme.UNIFORM_INT64_RANGE:
+        count = _int(partition, "Count", 1, 1, MAX_PARTITIONS)
+        low, high = _int64(partition, "LowKey"), _int64(partition, "HighKey")
+    elif scheme is PartitionScheme.NAMED:
+        names = _names(partition)
+        count = _int(partition, "Count", len(names), 0, MAX_PARTITIONS)
+    persisted = _field(body, "HasPersistedState", False)
+    if not isinstance(persisted, bool):
+        raise ApiError(f"HasPersistedState must be true or false, not {_shown(persisted)}")
+    init_data = body.get("InitializationData")
+    if init_data is not None and not isinstance(init_data, str):
+        raise ApiError(f"InitializationData must be a string, not {_shown(init_data)}")
     description = ServiceDescription(
-        name=body["ServiceName"],
-        type_name=body["ServiceTypeName"],
+        name=name,
+        type_name=type_name,
         kind=kind,
         activation_mode=_enum(
             body, "ServicePackageActivationMode", ActivationMode, "SharedProcess"
@@ -58,22 +135,13 @@ def parse_service_description(body: dict[str, Any]) -> ServiceDescription:
         low_key=low,
         high_key=high,
         partition_names=names,
-        instance_count=_int(body, "InstanceCount", 1),
-        target_replica_set_size=_int(body, "TargetReplicaSetSize", 1),
-        min_replica_set_size=_int(body, "MinReplicaSetSize", 1),
-        has_persisted_state=bool(body.get("HasPersistedState", False)),
-        init_data=body.get("InitializationData")
-        if isinstance(body.get("InitializationData"), str)
-        else None,
+        instance_count=_int(body, "InstanceCount", 1, -1, MAX_REPLICAS),
+        target_replica_set_size=_int(body, "TargetReplicaSetSize", 1, 1, MAX_REPLICAS),
+        min_replica_set_size=_int(body, "MinReplicaSetSize", 1, 1, MAX_REPLICAS),
+        has_persisted_state=persisted,
+        init_data=init_data,
     )
-    if kind is ServiceKind.STATELESS and (
-        description.instance_count == 0 or description.instance_count < -1
-    ):
-        raise ApiError("InstanceCount must be -1 (every node) or at least 1")
-    if kind is ServiceKind.STATEFUL and not (
-        1 <= description.min_replica_set_size <= description.target_replica_set_size
-    ):
-        raise ApiError("MinReplicaSetSize must be between 1 and TargetReplicaSetSize")
+    description.validate()  # InstanceCount 0, MinReplicaSetSize > Target, keys that do not fit
     return description
 
 
