@@ -19,7 +19,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from fabrichost.errors import Diagnostic
+from fabrichost.errors import Diagnostic, ManifestError
 from fabrichost.manifest._model import (
     ApplicationInstance,
     ApplicationPackage,
@@ -66,6 +66,7 @@ def instantiate(
     """
     package = source if isinstance(source, ApplicationPackage) else None
     manifest = source.application if isinstance(source, ApplicationPackage) else source
+    _check_overrides(manifest, parameter_file, parameters or {})
     values = resolve_parameters(manifest, parameter_file, parameters)
     sub = Substitution(manifest.file, values)
     imports = tuple(_import(sub, item) for item in manifest.service_manifest_imports)
@@ -82,6 +83,42 @@ def instantiate(
         default_services=services,
         settings=MappingProxyType(settings),
     )
+
+
+OVERRIDES = "application parameters"  # where explicit overrides come from, in a Diagnostic
+
+
+def _check_overrides(
+    manifest: ApplicationManifest,
+    parameter_file: ApplicationParameters | None,
+    overrides: Mapping[str, str],
+) -> None:
+    """Refuse override names the type does not declare, naming the type and version.
+
+    Overrides come from ``--param``, an HTTP ParameterList or a Python caller, not from a file:
+    their problems name the application type, never the manifest's image store path. A
+    parameter file's own problems (with its file:line) are reported together with them.
+    """
+    declared = {p.name.casefold() for p in manifest.parameters}
+    unknown = [name for name in overrides if name.casefold() not in declared]
+    if not unknown:
+        return
+    known = ", ".join(sorted((p.name for p in manifest.parameters), key=str.casefold)) or "none"
+    problems = [
+        Diagnostic(
+            OVERRIDES,
+            None,
+            f"parameter '{name}' is not declared by application type "
+            f"{manifest.application_type_name} {manifest.application_type_version} "
+            f"(declared: {known})",
+        )
+        for name in unknown
+    ]
+    try:
+        resolve_parameters(manifest, parameter_file)
+    except ManifestError as exc:
+        problems = [*exc.diagnostics, *problems]
+    raise ManifestError(problems)
 
 
 def _import(sub: Substitution, item: ServiceManifestImport) -> ImportInstance:
