@@ -20,6 +20,7 @@ from fabrichost.agent._backoff import RestartPolicy
 from fabrichost.agent._crash import crash_point
 from fabrichost.agent._instances import InstanceManager
 from fabrichost.agent._model import (
+    MAX_PARTITIONS,
     Application,
     Partition,
     ReplicaStatus,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_PARTITIONS = 10_000  # a service is placed and committed in one step: keep that step bounded
+MAX_NAME_LENGTH = 1024  # an application or service name, "fabric:/" included
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +153,7 @@ class Cluster(ReplicaPlacement):
     ) -> Application:
         """Create an application and its DefaultServices; a bad parameter changes nothing."""
         _check_name(name)
-        if name in self.applications:
-            raise ConflictError(
-                f"application {name} already exists", code="FABRIC_E_APPLICATION_ALREADY_EXISTS"
-            )
+        self._check_name_free(name)
         ptype = self.application_types.get((type_name, type_version))
         if ptype is None:
             raise NotFoundError(
@@ -175,16 +173,23 @@ class Cluster(ReplicaPlacement):
         ]
         self.applications[name] = app  # claimed before any await: concurrent creates conflict
         self.packages[name] = packages
-        for service in services:
-            app.services[service.name] = service
-        planned = [r for s in services for p in s.partitions for r in self._plan_partition(p)]
-        with self.persist.store.transaction():  # the application whole, or nothing
-            self.persist.application_added(app)
+        try:
             for service in services:
-                assert service.description is not None
-                self.persist.service_added(service, service.description)
-            for replica in planned:
-                self.persist.replica_saved(replica)
+                app.services[service.name] = service
+            planned = [r for s in services for p in s.partitions for r in self._plan_partition(p)]
+            with self.persist.store.transaction():  # the application whole, or nothing
+                self.persist.application_added(app)
+                for service in services:
+                    assert service.description is not None
+                    self.persist.service_added(service, service.description)
+                for replica in planned:
+                    self.persist.replica_saved(replica)
+        except BaseException:
+            # Not committed: the claim goes too, so the name is free and nothing is half-made.
+            if self.applications.get(name) is app:
+                del self.applications[name]
+                self.packages.pop(name, None)
+            raise
         crash_point("application-committed")
         try:
             await self._activate_replicas(planned)
@@ -302,6 +307,7 @@ class Cluster(ReplicaPlacement):
             desc.has_persisted_state,
             desc.init_data,
             description=desc,
+            service_manifest_version=package.version,
         )
 
     def _prepare_service(
@@ -318,12 +324,8 @@ class Cluster(ReplicaPlacement):
                 f"service {desc.name} asks for {count} partitions; at most "
                 f"{MAX_PARTITIONS} are accepted"
             )
-        existing = self._find_service(desc.name)
-        if existing is not None:
-            raise ConflictError(
-                f"service {desc.name} already exists (type {existing.type_name})",
-                code="FABRIC_E_SERVICE_ALREADY_EXISTS",
-            )
+        desc.validate()
+        self._check_name_free(desc.name)
         service = self._new_service(app, desc, packages)
         for pname, low, high in desc.partition_layout():
             service.partitions.append(Partition(service, desc.partition_scheme, pname, low, high))
@@ -337,11 +339,17 @@ class Cluster(ReplicaPlacement):
             )
         service = self._prepare_service(app, desc, self.packages[app_name])
         app.services[desc.name] = service  # claimed before any await
-        planned = [r for p in service.partitions for r in self._plan_partition(p)]
-        with self.persist.store.transaction():  # the intent, committed before any process starts
-            self.persist.service_added(service, desc)
-            for replica in planned:
-                self.persist.replica_saved(replica)
+        try:
+            planned = [r for p in service.partitions for r in self._plan_partition(p)]
+            with self.persist.store.transaction():  # the intent, committed before any process
+                self.persist.service_added(service, desc)
+                for replica in planned:
+                    self.persist.replica_saved(replica)
+        except BaseException:
+            # Not committed: the claim goes too, so the name is free and nothing is half-made.
+            if app.services.get(desc.name) is service:
+                del app.services[desc.name]
+            raise
         crash_point("service-committed")
         try:
             await self._activate_replicas(planned)
@@ -404,6 +412,26 @@ class Cluster(ReplicaPlacement):
                 f"service {name} does not exist", code="FABRIC_E_SERVICE_DOES_NOT_EXIST"
             )
         return service
+
+    def _check_name_free(self, name: str) -> None:
+        """Raise a conflict naming whatever has ``name``: applications and services share names.
+
+        Their entity ids (``App1~Sub``) must not collide either, and they do not while every name
+        belongs to one entity (``~`` is refused in names).
+        """
+        app = self.applications.get(name)
+        if app is not None:
+            raise ConflictError(
+                f"application {name} already exists (type {app.type_name} {app.type_version})",
+                code="FABRIC_E_APPLICATION_ALREADY_EXISTS",
+            )
+        service = self._find_service(name)
+        if service is not None:
+            raise ConflictError(
+                f"service {name} already exists (type {service.type_name}, in application "
+                f"{service.application.name})",
+                code="FABRIC_E_SERVICE_ALREADY_EXISTS",
+            )
 
     def _find_service(self, name: str) -> Service | None:
         for app in self.applications.values():
@@ -476,21 +504,34 @@ class Cluster(ReplicaPlacement):
 
 
 def _check_name(name: str, parent: str | None = None) -> None:
-    if "~" in name or any(ord(c) < 32 for c in name):
-        raise ApiError(
-            f"invalid name {name!r}: '~' and control characters cannot be part of a "
-            "name ('~' stands for '/' in entity ids)",
-            code="FABRIC_E_INVALID_NAME_URI",
+    """A name is ``fabric:/`` and non-empty segments; a service's is under its application's."""
+    what = "application" if parent is None else "service"
+
+    def invalid(reason: str) -> ApiError:
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        return ApiError(
+            f"invalid {what} name {shown!r}: {reason}", code="FABRIC_E_INVALID_NAME_URI"
         )
+
+    if "~" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise invalid(
+            "'~' and control characters cannot be part of a name ('~' stands for '/' in entity ids)"
+        )
+    if any(c.isspace() for c in name):
+        raise invalid("whitespace cannot be part of a name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise invalid(f"longer than {MAX_NAME_LENGTH} characters")
     if not name.startswith("fabric:/") or len(name) <= len("fabric:/"):
-        raise ApiError(
-            f"invalid name {name!r}: expected fabric:/...", code="FABRIC_E_INVALID_NAME_URI"
-        )
+        raise invalid("expected fabric:/<name>")
+    segments = name.removeprefix("fabric:/").split("/")
+    if any(not segment for segment in segments):
+        raise invalid("a name cannot have an empty segment ('//' or a trailing '/')")
+    if segments[0].startswith("fabric:"):
+        raise invalid("'fabric:' appears twice")
     if parent is not None and not name.startswith(parent + "/"):
-        raise ApiError(
-            f"service name {name} must be under its application {parent}",
-            code="FABRIC_E_INVALID_NAME_URI",
-        )
+        if name == parent:
+            raise invalid(f"it is the application's own name; use {parent}/<ServiceName>")
+        raise invalid(f"a service's name must be under its application, {parent}/...")
 
 
 def _absolute(app_name: str, desc: ServiceDescription) -> ServiceDescription:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import psutil
 
 from fabrichost.agent._model import HealthState, PartitionScheme, ReplicaStatus, ServiceKind
+from fabrichost.errors import ApiError
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -31,6 +32,13 @@ def name_to_id(name: str) -> str:
 
 
 def id_to_name(entity_id: str) -> str:
+    """``App1~ServiceA`` -> ``fabric:/App1/ServiceA``; a name where an id belongs is a 400."""
+    if not entity_id or entity_id.startswith("fabric:"):
+        raise ApiError(
+            f"{entity_id!r} is not an entity id: an id is a name without 'fabric:/', with '~' "
+            "for '/' (fabric:/App1/ServiceA is App1~ServiceA)",
+            code="FABRIC_E_INVALID_NAME_URI",
+        )
     return "fabric:/" + entity_id.replace("~", "/")
 
 
@@ -83,7 +91,7 @@ def service_info(service: Service) -> Json:
         "ServiceKind": service.kind,
         "Name": service.name,
         "TypeName": service.type_name,
-        "ManifestVersion": service.service_manifest_name,
+        "ManifestVersion": service.service_manifest_version,
         "ServicePackageActivationMode": service.activation_mode,
         "HealthState": _service_health(service),
         "ServiceStatus": "Active",
