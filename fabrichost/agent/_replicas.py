@@ -90,7 +90,11 @@ class ReplicaPlacement:
         perhaps created again) must not place replicas for the old object.
         """
         app = service.application
-        return self.applications.get(app.name) is app and app.services.get(service.name) is service
+        return (
+            self.applications.get(app.name) is app
+            and app.status != "Deleting"
+            and app.services.get(service.name) is service
+        )
 
     def _serving(self, partition: Partition) -> list[Replica]:
         """The live replicas of ``partition`` on up nodes (a stopping node's are leaving)."""
@@ -323,6 +327,15 @@ class ReplicaPlacement:
             if self.nodes[replica.node_name].up:  # a stopping node's replicas left the store
                 self.persist.replica_saved(replica)
             self.spawn(self._elect_primary(replica.partition))
+        elif (
+            replica.status is ReplicaStatus.READY
+            and replica.service.kind is ServiceKind.STATEFUL
+            and not any(r.role is ReplicaRole.PRIMARY for r in self._serving(replica.partition))
+            and self._live(replica.service)
+        ):
+            # The partition lost its Primary while no other replica was Ready (e.g. its only
+            # replica's host died): the first replica that is Ready again is promoted.
+            self.spawn(self._elect_primary(replica.partition))
 
     async def _elect_primary(self, partition: Partition) -> None:
         """Promote a Ready secondary of ``partition`` (the first that accepts) to Primary."""
@@ -334,10 +347,16 @@ class ReplicaPlacement:
             activation = self.activation_of(candidate)
             if activation is None:
                 continue
+            previous = candidate.role
+            # Claimed before the await: an election that runs meanwhile (two replicas turned
+            # Ready at once) sees a Primary and stops, so a partition never gets two.
+            candidate.role = ReplicaRole.PRIMARY
             try:
                 await activation.change_role(candidate, ReplicaRole.PRIMARY)
             except (FabricHostError, TimeoutError) as exc:
                 log.warning("promoting replica %s failed: %s", candidate.id, exc)
+                if candidate.role is ReplicaRole.PRIMARY:
+                    candidate.role = previous
                 continue
             if not candidate.dropped and self.nodes[candidate.node_name].up:
                 self.persist.replica_saved(candidate)  # committed once the host has it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,3 +142,35 @@ def test_stopping_a_node_closes_its_replicas_cleanly(cluster3: Cluster) -> None:
     log_dir = Path(app["LogDirectory"])
     console = "".join(p.read_text() for p in sorted(log_dir.glob("*.err")))
     assert f"replica {replica['ReplicaId']} closed" in console
+
+
+def test_a_partition_whose_only_replica_restarts_gets_its_primary_back(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_runtime_package(
+        tmp_path / "Rt", {"Code": ("CounterType", runtime_host_script("CounterType"))}
+    )
+    cluster.client.deploy(package, "fabric:/Rt")
+    description = ServiceDescription(
+        name="fabric:/Rt/One", type_name="CounterType", kind=ServiceKind.STATEFUL
+    )
+    cluster.client.create_service("fabric:/Rt", description, wait=True, wait_timeout=30)
+    (before,) = cluster.client.deployed_replicas("_Node_0", "fabric:/Rt")
+    assert before["ReplicaRole"] == "Primary"
+    host = psutil.Process(int(before["HostProcessId"]))
+    os.kill(host.pid, signal.SIGKILL)
+    host.wait(10)
+
+    def back() -> dict[str, Any] | None:
+        (replica,) = cluster.client.deployed_replicas("_Node_0", "fabric:/Rt")
+        moved = replica["HostProcessId"] not in ("", "0", before["HostProcessId"])
+        return replica if moved and replica["ReplicaRole"] == "Primary" else None
+
+    deadline = time.monotonic() + 30
+    while (after := back()) is None:
+        assert time.monotonic() < deadline, "the replica did not come back as Primary"
+        time.sleep(0.05)
+    assert after["ReplicaId"] == before["ReplicaId"]  # the same replica, reopened, promoted
+    assert after["Address"].endswith("/Primary")
+    (partition,) = cluster.client.partitions("fabric:/Rt/One")
+    assert partition["HealthState"] == "Ok"
