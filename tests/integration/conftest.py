@@ -35,6 +35,18 @@ def marked_processes(state_dir: Path) -> list[psutil.Process]:
     return processes_carrying(ENV_MARKER, str(state_dir))
 
 
+def agents_serving(state_dir: Path) -> list[psutil.Process]:
+    """Live agent daemons started with ``--state-dir state_dir``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "fabrichost.agent" in cmdline and str(state_dir) in cmdline:
+            with contextlib.suppress(psutil.Error):
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+    return found
+
+
 def job_processes(state_dir: Path, instance_id: str) -> list[psutil.Process]:
     """Live processes of ``state_dir``'s agent that run singleton instance ``instance_id``."""
     found = []
@@ -64,9 +76,12 @@ def _start(tmp_path: Path, nodes: int) -> Iterator[Cluster]:
     finally:
         client.close()
         stop_background(state_dir)
-        left = marked_processes(state_dir)
+        # An agent the test started itself (a restart) and could not stop, e.g. because the
+        # test timed out while it started, is found by its command line.
+        left = marked_processes(state_dir) + agents_serving(state_dir)
         for proc in left:
-            proc.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
         assert not left, f"processes left behind: {left}"
         assert not psutil.pid_exists(record.AgentProcessId) or (
             psutil.Process(record.AgentProcessId).status() == "zombie"

@@ -213,6 +213,7 @@ def test_a_pid_reused_by_an_unrelated_process_is_never_signalled(
         stranger.wait()
 
 
+@pytest.mark.timeout(240)  # 50 agent restarts: ~35 s alone, much more on a loaded machine
 def test_randomized_kill_loop_finds_no_duplicate_and_no_orphan(
     cluster: Cluster, tmp_path: Path
 ) -> None:
