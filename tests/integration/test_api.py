@@ -144,9 +144,11 @@ def test_only_loopback_hosts_and_origins_are_served(cluster: Cluster) -> None:
     assert httpx.get(url, headers={"Host": "evil.example"}, timeout=10).status_code == 400
     refused = httpx.get(url, headers={"Origin": "http://evil.example"}, timeout=10)
     assert refused.status_code == 403
-    assert (
-        httpx.get(url, headers={"Origin": "http://localhost:8080"}, timeout=10).status_code == 200
-    )
+    own = cluster.client.endpoint.replace("127.0.0.1", "localhost")
+    assert httpx.get(url, headers={"Origin": own}, timeout=10).status_code == 200
+    # Another local port is another origin (say, a dev server's page): refused too.
+    other = httpx.get(url, headers={"Origin": "http://localhost:8080"}, timeout=10)
+    assert other.status_code == 403
 
 
 def test_two_clusters_with_different_state_dirs_run_side_by_side(
