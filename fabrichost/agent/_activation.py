@@ -209,6 +209,8 @@ class ServicePackageActivation:
         self.package = package
         self.folders = folders
         self.status = "Activating"
+        #: Why activate() failed, for the callers that waited to share this activation.
+        self.failure: str | None = None
         self.replicas: list[Replica] = []
         self.endpoints: dict[str, int] = {}
         self.hosts: dict[str, CodePackageHost] = {}
@@ -262,13 +264,15 @@ class ServicePackageActivation:
                 self.hosts[spec.name] = CodePackageHost(self, spec, env, self._policy)
             await asyncio.gather(*(h.supervisor.start() for h in self.hosts.values()))
         except OSError as exc:  # e.g. a folder that cannot be created: an activation failure
-            self.activated.set()
-            await self.deactivate(grace=0.0)
-            raise ActivationError(
+            self.failure = (
                 f"service package {self.package.name} cannot be activated on "
                 f"{self.identity.node_name}: {exc}"
-            ) from exc
-        except BaseException:
+            )
+            self.activated.set()
+            await self.deactivate(grace=0.0)
+            raise ActivationError(self.failure) from exc
+        except BaseException as exc:
+            self.failure = str(exc) or type(exc).__name__
             self.activated.set()
             await self.deactivate(grace=0.0)
             raise

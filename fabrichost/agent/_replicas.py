@@ -206,9 +206,16 @@ class ReplicaPlacement:
         # Known before the await, so that a concurrent remove finds the activation.
         replica.activation_id = activation_id
         key = (app.name, service.service_manifest_name, activation_id)
-        existing = node.activations.get(key)
-        if existing is not None and existing.status in ("Activating", "Active"):
-            return existing
+        while (existing := node.activations.get(key)) is not None and existing.status in (
+            "Activating",
+            "Active",
+        ):
+            await existing.activated.wait()  # shared: a concurrent activate() finishes first
+            if existing.status == "Active":
+                return existing
+            if existing.failure is not None:  # what failed for the first caller fails for us
+                raise ActivationError(existing.failure)
+            # It was deactivated meanwhile (grace period over): look again, or make a new one.
         identity = ActivationIdentity(
             node.name,
             app.name,

@@ -8,8 +8,9 @@ hit that turn on demand, so these tests drive the activation with a scripted cha
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -24,14 +25,14 @@ from fabrichost.agent._model import (
     ReplicaRole,
     ReplicaStatus,
     Service,
+    ServiceDescription,
     ServiceKind,
 )
 from fabrichost.agent._ports import PortAllocator
 from fabrichost.agent._spec import CodePackageSpec, ServicePackageSpec, ServiceTypeSpec
 from fabrichost.manifest import ActivationMode
 
-if TYPE_CHECKING:
-    from pathlib import Path
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
 pytestmark = pytest.mark.anyio
 
@@ -114,3 +115,46 @@ async def test_a_replica_whose_host_died_after_answering_is_opened_in_the_next_o
         2222,
         "tcp://b",
     )
+
+
+async def test_callers_sharing_an_activation_that_fails_all_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two services created at once share one SharedProcess activation; if it fails after an
+    await, the second caller (which found it Activating) must fail too, not report success
+    with a replica that never opens."""
+    from fabrichost.agent._cluster import Cluster
+    from fabrichost.agent._process import CodePackageSupervisor
+    from fabrichost.errors import FabricHostError, ProcessError
+
+    async def failing_start(self: CodePackageSupervisor) -> None:
+        await asyncio.sleep(0.05)  # the second create finds the activation Activating now
+        raise ProcessError("the code package cannot be started")
+
+    monkeypatch.setattr(CodePackageSupervisor, "start", failing_start)
+    (tmp_path / "state").mkdir()
+    cluster = Cluster(tmp_path / "state")
+    try:
+        ptype = await cluster.provision(MANIFESTS / "MyApp")
+        await cluster.create_application("fabric:/App1", ptype.name, ptype.version, {})
+        results = await asyncio.gather(
+            *(
+                cluster.create_service(
+                    "fabric:/App1",
+                    ServiceDescription(
+                        f"fabric:/App1/S{i}",
+                        "MyServiceType",
+                        ServiceKind.STATEFUL,
+                        has_persisted_state=True,
+                    ),
+                )
+                for i in (1, 2)
+            ),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, FabricHostError) for r in results), results
+        assert "cannot be started" in str(results[1])
+        assert cluster.applications["fabric:/App1"].services == {}
+        assert [row.name for row in cluster.persist.store.services()] == []
+    finally:
+        await cluster.shutdown()
