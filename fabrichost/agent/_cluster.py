@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,9 @@ class Cluster(ReplicaPlacement):
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closing = False  # set by shutdown(): nothing new is activated, nothing fails over
+        # Provisions and unprovisions take turns: an unprovision deletes image store folders
+        # that a concurrent provision of the same content might be about to register.
+        self._image_store_lock = asyncio.Lock()
         self.ledger = RequestLedger(
             on_claimed=self.persist.request_claimed,
             on_failed=self.persist.request_failed,
@@ -106,6 +110,12 @@ class Cluster(ReplicaPlacement):
         already registered (a second deploy of one package). The same type and version with
         different content is always refused: running stale code silently would surprise.
         """
+        async with self._image_store_lock:
+            return await self._provision_locked(package_dir, reuse_existing=reuse_existing)
+
+    async def _provision_locked(
+        self, package_dir: Path, *, reuse_existing: bool
+    ) -> ProvisionedType:
         ptype = await asyncio.to_thread(
             provision_package, package_dir, self.state_dir / "ImageStore"
         )
@@ -115,6 +125,7 @@ class Cluster(ReplicaPlacement):
             if reuse_existing and existing.digest == ptype.digest:
                 return existing
             differs = "" if existing.digest == ptype.digest else " with different content"
+            await self._discard_image(ptype)  # the refused copy stays out of the image store
             raise ConflictError(
                 f"application type {ptype.name} version {ptype.version} is already "
                 f"provisioned{differs}; bump ApplicationTypeVersion or unprovision it first",
@@ -127,7 +138,22 @@ class Cluster(ReplicaPlacement):
         self.application_types[key] = ptype
         return ptype
 
-    def unprovision(self, name: str, version: str) -> None:
+    async def _discard_image(self, ptype: ProvisionedType) -> None:
+        """Delete a type's image store folder unless a registered type uses it."""
+        root = ptype.package.root
+        if any(t.package.root == root for t in self.application_types.values()):
+            return
+        await asyncio.to_thread(shutil.rmtree, root, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            root.parent.rmdir()  # the type's folder, once its last version is gone
+
+    async def unprovision(self, name: str, version: str) -> None:
+        async with self._image_store_lock:
+            self._unregister_type(name, version)
+            await self._discard_image(self.application_types.pop((name, version)))
+
+    def _unregister_type(self, name: str, version: str) -> None:
+        """Every check, then the store; memory is updated by the caller."""
         if (name, version) not in self.application_types:
             raise NotFoundError(
                 f"application type {name} version {version} is not provisioned",
@@ -143,7 +169,6 @@ class Cluster(ReplicaPlacement):
                 f"application type {name} {version} is used by {', '.join(users)}",
                 code="FABRIC_E_APPLICATION_TYPE_IN_USE",
             )
-        del self.application_types[(name, version)]
         self.persist.application_type_removed(name, version)
 
     # -- applications ---------------------------------------------------------------------------

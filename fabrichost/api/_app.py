@@ -236,7 +236,7 @@ class _Api:
         version = (await _body(request)).get("ApplicationTypeVersion")
         if not isinstance(version, str):
             raise ApiError("ApplicationTypeVersion is required")
-        self.cluster.unprovision(request.path_params["type"], version)
+        await self.cluster.unprovision(request.path_params["type"], version)
         return {}
 
     async def get_apps(self, request: Request) -> Any:
