@@ -299,6 +299,11 @@ def service_create(
         )
     kind = ServiceKind.STATEFUL.value if stateful else ServiceKind.STATELESS.value
     app_name = name.rsplit("/", 1)[0]
+    if not name.startswith("fabric:/") or app_name in ("fabric:", ""):
+        raise click.BadParameter(
+            f"{name!r} names no service: use fabric:/<Application>/<Service>",
+            param_hint="NAME",
+        )
     description = ServiceDescription(
         name=name,
         type_name=type_name,

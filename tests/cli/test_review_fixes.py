@@ -76,6 +76,15 @@ def test_stateless_and_stateful_together_is_a_usage_error(
     assert "exclude each other" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["fabric:/App1", "fabric:/", "App1/S"])
+def test_a_service_name_without_a_service_segment_is_a_usage_error(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["service", "create", name, "--type", "T", "--stateless"]
+    assert main([*argv, "--state-dir", str(tmp_path)]) == 2
+    assert "fabric:/<Application>/<Service>" in capsys.readouterr().err
+
+
 # -- against a real agent -----------------------------------------------------------------------
 
 
