@@ -278,11 +278,12 @@ def test_bad_service_names_from_the_cli(
     cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     guest(cluster, tmp_path, "fabric:/App1")
-    for name in ("fabric:/App1", "fabric:/App1/"):
+    # No service segment: a usage error (2); an empty one: the agent's 400 (1).
+    for name, exit_code in (("fabric:/App1", 2), ("fabric:/App1/", 1)):
         code, output = cli(
             cluster, capsys, "service", "create", name, "--type", "GuestType", "--stateless"
         )
-        assert code == 1, output
+        assert code == exit_code, output
         assert "fabric:/fabric:" not in output
         assert "does not exist" not in output
     code, output = cli(
