@@ -52,6 +52,7 @@ class Node:
     name: str
     up: bool = True
     activations: dict[ActivationKey, ServicePackageActivation] = field(default_factory=dict)
+    stopped: asyncio.Event | None = None  # set when a stop in progress is over
 
 
 class ReplicaPlacement:
@@ -109,8 +110,12 @@ class ReplicaPlacement:
         service = partition.service
         live = self._serving(partition)
         up = [n.name for n in self.nodes.values() if n.up]
+        # A partition can hold more than its target for a moment (a node came back while its
+        # replacement was being built): then nothing is wanted (-1 would mean "every node").
         wanted = (
-            service.target_count if service.target_count < 0 else (service.target_count - len(live))
+            service.target_count
+            if service.target_count < 0
+            else max(0, service.target_count - len(live))
         )
         load = dict.fromkeys(self.nodes, 0)
         primaries: dict[str, int] = {}
@@ -139,29 +144,51 @@ class ReplicaPlacement:
         return planned
 
     async def _activate_replicas(self, replicas: Iterable[Replica]) -> None:
-        """Put planned replicas into activations; one whose node is down is placed again."""
+        """Put planned replicas into activations; one whose node is down is placed again.
+
+        Raises:
+            FabricHostError: an activation failed. The replicas not yet in an activation are
+                forgotten first (model and store), so none of them counts as placed forever.
+        """
+        todo = list(replicas)
         lost: list[Partition] = []
-        for replica in replicas:
+        for index, replica in enumerate(todo):
             # The world moves during every await: a replica dropped meanwhile (its service
             # deleted, its instance terminated, its node stopped) is not added; its remover
             # deactivates what was made for it.
             if replica.dropped or not self._live(replica.service):
                 continue
             node = self.nodes[replica.node_name]
-            if not node.up:
-                self._drop_placement(replica)
-                lost.append(replica.partition)
-                continue
-            activation = await self._activation_for(node, replica)
-            if replica.dropped or not self._live(replica.service):
-                continue
-            if not node.up:  # stop_node drops what it finds; this one it did not
+            activation = None
+            if node.up:
+                try:
+                    activation = await self._activation_for(node, replica)
+                except FabricHostError as exc:
+                    if node.up:
+                        self._not_activated(todo[index:], exc)
+                        raise
+                if replica.dropped or not self._live(replica.service):
+                    continue
+            if activation is None or not node.up:  # stop_node drops what it finds; not this
                 self._drop_placement(replica)
                 lost.append(replica.partition)
                 continue
             activation.add_replica(replica)
         for partition in dict.fromkeys(lost):
             await self._failover(partition)
+
+    def _not_activated(self, replicas: list[Replica], error: FabricHostError) -> None:
+        """Forget planned replicas that will not reach a process, and say why on the service."""
+        for replica in replicas:
+            if replica.dropped or not self._live(replica.service):
+                continue
+            self._drop_placement(replica)
+            warning = (
+                f"partition {replica.partition.id}: a replica could not be activated on "
+                f"{replica.node_name}: {error}"
+            )
+            replica.service.health_warnings[replica.partition.id] = warning
+            log.warning("%s %s", replica.service.name, warning)
 
     def _drop_placement(self, replica: Replica) -> None:
         """Forget a replica that never reached a process (its node went down first)."""
@@ -216,6 +243,8 @@ class ReplicaPlacement:
             if existing.failure is not None:  # what failed for the first caller fails for us
                 raise ActivationError(existing.failure)
             # It was deactivated meanwhile (grace period over): look again, or make a new one.
+        if not node.up:  # it went down while we waited: nothing new starts there
+            raise ActivationError(f"node {node.name} is down")
         identity = ActivationIdentity(
             node.name,
             app.name,
@@ -398,20 +427,34 @@ class ReplicaPlacement:
         node = self.node(name)
         if not node.up:
             return
+        node.stopped = asyncio.Event()  # a start of this node waits until the stop is over
+        try:
+            await self._stop_node(node)
+        finally:
+            node.stopped.set()
+            node.stopped = None
+
+    async def _stop_node(self, node: Node) -> None:
+        name = node.name
         lost = [r for r in self._all_replicas() if r.node_name == name]
         with self.persist.store.transaction():
             self.persist.node_saved(name, False)
             for replica in lost:
                 self.persist.replica_removed(replica)
         node.up = False
+        # They stay registered while they stop, so that whoever waits for a replica's
+        # processes to be gone (a terminate, a delete) still finds them.
         activations = list(node.activations.values())
-        node.activations.clear()
         held = {id(r) for a in activations for r in a.replicas}
         for replica in lost:
             if id(replica) not in held:  # not in a process yet: nothing to close first
                 replica.status = ReplicaStatus.DROPPED
         self._bump()
         await asyncio.gather(*(a.deactivate(self.settings.stop_grace) for a in activations))
+        stopped = {id(a) for a in activations}
+        for key, activation in list(node.activations.items()):
+            if id(activation) in stopped:
+                del node.activations[key]
         for replica in [*lost, *(r for a in activations for r in a.replicas)]:
             replica.status = ReplicaStatus.DROPPED  # closed in their processes, gone now
         self._bump()
@@ -432,6 +475,8 @@ class ReplicaPlacement:
 
     async def start_node(self, name: str) -> None:
         node = self.node(name)
+        while node.stopped is not None:  # a stop in progress finishes first
+            await node.stopped.wait()
         if node.up:
             return
         node.up = True
