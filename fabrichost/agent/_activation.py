@@ -346,7 +346,12 @@ class ServicePackageActivation:
             self.spawn(self._open(host, host.channel, [replica]))
 
     async def remove_replica(self, replica: Replica, *, was_open: bool) -> None:
-        """Forget the replica; if it ``was_open`` in its process, close it there first."""
+        """Forget the replica; if it ``was_open`` in its process, close it there first.
+
+        Never raises for a close that fails: as in Service Fabric, a replica whose close fails
+        (its ``close()`` raised: the host answers ``Error``) or does not answer in time is
+        aborted, and it is dropped all the same, so its activation can be deactivated.
+        """
         if replica in self.replicas:
             self.replicas.remove(replica)
         host = self.hosts.get(replica.code_package_name)
@@ -354,7 +359,11 @@ class ServicePackageActivation:
         if was_open and channel is not None:
             try:
                 await channel.close_replica(replica.partition.id, replica.id)
-            except (ProtocolError, TimeoutError) as exc:
+            except (ActivationError, TimeoutError) as exc:
+                log.warning("closing replica %s failed, aborting it: %s", replica.id, exc)
+                # Still the host's until aborted (protocol §7); a no-op if it is not any more.
+                channel.abort_replica(replica.partition.id, replica.id)
+            except ProtocolError as exc:  # the channel closed: the process is going away
                 log.warning("closing replica %s failed: %s", replica.id, exc)
         replica.status = ReplicaStatus.DROPPED
         self._on_replica_change(replica)

@@ -274,21 +274,32 @@ class Cluster(ReplicaPlacement):
         # completes meanwhile is fenced off and their services may be deleted below.
         self.instances.application_deleted(name)
         self.persist.application_removed(name)  # the decision first; its services go with it
+        # The store no longer has it: whatever fails below, the rest is deleted all the same
+        # and the application leaves the model, so no half-deleted application stays behind
+        # (and no singleton ID of it stays taken). Failures are logged once it is gone.
+        failures: list[BaseException] = []
         for service_name in list(app.services):
-            # A service deleted on its own meanwhile (its name lock is not ours) is gone already.
-            with contextlib.suppress(NotFoundError):
+            try:
                 await self.delete_service(service_name, instance_owner=True)
-        await asyncio.gather(
+            except NotFoundError:
+                pass  # deleted on its own meanwhile (its name lock is not ours): gone already
+            except Exception as exc:
+                failures.append(exc)
+        results = await asyncio.gather(
             *(
                 self._deactivate(node, act, grace=self.settings.stop_grace)
                 for node in self.nodes.values()
                 for key, act in list(node.activations.items())
                 if key[0] == name
-            )
+            ),
+            return_exceptions=True,
         )
+        failures.extend(r for r in results if isinstance(r, Exception))
         self.applications.pop(name, None)
         self.packages.pop(name, None)
         self._bump()
+        for failure in failures:
+            log.error("deleting application %s: %s", name, failure, exc_info=failure)
 
     def application(self, name: str) -> Application:
         try:

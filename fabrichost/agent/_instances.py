@@ -316,12 +316,34 @@ class InstanceManager:
                     await self._cluster.delete_service(instance.service_name, instance_owner=True)
             except Exception:
                 log.exception("deleting the service of instance %s failed", instance.instance_id)
+                if service is not None:
+                    await self._stop_exclusive(service, seen)
             if service is not None:
                 # Normally gone already; if someone else is deleting it, that delete may not be
                 # done: the ID is released only once its processes are.
                 await self._service_gone(service, seen)
         finally:
             self._release(instance)
+
+    async def _stop_exclusive(
+        self, service: Service, seen: dict[int, ServicePackageActivation]
+    ) -> None:
+        """After a failed delete: stop the service's exclusive activations all the same.
+
+        Each exists for one replica of this service alone, so nothing else loses its process;
+        without this the ID would stay taken for ever, waiting for them to be deactivated.
+        """
+        cluster = self._cluster
+        seen.update(self._activations_of(service))
+        for activation in list(seen.values()):
+            if activation.activation_id and activation.status != "Deactivated":
+                node = cluster.nodes.get(activation.identity.node_name)
+                if node is None:
+                    continue
+                try:
+                    await cluster._deactivate(node, activation, grace=cluster.settings.stop_grace)
+                except Exception:
+                    log.exception("stopping an activation of %s failed", service.name)
 
     def _release(self, instance: Instance) -> None:
         if self._by_service.get(instance.service_name, (None, 0))[0] is instance:
