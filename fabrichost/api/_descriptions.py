@@ -96,6 +96,25 @@ def _names(partition: dict[str, Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _init_data(value: Any) -> str | None:
+    """InitializationData: SF's REST model has an array of bytes (integers 0-255).
+
+    A service's initialization data is text inside fabrichost (``ServiceContext.init_data``),
+    so the bytes are decoded as UTF-8 (a byte that is not UTF-8 becomes U+FFFD). A JSON string
+    is taken as is: fabrichost's own extension.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(
+        isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in value
+    ):
+        return bytes(value).decode("utf-8", errors="replace")
+    raise ApiError(
+        "InitializationData must be an array of bytes (integers 0-255) or a string, "
+        f"not {_shown(value)}"
+    )
+
+
 def parse_service_description(body: Any) -> ServiceDescription:
     """Parse and check a ServiceDescription; raise a 400 ``ApiError`` naming the bad field."""
     if not isinstance(body, dict):
@@ -120,9 +139,7 @@ def parse_service_description(body: Any) -> ServiceDescription:
     persisted = _field(body, "HasPersistedState", False)
     if not isinstance(persisted, bool):
         raise ApiError(f"HasPersistedState must be true or false, not {_shown(persisted)}")
-    init_data = body.get("InitializationData")
-    if init_data is not None and not isinstance(init_data, str):
-        raise ApiError(f"InitializationData must be a string, not {_shown(init_data)}")
+    init_data = _init_data(body.get("InitializationData"))
     description = ServiceDescription(
         name=name,
         type_name=type_name,
