@@ -22,7 +22,7 @@ from fabrichost.agent._statedir import ENV_MARKER
 from fabrichost.client import FabricClient
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
@@ -212,6 +212,39 @@ def write_runtime_package(
     {types}
   </ServiceTypes>
   {"".join(code_packages)}
+</ServiceManifest>
+""")
+    return root
+
+
+def write_stateless_host_package(
+    root: Path, *, script: str, types: Sequence[str], app_type: str, package: str = "HostPkg"
+) -> Path:
+    """An application package with one code package running ``script``, which registers the
+    stateless service ``types`` (singleton instances are stateless services)."""
+    pkg = root / package
+    (pkg / "Code").mkdir(parents=True)
+    (pkg / "Code" / "host.py").write_text(script)
+    run = pkg / "Code" / "run.sh"
+    run.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$(dirname "$0")/host.py"\n')
+    run.chmod(0o755)
+    (root / "ApplicationManifest.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
+<ApplicationManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
+    ApplicationTypeName="{app_type}" ApplicationTypeVersion="1.0.0">
+  <ServiceManifestImport>
+    <ServiceManifestRef ServiceManifestName="{package}" ServiceManifestVersion="1.0.0" />
+  </ServiceManifestImport>
+</ApplicationManifest>
+""")
+    declared = "\n    ".join(f'<StatelessServiceType ServiceTypeName="{t}" />' for t in types)
+    (pkg / "ServiceManifest.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
+<ServiceManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
+    Name="{package}" Version="1.0.0">
+  <ServiceTypes>
+    {declared}
+  </ServiceTypes>
+  <CodePackage Name="Code" Version="1.0.0"><EntryPoint><ExeHost>
+    <Program>run.sh</Program></ExeHost></EntryPoint></CodePackage>
 </ServiceManifest>
 """)
     return root

@@ -10,7 +10,6 @@ with its store row gone) and its processes running.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,11 @@ import httpx
 import pytest
 
 from fabrichost.agent._model import ActivationMode, ServiceDescription, ServiceKind
-from tests.integration.conftest import job_processes, marked_processes
+from tests.integration.conftest import (
+    job_processes,
+    marked_processes,
+    write_stateless_host_package,
+)
 from tests.integration.test_singletons import wait_for_starts
 
 if TYPE_CHECKING:
@@ -65,33 +68,13 @@ run_host({"GoodJob": GoodJob, "BadCloseJob": BadCloseJob, "BadCloseService": Bad
 
 
 def _write_package(root: Path) -> Path:
-    pkg = root / "ClosePkg"
-    (pkg / "Code").mkdir(parents=True)
-    (pkg / "Code" / "host.py").write_text(HOST)
-    run = pkg / "Code" / "run.sh"
-    run.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$(dirname "$0")/host.py"\n')
-    run.chmod(0o755)
-    (root / "ApplicationManifest.xml").write_text("""<?xml version="1.0" encoding="utf-8"?>
-<ApplicationManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
-    ApplicationTypeName="CloseAppType" ApplicationTypeVersion="1.0.0">
-  <ServiceManifestImport>
-    <ServiceManifestRef ServiceManifestName="ClosePkg" ServiceManifestVersion="1.0.0" />
-  </ServiceManifestImport>
-</ApplicationManifest>
-""")
-    (pkg / "ServiceManifest.xml").write_text("""<?xml version="1.0" encoding="utf-8"?>
-<ServiceManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
-    Name="ClosePkg" Version="1.0.0">
-  <ServiceTypes>
-    <StatelessServiceType ServiceTypeName="GoodJob" />
-    <StatelessServiceType ServiceTypeName="BadCloseJob" />
-    <StatelessServiceType ServiceTypeName="BadCloseService" />
-  </ServiceTypes>
-  <CodePackage Name="Code" Version="1.0.0"><EntryPoint><ExeHost>
-    <Program>run.sh</Program></ExeHost></EntryPoint></CodePackage>
-</ServiceManifest>
-""")
-    return root
+    return write_stateless_host_package(
+        root,
+        script=HOST,
+        types=("GoodJob", "BadCloseJob", "BadCloseService"),
+        app_type="CloseAppType",
+        package="ClosePkg",
+    )
 
 
 def _start(cluster: Cluster, function: str, instance: str, payload: Any) -> httpx.Response:

@@ -15,7 +15,6 @@ import itertools
 import os
 import signal
 import sqlite3
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,11 @@ import pytest
 from fabrichost.agent._daemon import start_background, stop_background
 from fabrichost.client import FabricClient
 from sample_services.jobs import read_journal
-from tests.integration.conftest import job_processes, marked_processes
+from tests.integration.conftest import (
+    job_processes,
+    marked_processes,
+    write_stateless_host_package,
+)
 from tests.integration.test_singletons import wait_for_starts
 
 if TYPE_CHECKING:
@@ -74,32 +77,13 @@ CLOSE_DELAY = 2.0  # long enough for a request to land in the window, short enou
 
 
 def _write_package(root: Path) -> Path:
-    pkg = root / "RacePkg"
-    (pkg / "Code").mkdir(parents=True)
-    (pkg / "Code" / "host.py").write_text(HOST)
-    run = pkg / "Code" / "run.sh"
-    run.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$(dirname "$0")/host.py"\n')
-    run.chmod(0o755)
-    (root / "ApplicationManifest.xml").write_text("""<?xml version="1.0" encoding="utf-8"?>
-<ApplicationManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
-    ApplicationTypeName="RaceAppType" ApplicationTypeVersion="1.0.0">
-  <ServiceManifestImport>
-    <ServiceManifestRef ServiceManifestName="RacePkg" ServiceManifestVersion="1.0.0" />
-  </ServiceManifestImport>
-</ApplicationManifest>
-""")
-    (pkg / "ServiceManifest.xml").write_text("""<?xml version="1.0" encoding="utf-8"?>
-<ServiceManifest xmlns="http://schemas.microsoft.com/2011/01/fabric"
-    Name="RacePkg" Version="1.0.0">
-  <ServiceTypes>
-    <StatelessServiceType ServiceTypeName="SlowJob" />
-    <StatelessServiceType ServiceTypeName="QuickJob" />
-  </ServiceTypes>
-  <CodePackage Name="Code" Version="1.0.0"><EntryPoint><ExeHost>
-    <Program>run.sh</Program></ExeHost></EntryPoint></CodePackage>
-</ServiceManifest>
-""")
-    return root
+    return write_stateless_host_package(
+        root,
+        script=HOST,
+        types=("SlowJob", "QuickJob"),
+        app_type="RaceAppType",
+        package="RacePkg",
+    )
 
 
 @pytest.fixture
