@@ -484,7 +484,12 @@ class ReplicaPlacement:
         for app in list(self.applications.values()):
             for service in list(app.services.values()):
                 for partition in service.partitions:
-                    await self._fill_partition(partition)
+                    try:
+                        await self._fill_partition(partition)
+                    except FabricHostError as exc:  # on the service's health; the rest go on
+                        log.error(
+                            "%s partition %s cannot be filled: %s", service.name, partition.id, exc
+                        )
         self._bump()
 
     def replica_reason(self, replica: Replica) -> str:

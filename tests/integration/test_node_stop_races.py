@@ -3,6 +3,7 @@ whatever waits for them (a terminate, a start of the node) must still see them."
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -153,3 +154,24 @@ def test_a_failover_whose_activation_fails_forgets_the_replica_and_says_why(
     client.start_node(node)  # the partition is filled again
     client.wait_service_ready("fabric:/G/S", 30)
     assert [r["ReplicaStatus"] for r in _replicas(client, "fabric:/G/S")] == ["Ready"]
+
+
+def test_a_node_start_fills_every_partition_it_can(cluster3: Cluster, tmp_path: Path) -> None:
+    client = cluster3.client
+    package = write_guest_package(tmp_path / "G", script="import signal\nsignal.pause()\n")
+    for app in ("A", "B"):  # A gets application folder GuestAppType_App1, B GuestAppType_App2
+        client.deploy(package, f"fabric:/{app}")
+        description = ServiceDescription(
+            name=f"fabric:/{app}/S", type_name="GuestType", kind=ServiceKind.STATELESS,
+            instance_count=-1,
+        )  # fmt: skip
+        client.create_service(f"fabric:/{app}", description, wait=True)
+    client.stop_node("_Node_1")
+    blocker = cluster3.state_dir / "_App" / "_Node_1" / "GuestAppType_App1"
+    shutil.rmtree(blocker)
+    blocker.write_text("in the way")  # A cannot be activated on _Node_1 any more; B can
+    client.start_node("_Node_1")  # A's failure there does not keep B from it
+    nodes_of_b = sorted(r["NodeName"] for r in _replicas(client, "fabric:/B/S"))
+    assert nodes_of_b == ["_Node_0", "_Node_1", "_Node_2"]
+    (service_a,) = client.services("fabric:/A")
+    assert service_a["HealthState"] == "Warning"
