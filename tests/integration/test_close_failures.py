@@ -36,16 +36,12 @@ pytestmark = pytest.mark.integration
 DEADLINE = 30.0  # far above a normal stop (stop grace included), far below "hangs for ever"
 
 HOST = """
-import json, os, time
+import json
 from fabrichost.runtime import StatelessService, run_host
+from sample_services.jobs import append_journal
 
 def journal(event, data):
-    fd = os.open(data["journal"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{event} {os.getpid()} {time.monotonic():.6f}\\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_journal(data["journal"], event)
 
 class GoodJob(StatelessService):
     async def run(self, cancel):

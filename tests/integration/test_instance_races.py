@@ -44,16 +44,12 @@ pytestmark = pytest.mark.integration
 # SlowJob runs until cancelled, QuickJob returns at once; both take ``close_delay`` seconds to
 # close, the window in which the instance is finished but its process still runs.
 HOST = """
-import json, os, time
+import json, time
 from fabrichost.runtime import StatelessService, run_host
+from sample_services.jobs import append_journal
 
 def journal(event, data):
-    fd = os.open(data["journal"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{event} {os.getpid()} {time.monotonic():.6f}\\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_journal(data["journal"], event)
 
 class SlowJob(StatelessService):
     async def run(self, cancel):
