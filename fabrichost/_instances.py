@@ -18,9 +18,10 @@ with a different input, a bad policy).
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
+
+from fabrichost._instance_ids import INSTANCE_ID_RULE, is_valid_instance_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -34,16 +35,9 @@ FINAL_STATUSES: Final = frozenset({"Completed", "Failed", "Terminated"})
 
 _INSTANCES: Final = "/runtime/webhooks/durabletask/instances"
 
-#: The instance IDs the agent accepts for a new instance (as ``agent/_instances.py`` checks).
-INSTANCE_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
-INSTANCE_ID_RULE: Final = (
-    "1-256 characters, letters, digits and ._:@- only, starting with a letter or digit"
-)
-
-
 def check_new_instance_id(instance_id: str) -> str:
     """``instance_id`` if an instance may be started with it; else :class:`ValueError`."""
-    if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
+    if not is_valid_instance_id(instance_id):
         raise ValueError(f"instance id {instance_id!r} is not valid: {INSTANCE_ID_RULE}")
     return instance_id
 

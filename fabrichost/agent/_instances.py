@@ -30,11 +30,11 @@ import contextlib
 import enum
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
+from fabrichost._instance_ids import INSTANCE_ID_RULE, is_valid_instance_id
 from fabrichost.agent._crash import crash_point
 from fabrichost.agent._model import ActivationMode, ReplicaStatus, ServiceDescription, ServiceKind
 from fabrichost.agent._requests import IfExists, Outcome, description_digest
@@ -55,9 +55,6 @@ if TYPE_CHECKING:
     from fabrichost.store import InstanceRow
 
 log = logging.getLogger(__name__)
-
-_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
-
 
 class InstanceStatus(enum.StrEnum):
     PENDING = "Pending"
@@ -115,11 +112,8 @@ class Instance:
 
 
 def check_instance_id(instance_id: str) -> str:
-    if not _ID.fullmatch(instance_id):
-        raise ApiError(
-            f"instance id {instance_id!r} is not valid: 1-256 characters, letters, digits and "
-            "._:@- only, starting with a letter or digit"
-        )
+    if not is_valid_instance_id(instance_id):
+        raise ApiError(f"instance id {instance_id!r} is not valid: {INSTANCE_ID_RULE}")
     return instance_id
 
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fabrichost._instances import IF_EXISTS_POLICIES, INSTANCE_ID_RULE, check_new_instance_id
+from fabrichost._instance_ids import INSTANCE_ID_RULE
+from fabrichost._instances import IF_EXISTS_POLICIES, check_new_instance_id
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
 
