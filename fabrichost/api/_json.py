@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import psutil
-
 from fabrichost.agent._model import HealthState, PartitionScheme, ReplicaStatus, ServiceKind
 from fabrichost.errors import ApiError
 
@@ -240,26 +238,3 @@ def deployed_replica_info(replica: Replica, activation: ServicePackageActivation
         "ServicePackageActivationId": replica.activation_id,
         "HostProcessId": str(replica.host_pid),
     }
-
-
-_usage: dict[int, psutil.Process] = {}
-
-
-def process_usage(pid: int) -> Json:
-    """CPU and memory of a host process for the node view (zeros if it is gone).
-
-    CPU is measured between two calls on the same ``psutil.Process`` (the first call has
-    nothing to compare with), so the objects are kept per pid while the process lives.
-    """
-    try:
-        proc = _usage.get(pid)
-        if proc is None or not proc.is_running():  # is_running() also catches PID reuse
-            proc = _usage[pid] = psutil.Process(pid)
-        with proc.oneshot():
-            return {
-                "CpuPercent": proc.cpu_percent(interval=None),
-                "MemoryInBytes": proc.memory_info().rss,
-            }
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        _usage.pop(pid, None)
-        return {"CpuPercent": 0.0, "MemoryInBytes": 0}
