@@ -35,6 +35,7 @@ FINAL_STATUSES: Final = frozenset({"Completed", "Failed", "Terminated"})
 
 _INSTANCES: Final = "/runtime/webhooks/durabletask/instances"
 
+
 def check_new_instance_id(instance_id: str) -> str:
     """``instance_id`` if an instance may be started with it; else :class:`ValueError`."""
     if not is_valid_instance_id(instance_id):

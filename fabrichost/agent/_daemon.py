@@ -32,6 +32,7 @@ from fabrichost.agent._cluster import AgentSettings, Cluster
 from fabrichost.agent._fence import sweep_strays
 from fabrichost.agent._persist import Persistence
 from fabrichost.agent._statedir import (
+    LOCK_FILE,
     LOG_FILE,
     AgentRecord,
     StateDirLock,
@@ -330,31 +331,68 @@ def _same_process(pid: int, start_time: float) -> bool:
         return False
 
 
-def stop_background(state_dir: Path, *, timeout: float = 30.0) -> bool:
-    """Stop the agent of ``state_dir`` and every process it started. True if one was running."""
+def stop_background(
+    state_dir: Path, *, timeout: float = 30.0, on_wait: Callable[[], None] | None = None
+) -> bool:
+    """Stop the agent of ``state_dir`` and every process it started. True if one was running.
+
+    An agent that is still starting (an ``up`` waiting for it, or an agent restoring the
+    cluster before it serves) is waited for, then stopped: stopping only what it had fenced
+    so far would leave it running. ``on_wait`` is called once if there is such a wait.
+    """
     import httpx
 
-    record = AgentRecord.read(state_dir)
-    was_running = False
-    if record is not None and _same_process(record.AgentProcessId, record.AgentStartTime):
-        was_running = True
-        try:
-            pidfd = os.pidfd_open(record.AgentProcessId)
-        except ProcessLookupError:  # it exited just now
-            pidfd = -1
-        try:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.post(f"{record.Endpoint}/$/fabrichost/Shutdown", timeout=5.0)
-            if pidfd >= 0 and not _wait_exit(pidfd, timeout):
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                _wait_exit(pidfd, 5.0)
-        finally:
-            if pidfd >= 0:
-                os.close(pidfd)
-    with contextlib.suppress(OSError):
-        (state_dir / "agent.json").unlink()
-    sweep_strays(state_dir)
-    return was_running
+    if not state_dir.is_dir():
+        sweep_strays(state_dir)  # its processes may outlive a deleted directory
+        return False
+    deadline = time.monotonic() + timeout
+    said: list[bool] = []
+
+    def waiting() -> None:
+        if not said and on_wait is not None:
+            on_wait()
+        said.append(True)
+
+    with start_turn(state_dir, deadline, on_wait=waiting):
+        record = _started_agent(state_dir, deadline, waiting)
+        if record is not None:
+            try:
+                pidfd = os.pidfd_open(record.AgentProcessId)
+            except ProcessLookupError:  # it exited just now
+                pidfd = -1
+            try:
+                with contextlib.suppress(httpx.HTTPError):
+                    httpx.post(f"{record.Endpoint}/$/fabrichost/Shutdown", timeout=5.0)
+                if pidfd >= 0 and not _wait_exit(pidfd, timeout):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    _wait_exit(pidfd, 5.0)
+            finally:
+                if pidfd >= 0:
+                    os.close(pidfd)
+        with contextlib.suppress(OSError):
+            (state_dir / "agent.json").unlink()
+        sweep_strays(state_dir)
+    return record is not None
+
+
+def _started_agent(
+    state_dir: Path, deadline: float, on_wait: Callable[[], None]
+) -> AgentRecord | None:
+    """The record of the agent of ``state_dir``, waiting for one that holds the directory's
+    lock but does not serve yet (it restores the cluster first); None if no agent runs."""
+    while True:
+        record = AgentRecord.read(state_dir)
+        if record is not None and _same_process(record.AgentProcessId, record.AgentStartTime):
+            return record
+        if not StateDirLock(state_dir).is_held_elsewhere():
+            return None
+        if time.monotonic() >= deadline:
+            raise FabricHostError(
+                f"an agent holds {state_dir / LOCK_FILE} but has not started serving; "
+                f"see {state_dir / LOG_FILE}"
+            )
+        on_wait()
+        time.sleep(0.05)  # the agent says nothing to us until it serves: bounded poll
 
 
 def _wait_exit(pidfd: int, timeout: float) -> bool:

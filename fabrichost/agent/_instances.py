@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 class InstanceStatus(enum.StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"

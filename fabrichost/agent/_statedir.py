@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Final
 from fabrichost.errors import FabricHostError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 AGENT_FILE: Final = "agent.json"
 LOCK_FILE: Final = "agent.lock"
@@ -135,11 +135,15 @@ def write_node_count(state_dir: Path, count: int) -> None:
 
 
 @contextlib.contextmanager
-def start_turn(state_dir: Path, deadline: float) -> Iterator[None]:
+def start_turn(
+    state_dir: Path, deadline: float, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Hold ``up.lock`` (waiting until ``deadline``, a ``time.monotonic()`` value): one ``up``
-    at a time starts an agent for ``state_dir``."""
+    at a time starts an agent for ``state_dir``, and ``down`` waits for a start to finish.
+    ``on_wait`` is called once if the lock is busy."""
     state_dir.mkdir(parents=True, exist_ok=True)
     with (state_dir / START_LOCK_FILE).open("a+") as f:
+        waited = False
         while True:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -150,6 +154,11 @@ def start_turn(state_dir: Path, deadline: float) -> Iterator[None]:
                         f"another `fabrichost up` has been starting the agent of {state_dir} "
                         "for too long"
                     ) from None
+                if not waited and on_wait is not None:
+                    on_wait()
+                waited = True
+                # flock has no timeout and the holder is another process: a short poll,
+                # bounded by the deadline.
                 time.sleep(0.05)
         try:
             yield

@@ -90,7 +90,11 @@ def up(state_dir: str | None, nodes: int | None, port: int, as_json: bool) -> No
 def down(state_dir: str | None) -> None:
     """Stop the agent and every process it started."""
     path = state_dir_of(state_dir)
-    if stop_background(path):
+
+    def waiting() -> None:
+        click.echo(f"the agent of {path} is starting; stopping it once it serves", err=True)
+
+    if stop_background(path, on_wait=waiting):
         click.echo(f"stopped the agent of {path}")
     else:
         click.echo(f"no agent was running for {path}")

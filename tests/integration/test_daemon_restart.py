@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 
 from fabrichost.agent._daemon import stop_background
-from fabrichost.agent._statedir import AgentRecord
+from fabrichost.agent._statedir import AgentRecord, StateDirLock
 from fabrichost.cli import main
 from fabrichost.client import FabricClient
-from tests.integration.conftest import MANIFESTS, marked_processes
+from tests.integration.conftest import (
+    MANIFESTS,
+    agents_serving,
+    marked_processes,
+    write_guest_package,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -160,3 +168,49 @@ def test_concurrent_ups_of_one_fresh_state_dir_all_report_the_one_agent(state: P
     answers = [json.loads(out) for _, out, _ in results]
     assert len({a["AgentProcessId"] for a in answers}) == 1, answers
     assert sorted(a["Started"] for a in answers) == [False, False, True]
+
+
+def test_down_while_up_restores_the_cluster_stops_the_agent_once_it_serves(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A guest that ignores SIGTERM outlives a SIGKILLed agent, and the next agent's fence must
+    # wait out its grace before it may serve: a restore that takes a second at least.
+    stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    stubborn += "while True:\n    time.sleep(60)\n"
+    package = write_guest_package(tmp_path / "Stubborn", script=stubborn, default_service=True)
+    assert fh(capsys, state, "up", "--port", "0")[0] == 0
+    assert fh(capsys, state, "app", "deploy", str(package), "--name", "fabric:/S")[0] == 0
+    first = AgentRecord.read(state)
+    assert first is not None
+    deadline = time.monotonic() + 30
+    while not marked_processes(state):
+        assert time.monotonic() < deadline, "the guest never started"
+        time.sleep(0.05)
+    os.kill(first.AgentProcessId, signal.SIGKILL)
+    with contextlib.suppress(psutil.Error):
+        psutil.Process(first.AgentProcessId).wait(10)
+
+    up = subprocess.Popen(
+        [sys.executable, "-m", "fabrichost", "up", "--port", "0", "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not StateDirLock(state).is_held_elsewhere():  # the new agent is restoring
+            assert up.poll() is None, up.communicate()
+            assert time.monotonic() < deadline, "the new agent never took the state directory"
+            time.sleep(0.01)
+        assert stop_background(state) is True  # it waited for the agent, then stopped it
+        _, err = up.communicate(timeout=60)
+        assert up.returncode == 0, err
+        assert not agents_serving(state)
+        assert not marked_processes(state)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(10)
+        for agent in agents_serving(state):
+            with contextlib.suppress(psutil.Error):
+                agent.kill()
