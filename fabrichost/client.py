@@ -36,6 +36,9 @@ Json = Any
 
 #: Response header of a provision with ``ReuseExisting``: ``created`` or ``reused``.
 PROVISION_HEADER = "Fabrichost-Provision"
+# How often a deploy provisions again when a concurrent deploy's failure took the shared type
+# back between this deploy's provision and its create.
+DEPLOY_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,21 +259,32 @@ class FabricClient(InstancesMixin):
         deploy leaves no state behind (unless someone else started using the type meanwhile);
         so is it when an existing application of another type was kept (``use-existing``).
         """
-        provisioned = self.provision_outcome(package_dir, reuse_existing=True)
-        app_type = provisioned.value
-        try:
-            app = self.create_application_outcome(
-                name,
-                app_type["Name"],
-                app_type["Version"],
-                parameters,
-                if_exists=if_exists,
-                request_id=request_id,
-            )
-        except FabricHostError:
-            if provisioned.created:
-                self._take_back(app_type)
-            raise
+        for attempt in range(DEPLOY_ATTEMPTS):
+            provisioned = self.provision_outcome(package_dir, reuse_existing=True)
+            app_type = provisioned.value
+            try:
+                app = self.create_application_outcome(
+                    name,
+                    app_type["Name"],
+                    app_type["Version"],
+                    parameters,
+                    if_exists=if_exists,
+                    request_id=request_id,
+                )
+                break
+            except FabricHostError as exc:
+                if provisioned.created:
+                    self._take_back(app_type)
+                elif (
+                    isinstance(exc, ApiError)
+                    and exc.code == "FABRIC_E_APPLICATION_TYPE_NOT_FOUND"
+                    and attempt + 1 < DEPLOY_ATTEMPTS
+                ):
+                    # A concurrent deploy provisioned this type, failed, and took it back
+                    # between our provision and our create: provision it again. (A failed
+                    # create is not recorded under its request id, so retrying is safe.)
+                    continue
+                raise
         kept_other = (app.value["TypeName"], app.value["TypeVersion"]) != (
             app_type["Name"],
             app_type["Version"],

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from fabrichost.client import FabricClient
 from fabrichost.errors import ApiError, ConflictError, NotFoundError
 from tests.integration.conftest import write_guest_package
 
@@ -55,3 +56,41 @@ def test_a_provision_refused_for_different_content_leaves_no_copy(
     with pytest.raises(ConflictError, match="already provisioned;"):  # same content, no reuse
         cluster.client.provision(tmp_path / "A")
     assert _copies(cluster) == before  # the registered copy is kept
+
+
+def test_a_deploy_provisions_again_when_a_concurrent_failed_deploy_took_the_type_back(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    other_package = write_guest_package(tmp_path / "O", script=SLEEPER, app_type="Other")
+    cluster.client.deploy(other_package, "fabric:/Taken")
+    other = FabricClient(cluster.client.endpoint)
+
+    class Interleaved(FabricClient):
+        """Plays a second deploy of the same new type, which fails, around this one's
+        provision: it provisions first, this deploy finds the type there, then the other's
+        create fails and it takes the type back before this deploy creates its application."""
+
+        def provision_outcome(
+            self, package_dir: str | Path, *, reuse_existing: bool = False
+        ) -> Any:
+            if not interleaved:
+                interleaved.append(True)
+                theirs = other.provision_outcome(package_dir, reuse_existing=True)
+                assert theirs.created
+                ours = super().provision_outcome(package_dir, reuse_existing=reuse_existing)
+                assert not ours.created
+                with pytest.raises(ConflictError):
+                    other.create_application_outcome("fabric:/Taken", "GuestAppType", "1.0.0")
+                other.unprovision("GuestAppType", "1.0.0")  # what its failed deploy does
+                return ours
+            return super().provision_outcome(package_dir, reuse_existing=reuse_existing)
+
+    interleaved: list[bool] = []
+    with Interleaved(cluster.client.endpoint) as client, other:
+        outcome = client.deploy_outcome(package, "fabric:/Mine")
+    assert interleaved
+    assert outcome.application["Name"] == "fabric:/Mine"
+    assert outcome.type_provisioned  # this deploy provisioned the type again
+    names = sorted(a["Name"] for a in cluster.client.applications())
+    assert names == ["fabric:/Mine", "fabric:/Taken"]
