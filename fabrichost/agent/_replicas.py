@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 
 ActivationKey = tuple[str, str, str]  # (application name, service package name, activation id)
 
+# A partition that lost replicas because an activation failed (a full disk, no free port, a
+# folder in the way) is filled again after these delays, doubling up to the cap, until it is
+# whole, its service is gone or the agent stops: Service Fabric's failover manager keeps
+# retrying too, instead of waiting for someone to restart a node.
+REPAIR_FIRST_DELAY = 1.0
+REPAIR_MAX_DELAY = 60.0
+
 
 @dataclass(eq=False)
 class Node:
@@ -70,6 +77,7 @@ class ReplicaPlacement:
         instances: InstanceManager
         closing: bool
         _ports: PortAllocator
+        _repairs: set[str]  # ids of the partitions a repair task is scheduled for
 
         def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
         def _bump(self) -> None: ...
@@ -178,7 +186,8 @@ class ReplicaPlacement:
             await self._failover(partition)
 
     def _not_activated(self, replicas: list[Replica], error: FabricHostError) -> None:
-        """Forget planned replicas that will not reach a process, and say why on the service."""
+        """Forget planned replicas that will not reach a process, say why on the service, and
+        schedule their partitions' repair."""
         for replica in replicas:
             if replica.dropped or not self._live(replica.service):
                 continue
@@ -189,6 +198,37 @@ class ReplicaPlacement:
             )
             replica.service.health_warnings[replica.partition.id] = warning
             log.warning("%s %s", replica.service.name, warning)
+            self._repair_later(replica.partition)
+
+    def _repair_later(self, partition: Partition) -> None:
+        """Fill ``partition`` again after a backoff (one repair task per partition)."""
+        if self.closing or partition.id in self._repairs:
+            return
+        self._repairs.add(partition.id)
+        self.spawn(self._repair(partition))
+
+    async def _repair(self, partition: Partition) -> None:
+        delay = REPAIR_FIRST_DELAY
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                if self.closing or not self._live(partition.service):
+                    return
+                try:
+                    await self._fill_partition(partition)
+                except FabricHostError as exc:
+                    delay = min(delay * 2, REPAIR_MAX_DELAY)
+                    log.warning(
+                        "%s partition %s: repair failed (%s); next try in %.0f s",
+                        partition.service.name,
+                        partition.id,
+                        exc,
+                        delay,
+                    )
+                    continue
+                return  # whole again, or short of up nodes (a node start fills it then)
+        finally:
+            self._repairs.discard(partition.id)
 
     def _drop_placement(self, replica: Replica) -> None:
         """Forget a replica that never reached a process (its node went down first)."""
