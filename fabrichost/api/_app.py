@@ -21,7 +21,7 @@ from fabrichost.agent._requests import IfExists
 from fabrichost.api import _json as J
 from fabrichost.api._descriptions import parse_service_description
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
-from fabrichost.api._view import node_view, start_cpu_samples
+from fabrichost.api._view import node_view
 from fabrichost.errors import (
     ActivationError,
     ApiError,
@@ -191,7 +191,6 @@ class _Api:
 
     async def get_view(self, request: Request) -> Any:
         node_name = request.query_params.get("NodeName")
-        await start_cpu_samples(self.cluster, node_name)  # a first view shows real CPU figures
         return node_view(self.cluster, node_name)
 
     async def get_nodes(self, request: Request) -> Any:

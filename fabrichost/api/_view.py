@@ -3,66 +3,41 @@ activation → code package process → replicas. The CLI and the dashboard draw
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any, Final
+import time
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
 
     from fabrichost.agent._cluster import Cluster
 
-#: How long a view waits, once, for processes it has no CPU sample of yet.
-FIRST_SAMPLE_INTERVAL: Final = 0.2
-
 # CPU is measured between two calls on one ``psutil.Process``, so the objects are kept per pid
-# while the process lives; the first call only starts the measurement.
+# while the process lives. A process seen for the first time has no previous call to compare
+# with; it shows its lifetime average instead (as ``ps`` does), later views the share since the
+# previous view (as ``top`` does).
 _sampled: dict[int, psutil.Process] = {}
 
 
-def _host_pids(cluster: Cluster, node_name: str | None) -> Iterator[int]:
-    for node in cluster.nodes.values():
-        if node_name is None or node.name == node_name:
-            for activation in node.activations.values():
-                for host in activation.hosts.values():
-                    if host.supervisor.pid:
-                        yield host.supervisor.pid
-
-
-async def start_cpu_samples(cluster: Cluster, node_name: str | None = None) -> None:
-    """Start a CPU measurement of every host process of the view that has none yet, and
-    wait one short interval if there were any, so that no process shows a meaningless 0%."""
-    live = set(_host_pids(cluster, node_name))
-    started = False
-    for pid in live:
-        proc = _sampled.get(pid)
-        if proc is not None and proc.is_running():  # is_running() also catches PID reuse
-            continue
-        try:
-            proc = psutil.Process(pid)
-            proc.cpu_percent(interval=None)
-        except psutil.Error:
-            _sampled.pop(pid, None)
-            continue
-        _sampled[pid] = proc
-        started = True
-    if started:
-        await asyncio.sleep(FIRST_SAMPLE_INTERVAL)
-
-
 def process_usage(pid: int) -> dict[str, Any]:
-    """CPU (since the previous call for this process) and memory of a host process (zeros if
-    it is gone)."""
+    """CPU (in % of one core) and memory of a host process (zeros if it is gone)."""
     if pid <= 0:
         return {"CpuPercent": 0.0, "MemoryInBytes": 0}
     try:
         proc = _sampled.get(pid)
-        if proc is None or not proc.is_running():
-            proc = _sampled[pid] = psutil.Process(pid)
+        if proc is not None and proc.is_running():  # is_running() also catches PID reuse
+            with proc.oneshot():
+                return {
+                    "CpuPercent": proc.cpu_percent(interval=None),
+                    "MemoryInBytes": proc.memory_info().rss,
+                }
+        proc = _sampled[pid] = psutil.Process(pid)
         with proc.oneshot():
+            proc.cpu_percent(interval=None)  # the baseline of the next view's figure
+            times = proc.cpu_times()
+            age = max(time.time() - proc.create_time(), 0.001)
             return {
-                "CpuPercent": proc.cpu_percent(interval=None),
+                "CpuPercent": round(100.0 * (times.user + times.system) / age, 1),
                 "MemoryInBytes": proc.memory_info().rss,
             }
     except (psutil.Error, ValueError):
