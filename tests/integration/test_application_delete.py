@@ -6,8 +6,10 @@ stop grace), which leaves room for requests about the same application to arrive
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,7 +21,8 @@ from .conftest import MANIFESTS, job_processes, marked_processes, write_guest_pa
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
+
+    import psutil
 
     from .conftest import Cluster
 
@@ -48,7 +51,20 @@ def _stateless(
     )
 
 
+def _ignores_sigint(proc: psutil.Process) -> bool:
+    """Whether the kernel says ``proc`` ignores SIGINT (``SigIgn`` in /proc/<pid>/status)."""
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
 def _delete_in_background(cluster: Cluster, app: str) -> tuple[threading.Thread, list[object]]:
+    # A guest counts as started once spawned, before its script ran: a SIGINT sent before it
+    # ignores the signal would stop it at once, and there would be no delete to act during.
+    _wait_until(lambda: all(_ignores_sigint(p) for p in marked_processes(cluster.state_dir)))
     result: list[object] = []
 
     def delete() -> None:

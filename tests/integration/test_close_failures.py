@@ -23,7 +23,7 @@ from tests.integration.conftest import (
     marked_processes,
     write_stateless_host_package,
 )
-from tests.integration.test_singletons import wait_for_starts
+from tests.integration.test_singletons import wait_for_starts, wait_not_pending
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -139,7 +139,9 @@ def test_terminate_of_a_job_whose_close_raises_returns_and_the_id_starts_again(
     again = _start(cluster, "GoodJob", "bad", {"journal": str(journal)})
     assert again.status_code == 202, again.text
     wait_for_starts(journal, 2, timeout=DEADLINE)
-    status = cluster.client.instance_status("bad")
+    # The host journals its start right after it answers the open; the agent marks the
+    # instance Running when it reads that answer, a moment later.
+    status = wait_not_pending(cluster.client, "bad", DEADLINE)
     assert status["runtimeStatus"] == "Running"
     assert status["generation"] == json.loads(terminated.text)["generation"] + 1
     assert _terminate(cluster, "bad").status_code == 202

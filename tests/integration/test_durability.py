@@ -35,7 +35,7 @@ from tests.integration.conftest import (
     marked_processes,
     write_guest_package,
 )
-from tests.integration.test_singletons import wait_for_starts
+from tests.integration.test_singletons import wait_for_starts, wait_not_pending
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -173,7 +173,7 @@ def test_a_singleton_whose_host_died_while_the_agent_was_down_comes_back_once(
     assert not alive
     with _restarted(cluster.state_dir) as again:
         wait_for_starts(journal, 2)
-        status = again.instance_status("job-9")
+        status = wait_not_pending(again, "job-9")
         assert status["runtimeStatus"] == "Running"
         assert status["generation"] == generation
         assert len(job_processes(cluster.state_dir, "job-9")) == 1

@@ -77,7 +77,7 @@ def test_a_host_sending_garbage_is_faulted_alone(cluster: Cluster, tmp_path: Pat
         if int(stats["ExitCount"]) >= 2:
             break
         assert time.monotonic() < deadline, f"the bad host was not faulted: {entry}"
-        with contextlib.suppress(psutil.NoSuchProcess, ValueError):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired, ValueError):
             psutil.Process(int(str(entry["ProcessId"]))).wait(timeout=5)
     # ... while the good host and its replica are untouched, and the agent still serves.
     cluster.client.wait_service_ready("fabric:/Rt/Good", timeout=10)
@@ -116,7 +116,7 @@ def test_a_faulted_host_counts_as_a_failure_and_backs_off(cluster: Cluster, tmp_
             break
         assert time.monotonic() < deadline, stats
         pid = int(bad["MainEntryPoint"]["ProcessId"])
-        with contextlib.suppress(psutil.NoSuchProcess, ValueError):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired, ValueError):
             psutil.Process(pid).wait(timeout=5)
     assert bad["HealthState"] in ("Warning", "Error"), "a faulted host is not healthy"
     # Backoff: 0.5 s, then 1 s, ... so a handful of starts, not hundreds.

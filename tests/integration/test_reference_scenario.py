@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,15 @@ def test_reference_scenario_node_views_and_blast_radius(cluster3: Cluster) -> No
     untouched = {pid for pid in before if pid != victim}
     others = {n: _replicas_by_process(cluster3, n, "fabric:/App1") for n in NODES[1:]}
     os.kill(victim, signal.SIGKILL)
+    # The agent hears of the death from the kernel a moment later; until then the replicas
+    # still show Ready in the victim, so wait for that first.
+    deadline = time.monotonic() + 30
+    while any(
+        int(r["HostProcessId"]) == victim
+        for r in cluster3.client.deployed_replicas("_Node_0", "fabric:/App1")
+    ):
+        assert time.monotonic() < deadline, "the agent never noticed its host was killed"
+        time.sleep(0.05)
     for service in ("fabric:/App1/ServiceA", "fabric:/App1/ServiceB", "fabric:/App1/ServiceC"):
         cluster3.client.wait_service_ready(service, timeout=60)
 

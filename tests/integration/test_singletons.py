@@ -28,6 +28,7 @@ from tests.integration.conftest import MANIFESTS, job_processes, write_guest_pac
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from fabrichost.client import FabricClient
     from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration
@@ -51,6 +52,17 @@ def wait_for_starts(journal: Path, count: int, timeout: float = 30.0) -> None:
         assert time.monotonic() < deadline, f"{count} start(s) not journaled in {timeout} s"
 
 
+def wait_not_pending(client: FabricClient, instance_id: str, timeout: float = 30.0) -> Any:
+    """The instance's status once it is past Pending. The API long-polls only until an instance
+    finishes, so this polls, with a short interval and a deadline."""
+    deadline = time.monotonic() + timeout
+    while (status := client.instance_status(instance_id))["runtimeStatus"] == "Pending":
+        assert time.monotonic() < deadline, f"{instance_id} still Pending after {timeout} s"
+        time.sleep(0.05)
+    return status
+
+
+@pytest.mark.timeout(180)  # 25 command-line processes start on 2 loaded cores
 def test_fifty_concurrent_creates_of_one_service_name_one_wins(
     cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -43,7 +43,7 @@ def test_hostile_doctype_is_refused_at_once_naming_the_file(tmp_path: Path, text
     started = time.monotonic()
     with pytest.raises(ManifestError) as caught:
         load_document(path)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0  # an expansion would take far longer, or forever
     (diagnostic,) = caught.value.diagnostics
     assert diagnostic.file == str(path)
     assert diagnostic.line == 2
