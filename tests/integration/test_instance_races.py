@@ -34,17 +34,19 @@ from tests.integration.conftest import (
 from tests.integration.test_singletons import wait_for_starts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration
 
-# SlowJob runs until cancelled, QuickJob returns at once; both take ``close_delay`` seconds to
-# close, the window in which the instance is finished but its process still runs.
+# SlowJob runs until cancelled, QuickJob returns at once; their close() is the window in which
+# the instance is finished but its process still runs. With a ``gate`` in the input it lasts
+# until the test creates that file (capped below the agent's 30 s close request timeout, so a
+# gate nobody opens still ends in a clean close), else ``close_delay`` seconds.
 HOST = """
-import json, time
+import json, os, time
 from fabrichost.runtime import StatelessService, run_host
 from sample_services.jobs import append_journal
 
@@ -58,7 +60,12 @@ class SlowJob(StatelessService):
 
     def close(self):
         data = json.loads(self.context.init_data)
-        time.sleep(data.get("close_delay", 0))
+        if "gate" in data:
+            deadline = time.monotonic() + 25
+            while not os.path.exists(data["gate"]) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        else:
+            time.sleep(data.get("close_delay", 0))
         journal("end", data)
 
 class QuickJob(SlowJob):
@@ -70,6 +77,9 @@ class QuickJob(SlowJob):
 run_host({"SlowJob": SlowJob, "QuickJob": QuickJob})
 """
 CLOSE_DELAY = 2.0  # long enough for a request to land in the window, short enough for CI
+# A request made in a gated window gets this long to be answered (wrongly) while the gate is
+# still shut; a product that waits for the process answers only after the gate opens.
+OPEN_GATE_AFTER = 1.0
 
 
 def _write_package(root: Path) -> Path:
@@ -134,26 +144,64 @@ def _assert_no_overlap(journal: Path) -> None:
         assert end < next_start, f"two lifetimes overlapped: {lives}"
 
 
+@pytest.fixture
+def gates(races: Cluster, tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Gate files by name; all are opened at teardown, before the cluster is stopped, so no
+    close() is left waiting on one whatever the test did."""
+    made: list[Path] = []
+
+    def gate(name: str) -> Path:
+        made.append(tmp_path / f"gate-{name}")
+        return made[-1]
+
+    try:
+        yield gate
+    finally:
+        for path in made:
+            path.touch()
+
+
+def _open_soon(gate: Path) -> None:
+    """Open ``gate`` in OPEN_GATE_AFTER seconds, while the caller makes a request that must
+    not be answered before the gated process is gone."""
+    timer = threading.Timer(OPEN_GATE_AFTER, gate.touch)
+    timer.daemon = True
+    timer.start()
+
+
 @contextlib.contextmanager
-def _terminating(cluster: Cluster, instance: str) -> Iterator[Any]:
-    """Terminate ``instance`` in the background; inside, its status already says Terminated."""
+def _terminating(cluster: Cluster, instance: str, gate: Path | None = None) -> Iterator[Any]:
+    """Terminate ``instance`` in the background; inside, its status already says Terminated.
+
+    Its ``gate`` is opened on the way out at the latest (also when the body failed), so the
+    background terminate, which returns once the process is gone, is not held up by it.
+    """
     with ThreadPoolExecutor(1) as pool:
         terminated = pool.submit(
             httpx.post, f"{_instance_url(cluster, instance)}/terminate", timeout=30
         )
-        status = cluster.client.instance_status(instance, wait=True, timeout=10)
-        assert status["runtimeStatus"] == "Terminated", status
-        yield terminated
+        try:
+            status = cluster.client.instance_status(instance, wait=True, timeout=10)
+            assert status["runtimeStatus"] == "Terminated", status
+            yield terminated
+        finally:
+            if gate is not None:
+                gate.touch()
         assert terminated.result(timeout=30).status_code == 202
 
 
-def _running_job(cluster: Cluster, instance: str, journal: Path) -> int:
-    """Start a slow-closing SlowJob ``instance``; its pid once its run() has begun."""
-    first = _start(cluster, instance, {"journal": str(journal), "close_delay": CLOSE_DELAY})
+def _running_job(cluster: Cluster, instance: str, journal: Path, gate: Path | None = None) -> int:
+    """Start a SlowJob ``instance`` whose close() waits for ``gate`` (without one, takes
+    CLOSE_DELAY seconds); its pid once its run() has begun (the journal may already hold
+    earlier jobs: this one is the latest start)."""
+    earlier = len(_lifetimes(journal)) if journal.exists() else 0
+    closing = {"gate": str(gate)} if gate is not None else {"close_delay": CLOSE_DELAY}
+    first = _start(cluster, instance, {"journal": str(journal), **closing})
     assert first.status_code == 202, first.text
-    wait_for_starts(journal, 1, timeout=20)
-    ((pid, _, _),) = _lifetimes(journal)
-    return pid
+    wait_for_starts(journal, earlier + 1, timeout=20)
+    lives = _lifetimes(journal)
+    assert len(lives) == earlier + 1, lives
+    return lives[-1][0]
 
 
 @pytest.mark.parametrize(
@@ -161,12 +209,18 @@ def _running_job(cluster: Cluster, instance: str, journal: Path) -> int:
     [("fail", None), ("use-existing", None), ("replace", None), ("fail", "retry-1")],
 )
 def test_a_start_while_the_instance_terminates_waits_for_its_process_to_be_gone(
-    races: Cluster, tmp_path: Path, if_exists: str, key: str | None
+    races: Cluster,
+    gates: Callable[[str], Path],
+    tmp_path: Path,
+    if_exists: str,
+    key: str | None,
 ) -> None:
     journal = tmp_path / "journal"
-    old = _running_job(races, "x", journal)
-    with _terminating(races, "x"):
+    gate = gates("x")
+    old = _running_job(races, "x", journal, gate)
+    with _terminating(races, "x", gate):
         assert _alive(old), "the window: Terminated, the process still closing"
+        _open_soon(gate)
         again = _start(races, "x", {"journal": str(journal)}, if_exists=if_exists, key=key)
         assert not _alive(old), "a start was answered while the old process still ran"
     assert again.status_code == 202, again.text
@@ -178,17 +232,22 @@ def test_a_start_while_the_instance_terminates_waits_for_its_process_to_be_gone(
 
 
 def test_a_second_terminate_and_a_purge_return_once_the_process_is_gone(
-    races: Cluster, tmp_path: Path
+    races: Cluster, gates: Callable[[str], Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "journal"
-    old = _running_job(races, "x", journal)
-    with _terminating(races, "x"):
-        assert _alive(old)
+    gate = gates("x")
+    old = _running_job(races, "x", journal, gate)
+    with _terminating(races, "x", gate):
+        assert _alive(old), "the window: Terminated, the process still closing"
+        _open_soon(gate)
         second = httpx.post(f"{_instance_url(races, 'x')}/terminate", timeout=30)
         assert not _alive(old), "a second terminate answered while the process still ran"
         assert second.status_code == 200, second.text
-    old = _running_job(races, "y", journal)
-    with _terminating(races, "y"):
+    gate = gates("y")
+    old = _running_job(races, "y", journal, gate)
+    with _terminating(races, "y", gate):
+        assert _alive(old), "the window: Terminated, the process still closing"
+        _open_soon(gate)
         purged = httpx.delete(_instance_url(races, "y"), timeout=30)
         assert not _alive(old), "a purge answered while the process still ran"
         assert purged.status_code == 200, purged.text
