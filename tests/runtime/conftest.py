@@ -16,6 +16,13 @@ if TYPE_CHECKING:
 #: Every service type the Python test host registers, in order.
 PY_HOST_TYPES = 12
 
+#: The close bounds every host starts with. They are far longer than any stall of a loaded CI
+#: machine, so no test depends on the host being scheduled in time, and they cost nothing: each
+#: wait ends as soon as what it waits for (a run, a close) does. A test that needs a bound to
+#: expire passes a short one itself, e.g. ``FABRICHOST_RUN_GRACE`` for a run that ignores its
+#: token, ``FABRICHOST_CLOSE_TIMEOUT`` for a replica that can never close.
+GENEROUS_BOUNDS = {"FABRICHOST_CLOSE_TIMEOUT": "20", "FABRICHOST_RUN_GRACE": "10"}
+
 
 @pytest.fixture
 def start_host(tmp_path: Path) -> Iterator[Callable[..., AgentSide]]:
@@ -24,10 +31,7 @@ def start_host(tmp_path: Path) -> Iterator[Callable[..., AgentSide]]:
 
     def start(argv: Sequence[str] | None = None, **env: str) -> AgentSide:
         argv = argv or [sys.executable, str(HOSTS / "py_host.py")]
-        # Short close bounds keep the tests that exercise them quick.
-        side = spawn_host(
-            argv, tmp_path, {"FABRICHOST_CLOSE_TIMEOUT": "1", "FABRICHOST_RUN_GRACE": "0.5", **env}
-        )
+        side = spawn_host(argv, tmp_path, {**GENEROUS_BOUNDS, **env})
         started.append(side)
         return side
 
@@ -39,8 +43,18 @@ def start_host(tmp_path: Path) -> Iterator[Callable[..., AgentSide]]:
 
 
 @pytest.fixture
-def host(start_host: Callable[..., AgentSide]) -> AgentSide:
+def start_py_host(start_host: Callable[..., AgentSide]) -> Callable[..., AgentSide]:
+    """Start the Python test host with extra environment (``**env``), past the handshake."""
+
+    def start(**env: str) -> AgentSide:
+        side = start_host(**env)
+        assert len(side.handshake(PY_HOST_TYPES)) == PY_HOST_TYPES
+        return side
+
+    return start
+
+
+@pytest.fixture
+def host(start_py_host: Callable[..., AgentSide]) -> AgentSide:
     """The Python test host, past the handshake with every type registered."""
-    side = start_host()
-    assert len(side.handshake(PY_HOST_TYPES)) == PY_HOST_TYPES
-    return side
+    return start_py_host()
