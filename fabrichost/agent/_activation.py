@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCK_FD_ENV = "FABRICHOST_LOCK_FD"  # the inherited incarnation lock (see _lock.py)
+# Seconds a process has between SIGINT and SIGKILL at least, even when closing its replicas
+# used up the deactivation's grace period.
+MIN_EXIT_GRACE = 0.5
 
 
 def _entry_point(program: ProgramSpec, code_package: CodePackageSpec, work: Path) -> EntryPoint:
@@ -285,15 +288,20 @@ class ServicePackageActivation:
         self.status = "Deactivating"
         if self.deactivation is not None:
             self.deactivation.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if grace > 0:
             # As SF does: replicas are closed over the protocol first (bounded by the grace
             # period), so services shut down cleanly; then the processes are signalled.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace):
+                async with asyncio.timeout_at(deadline):
                     await asyncio.gather(
                         *(self._close_open_replicas(h) for h in self.hosts.values())
                     )
-        await asyncio.gather(*(h.stop(grace) for h in self.hosts.values()))
+        # One grace period for both steps (a hung close must not double it), but a process
+        # always gets a moment between SIGINT and SIGKILL.
+        exit_grace = max(deadline - loop.time(), min(grace, MIN_EXIT_GRACE))
+        await asyncio.gather(*(h.stop(exit_grace) for h in self.hosts.values()))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

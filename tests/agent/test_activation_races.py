@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from fabrichost.agent._activation import ServicePackageActivation
+from fabrichost.agent._activation import MIN_EXIT_GRACE, ServicePackageActivation
 from fabrichost.agent._backoff import RestartPolicy
 from fabrichost.agent._environment import ActivationIdentity, ApplicationFolders
 from fabrichost.agent._model import (
@@ -158,3 +158,28 @@ async def test_callers_sharing_an_activation_that_fails_all_fail(
         assert [row.name for row in cluster.persist.store.services()] == []
     finally:
         await cluster.shutdown()
+
+
+async def test_a_hung_close_does_not_double_the_grace_period(tmp_path: Path) -> None:
+    """Closing the replicas and stopping the processes share one grace period: a host whose
+    close never answers gets SIGINT when the period is over, and only a short moment more
+    before SIGKILL (not a second full period)."""
+    activation, replica = _activation(tmp_path)
+    replica.status = ReplicaStatus.READY
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    stops: list[float] = []
+
+    async def close_replica(partition_id: str, replica_id: int) -> None:
+        await never  # a close that hangs
+
+    async def stop(grace: float) -> None:
+        stops.append(grace)
+
+    channel = SimpleNamespace(close_replica=close_replica)
+    host = SimpleNamespace(spec=SimpleNamespace(name="Code"), channel=channel, stop=stop)
+    activation.hosts = {"Code": host}  # type: ignore[dict-item]
+    activation.activated.set()
+    async with asyncio.timeout(10):
+        await activation.deactivate(grace=1.0)
+    assert stops == [MIN_EXIT_GRACE]
+    assert activation.status == "Deactivated"
