@@ -29,6 +29,9 @@ START_LOCK_FILE: Final = "up.lock"
 # The cluster's node count, written by the agent on every start: `up` without `--nodes` keeps it.
 CLUSTER_FILE: Final = "cluster.json"
 LOG_FILE: Final = "agent.log"
+# Seconds an agent keeps trying to take a busy agent.lock before it concludes that another
+# agent holds it (a probe holds it for microseconds).
+PROBE_PATIENCE: Final = 1.0
 ENV_STATE_DIR: Final = "FABRICHOST_STATE_DIR"
 # Every process the agent starts carries this variable, so `down` can find strays even when the
 # agent itself was killed.
@@ -79,9 +82,18 @@ class StateDirLock:
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = self.path.open("a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        # A probe (`is_held_elsewhere`, run by `up`, `down` and `status` while an agent
+        # starts) holds the lock for an instant: only a lock still held after a short while
+        # belongs to another agent.
+        deadline = time.monotonic() + PROBE_PATIENCE
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
             f.close()
             holder = AgentRecord.read(self.path.parent)
             who = f" (pid {holder.AgentProcessId}, {holder.Endpoint})" if holder else ""
