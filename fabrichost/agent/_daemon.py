@@ -32,7 +32,6 @@ from fabrichost.agent._cluster import AgentSettings, Cluster
 from fabrichost.agent._fence import sweep_strays
 from fabrichost.agent._persist import Persistence
 from fabrichost.agent._statedir import (
-    LOCK_FILE,
     LOG_FILE,
     AgentRecord,
     StateDirLock,
@@ -49,6 +48,10 @@ if TYPE_CHECKING:
     from fabrichost.store import Store
 
 log = logging.getLogger(__name__)
+
+# Seconds an agent has to exit after it was asked to (a shutdown or SIGTERM) before SIGKILL,
+# once `down`'s own deadline is used up.
+AGENT_EXIT_TIMEOUT = 5.0
 
 
 class _Server(uvicorn.Server):
@@ -335,67 +338,101 @@ def _same_process(pid: int, start_time: float) -> bool:
 
 
 def stop_background(
-    state_dir: Path, *, timeout: float = 30.0, on_wait: Callable[[], None] | None = None
+    state_dir: Path, *, timeout: float = 30.0, on_wait: Callable[[str], None] | None = None
 ) -> bool:
     """Stop the agent of ``state_dir`` and every process it started. True if one was running.
 
     An agent that is still starting (an ``up`` waiting for it, or an agent restoring the
     cluster before it serves) is waited for, then stopped: stopping only what it had fenced
-    so far would leave it running. ``on_wait`` is called once if there is such a wait.
+    so far would leave it running. One that does not serve within ``timeout`` is killed.
+    ``on_wait`` is told once about each kind of wait.
     """
-    import httpx
-
     if not state_dir.is_dir():
         sweep_strays(state_dir)  # its processes may outlive a deleted directory
         return False
     deadline = time.monotonic() + timeout
-    said: list[bool] = []
+    told: set[str] = set()
 
-    def waiting() -> None:
-        if not said and on_wait is not None:
-            on_wait()
-        said.append(True)
+    def waiting(message: str) -> None:
+        if message not in told and on_wait is not None:
+            on_wait(message)
+        told.add(message)
 
-    with start_turn(state_dir, deadline, on_wait=waiting):
-        record = _started_agent(state_dir, deadline, waiting)
-        if record is not None:
-            try:
-                pidfd = os.pidfd_open(record.AgentProcessId)
-            except ProcessLookupError:  # it exited just now
-                pidfd = -1
-            try:
-                with contextlib.suppress(httpx.HTTPError):
-                    httpx.post(f"{record.Endpoint}/$/fabrichost/Shutdown", timeout=5.0)
-                if pidfd >= 0 and not _wait_exit(pidfd, timeout):
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                    _wait_exit(pidfd, 5.0)
-            finally:
-                if pidfd >= 0:
-                    os.close(pidfd)
-        with contextlib.suppress(OSError):
-            (state_dir / "agent.json").unlink()
-        sweep_strays(state_dir)
-    return record is not None
+    with contextlib.ExitStack() as stack:
+        # An `up` starting the agent finishes first, and so does another `down`. A directory
+        # we cannot write, or a turn never given, does not stop us: we go on without it.
+        with contextlib.suppress(OSError, FabricHostError):
+            stack.enter_context(
+                start_turn(
+                    state_dir,
+                    deadline,
+                    on_wait=lambda: waiting(
+                        f"waiting for another `fabrichost up` or `down` of {state_dir}"
+                    ),
+                )
+            )
+        try:
+            return _stop_agent(state_dir, deadline, timeout, waiting)
+        finally:
+            with contextlib.suppress(OSError):
+                (state_dir / "agent.json").unlink()
+            sweep_strays(state_dir)
+
+
+def _stop_agent(
+    state_dir: Path, deadline: float, timeout: float, waiting: Callable[[str], None]
+) -> bool:
+    import httpx
+
+    record = _started_agent(state_dir, deadline, waiting)
+    if record is None:
+        stuck = StateDirLock(state_dir).holder()
+        if stuck is None:
+            return False
+        log.warning("the agent %d of %s never served; killing it", stuck.pid, state_dir)
+        waiting(f"the agent {stuck.pid} did not start serving within {timeout:.0f} s; killing it")
+        _kill(stuck)
+        return True
+    try:
+        pidfd = os.pidfd_open(record.AgentProcessId)
+    except ProcessLookupError:  # it exited just now
+        return True
+    try:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{record.Endpoint}/$/fabrichost/Shutdown", timeout=5.0)
+        if not _wait_exit(pidfd, max(deadline - time.monotonic(), AGENT_EXIT_TIMEOUT)):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            _wait_exit(pidfd, 5.0)
+    finally:
+        os.close(pidfd)
+    return True
 
 
 def _started_agent(
-    state_dir: Path, deadline: float, on_wait: Callable[[], None]
+    state_dir: Path, deadline: float, waiting: Callable[[str], None]
 ) -> AgentRecord | None:
-    """The record of the agent of ``state_dir``, waiting for one that holds the directory's
-    lock but does not serve yet (it restores the cluster first); None if no agent runs."""
+    """The record of the agent of ``state_dir``, waiting (until ``deadline``) for one that
+    holds the directory's lock but does not serve yet: it restores the cluster first. None if
+    no agent serves by then."""
     while True:
         record = AgentRecord.read(state_dir)
         if record is not None and _same_process(record.AgentProcessId, record.AgentStartTime):
             return record
-        if not StateDirLock(state_dir).is_held_elsewhere():
+        if not StateDirLock(state_dir).is_held_elsewhere() or time.monotonic() >= deadline:
             return None
-        if time.monotonic() >= deadline:
-            raise FabricHostError(
-                f"an agent holds {state_dir / LOCK_FILE} but has not started serving; "
-                f"see {state_dir / LOG_FILE}"
-            )
-        on_wait()
+        waiting(f"the agent of {state_dir} is starting; stopping it once it serves")
         time.sleep(0.05)  # the agent says nothing to us until it serves: bounded poll
+
+
+def _kill(proc: psutil.Process) -> None:
+    """SIGTERM (a restoring agent has no handler yet: it dies at once), then SIGKILL."""
+    with contextlib.suppress(psutil.Error):
+        proc.terminate()
+        try:
+            proc.wait(AGENT_EXIT_TIMEOUT)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(5.0)
 
 
 def _wait_exit(pidfd: int, timeout: float) -> bool:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
+import psutil
+
 from fabrichost.errors import FabricHostError
 
 if TYPE_CHECKING:
@@ -101,6 +103,11 @@ class StateDirLock:
                 f"another agent{who} already serves the state directory {self.path.parent}"
             ) from None
         os.set_inheritable(f.fileno(), False)
+        # Who holds it, for `down` to find an agent that never starts serving.
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
         self._file = f
 
     def release(self) -> None:
@@ -108,11 +115,26 @@ class StateDirLock:
             self._file.close()
             self._file = None
 
+    def holder(self) -> psutil.Process | None:
+        """The process holding the lock, if it is held: the pid it wrote, checked to be a
+        live process that has the lock file open (a pid alone may have been reused)."""
+        if not self.is_held_elsewhere():
+            return None
+        try:
+            proc = psutil.Process(int(self.path.read_text().strip()))
+            if any(Path(f.path) == self.path for f in proc.open_files()):
+                return proc
+        except (OSError, ValueError, psutil.Error):
+            pass
+        return None
+
     def is_held_elsewhere(self) -> bool:
         """True while some live process holds the lock (probe without keeping it)."""
-        if not self.path.exists():
+        try:
+            f = self.path.open("rb")  # read-only: a directory we cannot write is probed too
+        except FileNotFoundError:
             return False
-        with self.path.open("a+") as f:
+        with f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

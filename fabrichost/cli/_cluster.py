@@ -91,8 +91,8 @@ def down(state_dir: str | None) -> None:
     """Stop the agent and every process it started."""
     path = state_dir_of(state_dir)
 
-    def waiting() -> None:
-        click.echo(f"the agent of {path} is starting; stopping it once it serves", err=True)
+    def waiting(message: str) -> None:
+        click.echo(message, err=True)
 
     if stop_background(path, on_wait=waiting):
         click.echo(f"stopped the agent of {path}")

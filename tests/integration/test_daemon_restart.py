@@ -214,3 +214,60 @@ def test_down_while_up_restores_the_cluster_stops_the_agent_once_it_serves(
         for agent in agents_serving(state):
             with contextlib.suppress(psutil.Error):
                 agent.kill()
+
+
+def test_down_kills_an_agent_that_never_starts_serving_and_sweeps_its_processes(
+    state: Path,
+) -> None:
+    # A stand-in for an agent stuck before it serves (say, in a restore that hangs): it holds
+    # the directory's lock the way the agent does, and one process carries the marker.
+    hung = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from fabrichost.agent._statedir import StateDirLock\n"
+            "lock = StateDirLock(Path(sys.argv[1]))\n"
+            "lock.acquire()\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(3600)\n",
+            str(state),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stray = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(3600)"],
+        env={**os.environ, "FABRICHOST_AGENT_STATE_DIR": str(state)},
+    )
+    try:
+        assert hung.stdout is not None
+        assert hung.stdout.readline() == "locked\n"
+        told: list[str] = []
+        assert stop_background(state, timeout=2, on_wait=told.append) is True
+        assert hung.wait(10) is not None
+        assert stray.wait(10) is not None
+        assert any("did not start serving" in message for message in told), told
+    finally:
+        for proc in (hung, stray):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        if hung.stdout is not None:
+            hung.stdout.close()
+
+
+def test_down_stops_the_agent_even_without_its_turn_lock(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fh(capsys, state, "up", "--port", "0")[0] == 0
+    record = AgentRecord.read(state)
+    assert record is not None
+    # `down` cannot take up.lock (as in a directory it may not write): it stops the agent anyway.
+    (state / "up.lock").unlink()
+    (state / "up.lock").mkdir()
+    code, out, err = fh(capsys, state, "down")
+    assert code == 0, err
+    assert "stopped the agent" in out
+    assert not agents_serving(state)
