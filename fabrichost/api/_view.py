@@ -3,7 +3,9 @@ activation → code package process → replicas. The CLI and the dashboard draw
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -35,14 +37,25 @@ def process_usage(pid: int) -> dict[str, Any]:
         with proc.oneshot():
             proc.cpu_percent(interval=None)  # the baseline of the next view's figure
             times = proc.cpu_times()
-            age = max(time.time() - proc.create_time(), 0.001)
+            age = max(_age(pid), 0.001)
             return {
                 "CpuPercent": round(100.0 * (times.user + times.system) / age, 1),
                 "MemoryInBytes": proc.memory_info().rss,
             }
-    except (psutil.Error, ValueError):
+    except (psutil.Error, OSError, ValueError, IndexError):
         _sampled.pop(pid, None)
         return {"CpuPercent": 0.0, "MemoryInBytes": 0}
+
+
+def _age(pid: int) -> float:
+    """Seconds since ``pid`` started, on the kernel's boot clock: psutil's create_time adds a
+    boot time rounded to whole seconds, which is up to a second off for a young process."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name may hold spaces
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _forget_exited() -> None:
