@@ -87,7 +87,7 @@ class Cluster(ReplicaPlacement):
         self._ports = PortAllocator(*self.settings.port_range)
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._repairs: set[str] = set()  # partitions a repair task will fill again
+        self._repairs = {}  # partition id -> its repair task (see _replicas.PartitionRepair)
         self.closing = False  # set by shutdown(): nothing new is activated, nothing fails over
         # Provisions and unprovisions take turns: an unprovision deletes image store folders
         # that a concurrent provision of the same content might be about to register.

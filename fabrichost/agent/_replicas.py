@@ -4,7 +4,9 @@ A mixin of :class:`~fabrichost.agent._cluster.Cluster` (it shares the cluster's 
 is by topic, to keep each module readable). Placing is two steps: :meth:`_plan_partition` decides
 synchronously where the missing replicas of a partition go and with which role (so the decision
 can be committed to the store in one transaction, before any process is started), and
-:meth:`_activate_replicas` puts them into service package activations, starting processes.
+:meth:`_activate_replicas` puts them into service package activations, starting processes. A
+replica whose activation failed is forgotten, and a task of its partition's own fills the
+partition again later (:meth:`_repair`), preferring other nodes than the one that failed.
 """
 
 from __future__ import annotations
@@ -55,6 +57,18 @@ REPAIR_MAX_DELAY = 60.0
 
 
 @dataclass(eq=False)
+class PartitionRepair:
+    """The state of one partition's repair task (see :meth:`ReplicaPlacement._repair`)."""
+
+    # Nodes where an activation for the partition failed: placed on last, so that one broken
+    # node does not take every retry while another node could serve.
+    failed_nodes: set[str] = field(default_factory=set)
+    # A replica was lost after the current pass began: that pass may not have seen it, so the
+    # task makes another one instead of ending.
+    again: bool = True
+
+
+@dataclass(eq=False)
 class Node:
     name: str
     up: bool = True
@@ -77,7 +91,7 @@ class ReplicaPlacement:
         instances: InstanceManager
         closing: bool
         _ports: PortAllocator
-        _repairs: set[str]  # ids of the partitions a repair task is scheduled for
+        _repairs: dict[str, PartitionRepair]  # partition id -> its repair task's state
 
         def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
         def _bump(self) -> None: ...
@@ -113,8 +127,13 @@ class ReplicaPlacement:
             if (node := self.nodes.get(r.node_name)) is not None and node.up
         ]
 
-    def _plan_partition(self, partition: Partition) -> list[Replica]:
-        """Decide where a partition's missing replicas go, and their roles (no IO)."""
+    def _plan_partition(
+        self, partition: Partition, avoid: frozenset[str] = frozenset()
+    ) -> list[Replica]:
+        """Decide where a partition's missing replicas go, and their roles (no IO).
+
+        Nodes in ``avoid`` are chosen only when no other up node can take a replica.
+        """
         service = partition.service
         live = self._serving(partition)
         up = [n.name for n in self.nodes.values() if n.up]
@@ -131,7 +150,9 @@ class ReplicaPlacement:
             load[r.node_name] = load.get(r.node_name, 0) + 1
             if r.role is ReplicaRole.PRIMARY:
                 primaries[r.node_name] = primaries.get(r.node_name, 0) + 1
-        result = choose_nodes(up, load, wanted, exclude=frozenset(r.node_name for r in live))
+        result = choose_nodes(
+            up, load, wanted, exclude=frozenset(r.node_name for r in live), avoid=avoid
+        )
         # A partition's warning lasts while it lacks replicas; a complete placement clears it.
         service.health_warnings.pop(partition.id, None)
         if result.missing:
@@ -154,27 +175,36 @@ class ReplicaPlacement:
     async def _activate_replicas(self, replicas: Iterable[Replica]) -> None:
         """Put planned replicas into activations; one whose node is down is placed again.
 
+        A failed activation costs only the replicas aimed at its node: they are forgotten
+        (model and store) and their partitions repaired later (:meth:`_repair_later`), while
+        the replicas aimed at the other nodes still start. One broken node must not keep a
+        whole partition down.
+
         Raises:
-            FabricHostError: an activation failed. The replicas not yet in an activation are
-                forgotten first (model and store), so none of them counts as placed forever.
+            FabricHostError: the first activation that failed, once every replica was tried
+                (a create undoes itself on it; a restore or a node start reports it).
         """
-        todo = list(replicas)
+        failed: dict[str, FabricHostError] = {}  # node -> why its activation failed
         lost: list[Partition] = []
-        for index, replica in enumerate(todo):
+        for replica in list(replicas):
             # The world moves during every await: a replica dropped meanwhile (its service
             # deleted, its instance terminated, its node stopped) is not added; its remover
             # deactivates what was made for it.
             if replica.dropped or not self._live(replica.service):
                 continue
             node = self.nodes[replica.node_name]
+            if node.name in failed:  # what just failed there would fail again
+                self._not_activated(replica, failed[node.name])
+                continue
             activation = None
             if node.up:
                 try:
                     activation = await self._activation_for(node, replica)
                 except FabricHostError as exc:
-                    if node.up:
-                        self._not_activated(todo[index:], exc)
-                        raise
+                    if node.up:  # else it failed because its node went down: placed again
+                        failed[node.name] = exc
+                        self._not_activated(replica, exc)
+                        continue
                 if replica.dropped or not self._live(replica.service):
                     continue
             if activation is None or not node.up:  # stop_node drops what it finds; not this
@@ -182,41 +212,59 @@ class ReplicaPlacement:
                 lost.append(replica.partition)
                 continue
             activation.add_replica(replica)
+        errors = list(failed.values())
         for partition in dict.fromkeys(lost):
-            await self._failover(partition)
+            try:
+                await self._failover(partition)
+            except FabricHostError as exc:  # reported and repaired like ours; the rest go on
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
-    def _not_activated(self, replicas: list[Replica], error: FabricHostError) -> None:
-        """Forget planned replicas that will not reach a process, say why on the service, and
-        schedule their partitions' repair."""
-        for replica in replicas:
-            if replica.dropped or not self._live(replica.service):
-                continue
-            self._drop_placement(replica)
-            warning = (
-                f"partition {replica.partition.id}: a replica could not be activated on "
-                f"{replica.node_name}: {error}"
-            )
-            replica.service.health_warnings[replica.partition.id] = warning
-            log.warning("%s %s", replica.service.name, warning)
-            self._repair_later(replica.partition)
-
-    def _repair_later(self, partition: Partition) -> None:
-        """Fill ``partition`` again after a backoff (one repair task per partition)."""
-        if self.closing or partition.id in self._repairs:
+    def _not_activated(self, replica: Replica, error: FabricHostError) -> None:
+        """Forget a planned replica whose activation failed on its node, say why on its
+        service, and schedule its partition's repair (which places on that node last)."""
+        if replica.dropped or not self._live(replica.service):
             return
-        self._repairs.add(partition.id)
-        self.spawn(self._repair(partition))
+        self._drop_placement(replica)
+        partition = replica.partition
+        warning = (
+            f"partition {partition.id}: a replica could not be activated on "
+            f"{replica.node_name}: {error}"
+        )
+        replica.service.health_warnings[partition.id] = warning
+        log.warning("%s %s", replica.service.name, warning)
+        self._repair_later(partition, replica.node_name)
 
-    async def _repair(self, partition: Partition) -> None:
+    def _repair_later(self, partition: Partition, failed_node: str) -> None:
+        """Fill ``partition`` again after a backoff (one repair task per partition).
+
+        A loss reported while the task runs marks it for another pass: the pass in progress
+        may have planned before the loss and would otherwise end with the partition short.
+        """
+        if self.closing:
+            return
+        repair = self._repairs.get(partition.id)
+        if repair is None:
+            repair = self._repairs[partition.id] = PartitionRepair()
+            self.spawn(self._repair(partition, repair))
+        repair.failed_nodes.add(failed_node)
+        repair.again = True
+
+    async def _repair(self, partition: Partition, repair: PartitionRepair) -> None:
+        """Fill ``partition`` until a pass succeeds with no loss reported since it began."""
         delay = REPAIR_FIRST_DELAY
         try:
-            while True:
+            while repair.again:
                 await asyncio.sleep(delay)
+                await self._stops_over()
                 if self.closing or not self._live(partition.service):
                     return
+                repair.again = False  # from here on, a reported loss needs another pass
                 try:
-                    await self._fill_partition(partition)
+                    await self._fill_partition(partition, avoid=frozenset(repair.failed_nodes))
                 except FabricHostError as exc:
+                    repair.again = True
                     delay = min(delay * 2, REPAIR_MAX_DELAY)
                     log.warning(
                         "%s partition %s: repair failed (%s); next try in %.0f s",
@@ -225,21 +273,35 @@ class ReplicaPlacement:
                         exc,
                         delay,
                     )
-                    continue
-                return  # whole again, or short of up nodes (a node start fills it then)
+            # Whole again, or short of up nodes (a node start fills it then).
+        except Exception:  # a bug: said loudly, not lost with the task
+            log.exception("%s partition %s: repair stopped", partition.service.name, partition.id)
         finally:
-            self._repairs.discard(partition.id)
+            del self._repairs[partition.id]
+
+    async def _stops_over(self) -> None:
+        """Wait until no node is stopping.
+
+        A stopping node's replicas no longer count as serving (:meth:`_serving`) though their
+        processes run until the stop's grace period ends: a fill now would start a second copy
+        beside them. The stop fails its replicas over itself before it is over.
+        """
+        while stopping := [n.stopped for n in self.nodes.values() if n.stopped is not None]:
+            await stopping[0].wait()
 
     def _drop_placement(self, replica: Replica) -> None:
         """Forget a replica that never reached a process (its node went down first)."""
         replica.status = ReplicaStatus.DROPPED
         self.persist.replica_removed(replica)
 
-    async def _fill_partition(self, partition: Partition) -> None:
-        """Place and start the replicas a partition lacks, on up nodes that hold none of it."""
+    async def _fill_partition(
+        self, partition: Partition, avoid: frozenset[str] = frozenset()
+    ) -> None:
+        """Place and start the replicas a partition lacks, on up nodes that hold none of it
+        (on nodes in ``avoid`` only when no other node fits)."""
         if not self._live(partition.service):
             return  # deleted while the caller waited: nothing is placed for it, ever
-        planned = self._plan_partition(partition)
+        planned = self._plan_partition(partition, avoid)
         if not planned:
             return
         try:
