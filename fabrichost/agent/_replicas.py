@@ -577,8 +577,9 @@ class ReplicaPlacement:
 
     async def start_node(self, name: str) -> None:
         node = self.node(name)
-        while node.stopped is not None:  # a stop in progress finishes first
-            await node.stopped.wait()
+        # Stops in progress finish first: this node's own, and any other node's, whose
+        # replicas still run until its grace period ends (a fill now would double them).
+        await self._stops_over()
         if node.up:
             return
         node.up = True

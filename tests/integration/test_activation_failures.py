@@ -183,6 +183,32 @@ def test_a_repair_waits_for_a_stopping_node_instead_of_starting_a_second_copy(
     _wait_for(lambda: _warnings(client, "fabric:/G/S") == [], "the warning stayed")
 
 
+def test_a_node_start_waits_for_another_node_s_stop_before_filling(
+    cluster3: ClusterFixture, tmp_path: Path, beacon: Beacon
+) -> None:
+    client = cluster3.client
+    client.stop_node("_Node_1")
+    client.stop_node("_Node_2")
+    script = beacon.guest_script(ignore_sigint=True)  # it lives until the stop grace is over
+    client.deploy(write_guest_package(tmp_path / "G", script=script), "fabric:/G")
+    client.create_service("fabric:/G", _stateless("fabric:/G/S"))
+    client.wait_service_ready("fabric:/G/S", 30)
+    old_pid = beacon.wait("start", timeout=30)
+
+    stop = Call(lambda: client.stop_node("_Node_0"))  # no node is left to fail over to
+    beacon.wait("sigint", timeout=30)  # the stop waits out the guest's grace period now
+    client.start_node("_Node_1")  # its fill must not start a copy beside the old process
+
+    new_pid = beacon.wait("start", timeout=60)
+    assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == "zombie"
+    assert stop.join(60) is None
+    assert new_pid != old_pid
+    _wait_for(
+        lambda: _ready_nodes(client, "fabric:/G/S") == ["_Node_1"],
+        "the replica never reached the started node",
+    )
+
+
 # -- a loss reported while the repair runs --------------------------------------------------------
 
 
