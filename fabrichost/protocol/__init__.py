@@ -30,11 +30,13 @@ from fabrichost.protocol._messages import ChangeRole as ChangeRole
 from fabrichost.protocol._messages import CloseReplica as CloseReplica
 from fabrichost.protocol._messages import ConfigChanged as ConfigChanged
 from fabrichost.protocol._messages import Error as Error
+from fabrichost.protocol._messages import EventRaised as EventRaised
 from fabrichost.protocol._messages import Fault as Fault
 from fabrichost.protocol._messages import Hello as Hello
 from fabrichost.protocol._messages import OpenReplica as OpenReplica
 from fabrichost.protocol._messages import Ping as Ping
 from fabrichost.protocol._messages import Pong as Pong
+from fabrichost.protocol._messages import RaiseEvent as RaiseEvent
 from fabrichost.protocol._messages import RegisterServiceType as RegisterServiceType
 from fabrichost.protocol._messages import ReplicaClosed as ReplicaClosed
 from fabrichost.protocol._messages import ReplicaFaulted as ReplicaFaulted
@@ -48,10 +50,12 @@ from fabrichost.protocol._messages import Shutdown as Shutdown
 from fabrichost.protocol._messages import ShutdownComplete as ShutdownComplete
 from fabrichost.protocol._messages import Welcome as Welcome
 from fabrichost.protocol._messages import message_from_json as message_from_json
+from fabrichost.protocol._state import INTRODUCED_IN as INTRODUCED_IN
 from fabrichost.protocol._state import SUPPORTED_VERSIONS as SUPPORTED_VERSIONS
 from fabrichost.protocol._state import Role as Role
 from fabrichost.protocol._state import State as State
 from fabrichost.protocol._state import negotiate_version as negotiate_version
+from fabrichost.protocol._values import EVENT_NAME_RULE as EVENT_NAME_RULE
 from fabrichost.protocol._values import Endpoint as Endpoint
 from fabrichost.protocol._values import EndpointProtocol as EndpointProtocol
 from fabrichost.protocol._values import EndpointType as EndpointType
@@ -59,10 +63,13 @@ from fabrichost.protocol._values import HealthState as HealthState
 from fabrichost.protocol._values import ReplicaRole as ReplicaRole
 from fabrichost.protocol._values import RunStatus as RunStatus
 from fabrichost.protocol._values import ServiceKind as ServiceKind
+from fabrichost.protocol._values import is_event_name as is_event_name
 
 __all__ = (
     "CLOSED",
     "DEFAULT_MAX_FRAME_SIZE",
+    "EVENT_NAME_RULE",
+    "INTRODUCED_IN",
     "JSON",
     "MESSAGE_TYPES",
     "NEED_DATA",
@@ -77,6 +84,7 @@ __all__ = (
     "EndpointType",
     "Error",
     "ErrorCode",
+    "EventRaised",
     "Fault",
     "FrameDecoder",
     "HealthState",
@@ -87,6 +95,7 @@ __all__ = (
     "OpenReplica",
     "Ping",
     "Pong",
+    "RaiseEvent",
     "RegisterServiceType",
     "ReplicaClosed",
     "ReplicaFaulted",
@@ -112,6 +121,7 @@ __all__ = (
     "decode_payload",
     "encode_frame",
     "encode_payload",
+    "is_event_name",
     "message_from_json",
     "negotiate_version",
 )

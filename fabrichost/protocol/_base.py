@@ -34,6 +34,7 @@ class ErrorCode:
     REPLICA_ALREADY_EXISTS: Final = "ReplicaAlreadyExists"
     REPLICA_DOES_NOT_EXIST: Final = "ReplicaDoesNotExist"
     SERVICE_FAILED: Final = "ServiceFailed"
+    EVENT_BUFFER_FULL: Final = "EventBufferFull"
     PROTOCOL_VIOLATION: Final = "ProtocolViolation"
 
 

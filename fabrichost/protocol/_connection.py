@@ -42,6 +42,7 @@ from fabrichost.protocol._messages import (
     CloseReplica,
     Hello,
     OpenReplica,
+    RaiseEvent,
     RegisterServiceType,
     ReplicaOpened,
     ServiceTypeRegistered,
@@ -49,6 +50,7 @@ from fabrichost.protocol._messages import (
     message_from_json,
 )
 from fabrichost.protocol._state import (
+    INTRODUCED_IN,
     REPLIES,
     SENDABLE,
     SUPPORTED_VERSIONS,
@@ -249,6 +251,7 @@ class Connection:
             raise RemoteProtocolError(
                 f"{name} cannot be sent by the {peer.value} in state {self.state.name}"
             )
+        self._check_version(name, RemoteProtocolError)
         if isinstance(message, Request):
             if message.id <= self._last_received_id:
                 raise RemoteProtocolError(
@@ -296,6 +299,7 @@ class Connection:
             self.state is State.FAULTED and self._fault_sent
         ):
             raise LocalProtocolError(f"{name} cannot be sent in state {self.state.name}")
+        self._check_version(name, LocalProtocolError)
         data = encode_frame(encode_payload(message.to_json()), self._max_frame_size)
         if isinstance(message, Request):
             if message.id <= self._last_sent_id:
@@ -340,6 +344,15 @@ class Connection:
     def _move(self, name: str) -> None:
         self.state = TRANSITIONS.get((self.state, name), self.state)
 
+    def _check_version(self, name: str, error: type[ProtocolError]) -> None:
+        """A message type added in a later version passes only on a channel that agreed on it."""
+        needed = INTRODUCED_IN.get(name)
+        if needed is not None and (self.version is None or self.version < needed):
+            raise error(
+                f"{name} needs protocol version {needed}; this channel agreed on version "
+                f"{self.version}"
+            )
+
     def _check_request(self, request: Request, error: type[ProtocolError]) -> None:
         """Rules about a request that depend on what happened before (both directions)."""
         if isinstance(request, OpenReplica):
@@ -354,7 +367,7 @@ class Connection:
                     f"{request.partition_id}, which the host already owns"
                 )
         elif (
-            isinstance(request, ChangeRole | CloseReplica)
+            isinstance(request, ChangeRole | CloseReplica | RaiseEvent)
             and self.role is Role.AGENT
             and self._replicas.get(request.replica_key) is not _ReplicaState.OPEN
         ):

@@ -38,6 +38,7 @@ from fabrichost.protocol._values import (
     ServiceKind,
     check_endpoints,
     check_enum,
+    check_event_name,
     check_json,
     check_metrics,
     check_name,
@@ -226,6 +227,27 @@ class Shutdown(Request):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RaiseEvent(Request):
+    """Deliver external event ``name`` with ``data`` (any JSON) to an open replica (version 2).
+
+    The host puts it in the replica's event inbox (first in, first out per name) and answers
+    :class:`EventRaised` once it is there, or ``Error`` (``ReplicaDoesNotExist``,
+    ``EventBufferFull``). Only sent on a channel whose agreed version is 2 or more.
+    """
+
+    partition_id: str
+    replica_id: int
+    name: str
+    data: JSON
+    _FIELDS = (*_REQUEST, *_REPLICA, ("name", check_event_name), ("data", check_json))
+
+    @property
+    def replica_key(self) -> tuple[str, int]:
+        """``(partition_id, replica_id)``."""
+        return (self.partition_id, self.replica_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ping(Request):
     """Are you there? Either side may ask; the answer is :class:`Pong`."""
 
@@ -277,6 +299,13 @@ class ReplicaClosed(Reply):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EventRaised(Reply):
+    """The event is in the replica's inbox: its ``run`` gets it when it waits for its name."""
+
+    _FIELDS = _REPLY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ShutdownComplete(Reply):
     """Every replica is closed; the host closes the channel next."""
 
@@ -312,9 +341,9 @@ MESSAGE_TYPES: Final[Mapping[str, type[Message]]] = {
     cls.__name__: cls
     for cls in (
         Hello, RegisterServiceType, ReportHealth, ReportLoad, ReplicaFaulted, RunCompleted,
-        OpenReplica, ChangeRole, CloseReplica, AbortReplica, ConfigChanged, Shutdown, Ping,
-        Welcome, ServiceTypeRegistered, ReplicaOpened, RoleChanged, ReplicaClosed,
-        ShutdownComplete, Pong, Error, Fault,
+        OpenReplica, ChangeRole, CloseReplica, AbortReplica, ConfigChanged, RaiseEvent, Shutdown,
+        Ping, Welcome, ServiceTypeRegistered, ReplicaOpened, RoleChanged, ReplicaClosed,
+        EventRaised, ShutdownComplete, Pong, Error, Fault,
     )
 }  # fmt: skip
 _KEYS: Final[Mapping[str, frozenset[str]]] = {

@@ -19,7 +19,8 @@ see the same sequence of messages, both walk through the same states::
   ``UnsupportedVersion``) and closes the channel.
 * OPEN: the host registers service types, pings, reports health, load, faults and finished runs,
   and answers the agent's requests; the agent opens, changes and closes replicas, aborts them,
-  pushes configuration, pings, and answers the host's requests.
+  pushes configuration, raises external events (version 2), pings, and answers the host's
+  requests.
 * CLOSING: the agent asked the host to shut down. No new requests either way; replies to what was
   already asked still flow, as do the host's reports and the agent's ``AbortReplica``. The host's
   last message is ``ShutdownComplete``.
@@ -31,7 +32,8 @@ see the same sequence of messages, both walk through the same states::
 
 The tables below say who may send what in each state (:data:`SENDABLE`), which messages move the
 state (:data:`TRANSITIONS`), and which replies answer which request (:data:`REPLIES`). Request ids,
-reply matching and replica ownership are checked by the connection itself.
+reply matching and replica ownership are checked by the connection itself, and so is the
+version a message type needs (:data:`INTRODUCED_IN`).
 """
 
 from __future__ import annotations
@@ -68,15 +70,28 @@ class State(Enum):
 
 
 #: The protocol versions this implementation speaks, newest last.
-SUPPORTED_VERSIONS: Final[tuple[int, ...]] = (1,)
+SUPPORTED_VERSIONS: Final[tuple[int, ...]] = (1, 2)
+
+#: Message types added after version 1 -> the version that added them. On a channel whose
+#: agreed version is lower, such a message may not be sent, and receiving one is a violation:
+#: a host that offered only version 1 never sees a type it does not know.
+INTRODUCED_IN: Final[Mapping[str, int]] = {"RaiseEvent": 2, "EventRaised": 2}
 
 _HOST_REPORTS: Final = frozenset({"ReportHealth", "ReportLoad", "ReplicaFaulted", "RunCompleted"})
 _HOST_REPLIES: Final = frozenset(
-    {"ReplicaOpened", "RoleChanged", "ReplicaClosed", "ShutdownComplete", "Pong", "Error"}
+    {
+        "ReplicaOpened",
+        "RoleChanged",
+        "ReplicaClosed",
+        "EventRaised",
+        "ShutdownComplete",
+        "Pong",
+        "Error",
+    }
 )
 _AGENT_REPLIES: Final = frozenset({"ServiceTypeRegistered", "Pong", "Error"})
 _AGENT_REQUESTS: Final = frozenset(
-    {"OpenReplica", "ChangeRole", "CloseReplica", "Shutdown", "Ping"}
+    {"OpenReplica", "ChangeRole", "CloseReplica", "RaiseEvent", "Shutdown", "Ping"}
 )
 _NOTHING: Final[frozenset[str]] = frozenset()
 _FAULT: Final = frozenset({"Fault"})
@@ -123,6 +138,7 @@ REPLIES: Final[Mapping[str, frozenset[str]]] = {
     "OpenReplica": frozenset({"ReplicaOpened", "Error"}),
     "ChangeRole": frozenset({"RoleChanged", "Error"}),
     "CloseReplica": frozenset({"ReplicaClosed", "Error"}),
+    "RaiseEvent": frozenset({"EventRaised", "Error"}),
     "Shutdown": frozenset({"ShutdownComplete"}),
     "Ping": frozenset({"Pong"}),
 }

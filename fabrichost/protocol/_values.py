@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from fabrichost.protocol._framing import JSON, JSONObject
 
 MAX_INT: Final = 2**53 - 1
+#: What an external event's name may be (``RaiseEvent.name``); the agent's API, the client and
+#: the command line refuse any other name before it reaches a host.
+EVENT_NAME_RULE: Final = (
+    "1-128 characters, ASCII letters, digits and ._- only, starting with a letter or _"
+)
+_EVENT_NAME_FIRST: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_EVENT_NAME_REST: Final = _EVENT_NAME_FIRST | frozenset("0123456789.-")
 _HEX: Final = frozenset("0123456789abcdef")
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -133,6 +140,23 @@ def check_optional_text(value: object) -> str | None:
     if value is not None and type(value) is not str:
         raise ValueError(f"expected a string or null, got {_describe(value)}")
     return value
+
+
+def is_event_name(value: object) -> bool:
+    """Whether ``value`` is a valid external event name (:data:`EVENT_NAME_RULE`)."""
+    return (
+        type(value) is str
+        and 1 <= len(value) <= 128
+        and value[0] in _EVENT_NAME_FIRST
+        and _EVENT_NAME_REST.issuperset(value)
+    )
+
+
+def check_event_name(value: object) -> str:
+    """An external event's name: :data:`EVENT_NAME_RULE`."""
+    if not is_event_name(value):
+        raise ValueError(f"expected an event name ({EVENT_NAME_RULE}), got {_describe(value)}")
+    return cast("str", value)
 
 
 def check_guid(value: object) -> str:

@@ -7,6 +7,7 @@ from typing import Final
 
 from fabrichost.protocol import (
     NEED_DATA,
+    SUPPORTED_VERSIONS,
     Connection,
     Hello,
     Message,
@@ -59,8 +60,11 @@ class ConnectionPair:
 
     # -- getting to a state -----------------------------------------------------------------------
 
-    def handshake(self, version: int = 1) -> None:
-        hello = Hello(id=self.host.new_request_id(), versions=(1,), pid=42, runtime="test")
+    def handshake(self, version: int = max(SUPPORTED_VERSIONS)) -> None:
+        """Hello offering every supported version, Welcome choosing ``version``."""
+        hello = Hello(
+            id=self.host.new_request_id(), versions=SUPPORTED_VERSIONS, pid=42, runtime="test"
+        )
         self.exchange(Role.HOST, hello)
         self.exchange(Role.AGENT, Welcome(re=hello.id, version=version, node_name="_Node_0"))
 
@@ -97,9 +101,9 @@ class ConnectionPair:
         return request
 
 
-def opened_pair() -> ConnectionPair:
-    """A pair past the handshake with ``MyServiceType`` registered."""
+def opened_pair(version: int = max(SUPPORTED_VERSIONS)) -> ConnectionPair:
+    """A pair past the handshake (at ``version``) with ``MyServiceType`` registered."""
     pair = ConnectionPair()
-    pair.handshake()
+    pair.handshake(version)
     pair.register()
     return pair

@@ -10,6 +10,7 @@ from fabrichost.errors import LocalProtocolError, RemoteProtocolError
 from fabrichost.protocol import (
     CLOSED,
     NEED_DATA,
+    SUPPORTED_VERSIONS,
     AbortReplica,
     ChangeRole,
     CloseReplica,
@@ -73,7 +74,7 @@ def test_the_handshake_opens_both_ends_with_the_chosen_version() -> None:
     assert states(pair) == (State.IDLE, State.IDLE)
     pair.handshake()
     assert states(pair) == (State.OPEN, State.OPEN)
-    assert pair.agent.version == pair.host.version == 1
+    assert pair.agent.version == pair.host.version == max(SUPPORTED_VERSIONS)
 
 
 def test_the_agent_cannot_speak_before_hello() -> None:

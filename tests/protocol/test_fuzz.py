@@ -73,6 +73,8 @@ FIELD_VALUES: dict[str, st.SearchStrategy[object]] = {
     "state": st.sampled_from(HealthState),
     "status": st.sampled_from(RunStatus),
     "output": json_values,
+    "data": json_values,
+    "name": st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,20}", fullmatch=True),
     "metrics": st.dictionaries(names, st.integers(min_value=0, max_value=MAX_INT), max_size=3),
     "settings": st.dictionaries(
         names, st.dictionaries(names, st.text(max_size=10), max_size=3), max_size=3

@@ -30,6 +30,7 @@ from fabrichost.protocol import (
     Sentinel,
     ServiceTypeRegistered,
     Welcome,
+    negotiate_version,
 )
 
 if TYPE_CHECKING:
@@ -141,8 +142,9 @@ class AgentSide:
     def handshake(self, count: int, node_name: str = "_Node_0") -> list[str]:
         """Answer Hello and ``count`` RegisterServiceType; return the registered type names."""
         hello = self.receive(Hello)
-        assert set(hello.versions) & set(SUPPORTED_VERSIONS)
-        self.send(Welcome(re=hello.id, version=1, node_name=node_name))
+        version = negotiate_version(hello.versions, SUPPORTED_VERSIONS)
+        assert version is not None
+        self.send(Welcome(re=hello.id, version=version, node_name=node_name))
         types: list[str] = []
         while len(types) < count:
             register = self.receive(RegisterServiceType)
