@@ -26,6 +26,7 @@ from fabrichost.protocol import ReplicaRole as ReplicaRole
 from fabrichost.runtime._cancel import CancellationToken as CancellationToken
 from fabrichost.runtime._context import CHANNEL_FD_ENV as CHANNEL_FD_ENV
 from fabrichost.runtime._context import ServiceContext as ServiceContext
+from fabrichost.runtime._events import EventWaitCancelled as EventWaitCancelled
 from fabrichost.runtime._run import run_host as run_host
 from fabrichost.runtime._service import StatefulService as StatefulService
 from fabrichost.runtime._service import StatelessService as StatelessService
@@ -34,6 +35,7 @@ __all__ = (
     "CHANNEL_FD_ENV",
     "CancellationToken",
     "Endpoint",
+    "EventWaitCancelled",
     "HealthState",
     "ReplicaRole",
     "ServiceContext",

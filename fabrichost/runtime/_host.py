@@ -30,11 +30,13 @@ from fabrichost.protocol import (
     Connection,
     Error,
     ErrorCode,
+    EventRaised,
     Fault,
     Hello,
     OpenReplica,
     Ping,
     Pong,
+    RaiseEvent,
     RegisterServiceType,
     ReplicaClosed,
     ReplicaOpened,
@@ -48,6 +50,7 @@ from fabrichost.protocol import (
     Welcome,
 )
 from fabrichost.runtime._context import make_context, pick_config
+from fabrichost.runtime._events import EventBufferFull, EventWaitCancelled
 from fabrichost.runtime._replica import Replica, invoke, overrides, refuse_open
 
 if TYPE_CHECKING:
@@ -208,6 +211,8 @@ class Host:
             self._spawn(self._close(message))
         elif isinstance(message, AbortReplica):
             self._spawn(self._abort(message))
+        elif isinstance(message, RaiseEvent):
+            self._raise_event(message)  # at once, not in a task: events keep their order
         elif isinstance(message, ConfigChanged):
             self._config_changed(message)
         elif isinstance(message, Shutdown):
@@ -354,6 +359,23 @@ class Host:
         self._forget(replica)
         async with replica.lock:
             await replica.abort()
+
+    def _raise_event(self, request: RaiseEvent) -> None:
+        replica = self._replicas.get(request.replica_key)
+        missing = (
+            f"replica {request.replica_id} of partition {request.partition_id} is not open"
+        )
+        if replica is None or replica.gone:
+            self._reply_error(request, ErrorCode.REPLICA_DOES_NOT_EXIST, missing)
+            return
+        try:
+            replica.inbox.deliver(request.name, request.data)
+        except EventWaitCancelled:
+            self._reply_error(request, ErrorCode.REPLICA_DOES_NOT_EXIST, missing)
+        except EventBufferFull as exc:
+            self._reply_error(request, ErrorCode.EVENT_BUFFER_FULL, str(exc))
+        else:
+            self._send(EventRaised(re=request.id))
 
     def _config_changed(self, message: ConfigChanged) -> None:
         self._config[message.package] = {

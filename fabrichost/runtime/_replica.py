@@ -28,6 +28,7 @@ from fabrichost.protocol import (
     encode_payload,
 )
 from fabrichost.runtime._cancel import CancellationToken
+from fabrichost.runtime._events import EventInbox, EventWaitCancelled
 from fabrichost.runtime._service import StatefulService
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class Replica:
         "_token",
         "address",
         "gone",
+        "inbox",
         "key",
         "lock",
         "role",
@@ -122,6 +124,9 @@ class Replica:
         self._run_grace = run_grace
         self._token: CancellationToken | None = None
         self._run: asyncio.Future[object] | None = None
+        #: External events for this replica; the service reads them through ``wait_for_event``.
+        self.inbox = EventInbox()
+        service._inbox = self.inbox
 
     async def open(self) -> str:
         """``open()``, then (stateful) ``change_role(role)``, then start ``run`` if it applies."""
@@ -161,6 +166,7 @@ class Replica:
 
     async def close(self) -> None:
         """Stop ``run`` (bounded wait), then ``close()``."""
+        self.inbox.close()  # a run waiting for an event wakes now
         await self.stop_run()
         if overrides(self.service, "close"):
             await invoke(self.service.close)
@@ -168,6 +174,7 @@ class Replica:
     async def abort(self) -> None:
         """Cancel ``run`` without waiting, then ``abort()``; exceptions are logged, not raised."""
         run = self._run
+        self.inbox.close()
         if self._token is not None:
             self._token.cancel()
         if isinstance(run, asyncio.Task):
@@ -218,6 +225,7 @@ class Replica:
         self._token = self._run = None
         if token is None or run is None:
             return
+        self.inbox.interrupt()  # a run waiting for an event wakes (events stay for the next)
         token.cancel()
         if run.done():
             return
@@ -239,7 +247,9 @@ class Replica:
         error = future.exception()
         if token.cancelled or self.gone:
             # Stopped by us (close, abort, demotion): not a completion the agent asked about.
-            if error is not None and not isinstance(error, asyncio.CancelledError):
+            if error is not None and not isinstance(
+                error, asyncio.CancelledError | EventWaitCancelled
+            ):
                 _log.warning("run() of replica %s raised while stopping: %r", self.key[1], error)
             return
         if self._run is future:

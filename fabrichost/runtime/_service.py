@@ -14,9 +14,10 @@ from fabrichost.protocol import HealthState, ReplicaFaulted, ReportHealth, Repor
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
-    from fabrichost.protocol import ReplicaNotification, ReplicaRole
+    from fabrichost.protocol import JSON, ReplicaNotification, ReplicaRole
     from fabrichost.runtime._cancel import CancellationToken
     from fabrichost.runtime._context import ServiceContext
+    from fabrichost.runtime._events import EventInbox
 
 Address = str | None
 
@@ -31,6 +32,7 @@ class Service:
         """
         self.context = context
         self._post: Callable[[ReplicaNotification], None] | None = None
+        self._inbox: EventInbox | None = None
 
     def open(self) -> Address | Awaitable[Address]:
         """Start serving; return the address clients should use (or ``None``)."""
@@ -56,6 +58,38 @@ class Service:
     def config_changed(self, package: str) -> Awaitable[None] | None:
         """Config package ``package`` changed; ``self.context`` already shows the new settings."""
         return None
+
+    # -- external events (Durable Functions' raiseEvent) -------------------------------------------
+
+    async def wait_for_event(
+        self,
+        name: str,
+        timeout: float | None = None,  # noqa: ASYNC109  (the same call as the blocking one)
+    ) -> JSON:
+        """Wait for the external event ``name`` and return its data (any JSON value).
+
+        Events raised for this replica (``POST .../raiseEvent/{name}`` for a singleton instance)
+        are kept first in, first out per name; one raised before anyone waits is buffered, so
+        this returns at once with the oldest. For a sync ``run`` use
+        :meth:`wait_for_event_blocking`.
+
+        Raises:
+            TimeoutError: no such event came within ``timeout`` seconds.
+            EventWaitCancelled: the replica is closing (terminated, deleted) or, stateful, stops
+                being Primary; ``run`` should let it propagate or return.
+            ValueError: ``name`` is not an event name.
+        """
+        return await self._events().wait(name, timeout)
+
+    def wait_for_event_blocking(self, name: str, timeout: float | None = None) -> JSON:
+        """:meth:`wait_for_event` for sync code: blocks this thread. Never call it from async
+        code (it would block the event loop)."""
+        return self._events().get(name, timeout)
+
+    def _events(self) -> EventInbox:
+        if self._inbox is None:
+            raise RuntimeError(f"{type(self).__name__} is not hosted by run_host(); no events")
+        return self._inbox
 
     # -- reports to the agent (thread-safe, never block) ------------------------------------------
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 #: Every service type the Python test host registers, in order.
-PY_HOST_TYPES = 12
+PY_HOST_TYPES = 14
 
 #: The close bounds every host starts with. They are far longer than any stall of a loaded CI
 #: machine, so no test depends on the host being scheduled in time, and they cost nothing: each

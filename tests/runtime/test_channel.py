@@ -36,6 +36,7 @@ from fabrichost.protocol import (
 )
 
 from .agent_side import DEADLINE, HOSTS, error_text, host_environment
+from .conftest import PY_HOST_TYPES
 from .test_lifecycle import SHORT_GRACE, events, open_replica, wait_for_event
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def test_the_host_says_hello_with_its_pid_and_registers_every_type(
     assert hello.versions == (1, 2)
     assert hello.runtime.startswith("python/3.")
     side.backlog.insert(0, hello)
-    assert "SyncStatefulType" in side.handshake(12)
+    assert "SyncStatefulType" in side.handshake(PY_HOST_TYPES)
 
 
 def test_a_refused_handshake_makes_the_host_exit_non_zero(

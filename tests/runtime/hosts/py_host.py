@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from fabrichost.runtime import (
     CancellationToken,
+    EventWaitCancelled,
     ReplicaRole,
     StatefulService,
     StatelessService,
@@ -123,6 +124,39 @@ class SyncJob(StatelessService):
         return json.loads(instruction.removeprefix("return:"))
 
 
+class EventJob(StatelessService):
+    """Waits for the events init_data names (a JSON list of names), in turn; returns their data.
+
+    Records ``waiting <name>`` before each wait and ``wait-cancelled`` if a wait is cut short.
+    """
+
+    async def run(self, cancel: CancellationToken) -> object:
+        received = []
+        for name in json.loads(self.context.init_data or "[]"):
+            record(self.context, f"waiting {name}")
+            try:
+                received.append(await self.wait_for_event(name))
+            except EventWaitCancelled:
+                record(self.context, "wait-cancelled")
+                raise
+        return received
+
+
+class SyncEventJob(StatelessService):
+    """:class:`EventJob` with a sync run, blocking in ``wait_for_event_blocking``."""
+
+    def run(self, cancel: CancellationToken) -> object:
+        received = []
+        for name in json.loads(self.context.init_data or "[]"):
+            record(self.context, f"waiting {name}")
+            try:
+                received.append(self.wait_for_event_blocking(name))
+            except EventWaitCancelled:
+                record(self.context, "wait-cancelled")
+                raise
+        return received
+
+
 class Light(StatelessService):
     """Overrides nothing: the cheapest replica there is."""
 
@@ -181,6 +215,8 @@ TYPES = {
     "BadCloseType": BadClose,
     "BlockingType": Blocking,
     "ConfiguredType": Configured,
+    "EventJobType": EventJob,
+    "SyncEventJobType": SyncEventJob,
 }
 
 if __name__ == "__main__":
