@@ -18,10 +18,12 @@ with a different input, a bad policy).
 
 from __future__ import annotations
 
+import json as _json
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from fabrichost._instance_ids import INSTANCE_ID_RULE, is_valid_instance_id
+from fabrichost.protocol import EVENT_NAME_RULE, is_event_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -63,6 +65,7 @@ class InstancesMixin:
             path: str,
             *,
             json: Any = None,
+            content: bytes | None = None,
             params: Mapping[str, str] | None = None,
             headers: Mapping[str, str] | None = None,
             extra_time: float = 0.0,
@@ -148,6 +151,37 @@ class InstancesMixin:
             "POST", f"{_INSTANCES}/{_segment(instance_id)}/terminate"
         )
         return result
+
+    def raise_event(
+        self, instance_id: str, name: str, data: object = None, *, timeout: float = 30.0
+    ) -> None:
+        """Raise external event ``name`` with ``data`` (any JSON, default null) for an instance.
+
+        Returns once the instance's process has the event in its inbox (HTTP 202); its code
+        takes it when it waits for ``name`` (events raised earlier are buffered, first in first
+        out). A Pending instance is waited for up to ``timeout`` seconds.
+
+        Raises:
+            ValueError: ``name`` breaks :data:`~fabrichost.protocol.EVENT_NAME_RULE`, or
+                ``data`` is not JSON.
+            NotFoundError: no such instance (404).
+            ApiError: the instance has finished (410), was not ready within ``timeout`` (503),
+                or another refusal (see docs/singletons.md).
+        """
+        if not is_event_name(name):
+            raise ValueError(f"event name {name!r} is not valid: {EVENT_NAME_RULE}")
+        try:
+            body = _json.dumps(data, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the event data is not JSON: {exc}") from None
+        self._call(
+            "POST",
+            f"{_INSTANCES}/{_segment(instance_id)}/raiseEvent/{name}",
+            content=body,
+            params={"timeout": str(timeout)},
+            headers={"Content-Type": "application/json"},
+            extra_time=timeout,
+        )
 
     def purge_instance(self, instance_id: str) -> dict[str, Any]:
         """Forget finished instance ``instance_id``, freeing its ID (``{"instancesDeleted": 1}``).

@@ -94,12 +94,19 @@ class FabricClient(InstancesMixin):
         path: str,
         *,
         json: Json = None,
+        content: bytes | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         extra_time: float = 0.0,
     ) -> Json:
         response = self._send(
-            method, path, json=json, params=params, headers=headers, extra_time=extra_time
+            method,
+            path,
+            json=json,
+            content=content,
+            params=params,
+            headers=headers,
+            extra_time=extra_time,
         )
         if not response.content:
             return None
@@ -111,16 +118,21 @@ class FabricClient(InstancesMixin):
         path: str,
         *,
         json: Json = None,
+        content: bytes | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         extra_time: float = 0.0,
     ) -> httpx.Response:
-        """The agent's answer to one request; an error answer raises (see the module doc)."""
+        """The agent's answer to one request; an error answer raises (see the module doc).
+
+        ``json`` is sent as the body unless it is None (no body); ``content`` is a body as is.
+        """
         try:
             response = self._http.request(
                 method,
                 path,
                 json=json,
+                content=content,
                 params=params,
                 headers=headers,
                 timeout=self._timeout + extra_time,

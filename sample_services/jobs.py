@@ -1,4 +1,5 @@
-"""``EternalJob`` and ``EchoJob`` of ``JobsPackage`` (``manifests/SingletonJobs``): singleton jobs.
+"""``EternalJob``, ``EchoJob`` and ``ApprovalJob`` of ``JobsPackage`` (``manifests/SingletonJobs``):
+singleton jobs.
 
 A singleton instance (docs/singletons.md) is a stateless service with one instance; its input
 reaches the service as ``self.context.init_data``, a JSON text (``None`` when there is none).
@@ -12,6 +13,10 @@ What ``run`` does decides the instance's status:
   starts and ``end <pid> <monotonic>`` when it is stopped (each line flushed and fsynced), so a
   test can count incarnations and check that two lifetimes never overlap: ``time.monotonic()``
   is the system-wide ``CLOCK_MONOTONIC`` on Linux, comparable between processes.
+* ``ApprovalJob`` is Durable Functions' human-interaction pattern: it waits for the external
+  event ``approval`` (``fabrichost instance raise-event ID approval --data JSON``) and completes
+  with that event's data as its output. With an input object ``{"timeout": S}`` it gives up
+  after ``S`` seconds and fails with ``TimeoutError``.
 
 Usage (what ``JobsCode/launch.sh`` runs)::
 
@@ -21,6 +26,8 @@ and, from a client::
 
     fabrichost instance start EchoJob --id echo-1 --input '{"n": 1}'
     fabrichost instance status echo-1 --wait
+    fabrichost instance start ApprovalJob --id order-7
+    fabrichost instance raise-event order-7 approval --data '{"approved": true}'
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ if TYPE_CHECKING:
     from fabrichost.runtime import CancellationToken, ServiceContext
 
 #: The service types this host registers, as named in ``ServiceManifest.xml``.
-SERVICE_TYPES: Final = ("EternalJob", "EchoJob")
+SERVICE_TYPES: Final = ("EternalJob", "EchoJob", "ApprovalJob")
 
 
 def job_input(context: ServiceContext) -> object:
@@ -119,8 +126,26 @@ class EternalJob(StatelessService):
             append_journal(journal, "end")
 
 
+class ApprovalJob(StatelessService):
+    """Waits for the external event ``approval`` and completes with its data.
+
+    An event raised before the job waits (even before its process started) is buffered by the
+    runtime, so the order of start and approval does not matter while the instance runs.
+    """
+
+    async def run(self, cancel: CancellationToken) -> object:
+        data = job_input(self.context)
+        timeout = data.get("timeout") if isinstance(data, dict) else None
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+            timeout = None
+        try:
+            return await self.wait_for_event("approval", timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no approval within {timeout:g} s") from None
+
+
 def main() -> None:
-    run_host({"EternalJob": EternalJob, "EchoJob": EchoJob})
+    run_host({"EternalJob": EternalJob, "EchoJob": EchoJob, "ApprovalJob": ApprovalJob})
 
 
 if __name__ == "__main__":

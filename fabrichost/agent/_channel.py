@@ -33,6 +33,7 @@ from fabrichost.protocol import (
     OpenReplica,
     Ping,
     Pong,
+    RaiseEvent,
     RegisterServiceType,
     ReplicaOpened,
     Reply,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from fabrichost.agent._model import Replica, ReplicaRole
-    from fabrichost.protocol import Message
+    from fabrichost.protocol import JSON, Message
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,14 @@ REQUEST_TIMEOUT: Final = 30.0
 HANDSHAKE_TIMEOUT: Final = 30.0  # a host that never says Hello is faulted
 READ_SIZE: Final = 256 * 1024
 MAX_UNREAD: Final = 1024 * 1024  # bytes queued for a host that does not read: it is faulted
+
+
+class HostError(ActivationError):
+    """The host answered a request with ``Error``; ``code`` is the protocol's error code."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class HostChannel:
@@ -211,7 +220,7 @@ class HostChannel:
         """Send the request ``build(id)`` and wait for its reply (deadline: request_timeout).
 
         Raises:
-            ActivationError: the host answered with ``Error``.
+            HostError: the host answered with ``Error`` (an ``ActivationError``).
             TimeoutError: no answer in time (the request is expired).
             ProtocolError: the channel closed first.
         """
@@ -231,7 +240,7 @@ class HostChannel:
         finally:
             self._pending.pop(request_id, None)
         if isinstance(reply, Error):
-            raise ActivationError(f"host {self.pid} answered {reply.code}: {reply.message}")
+            raise HostError(f"host {self.pid} answered {reply.code}: {reply.message}", reply.code)
         return reply
 
     async def open_replica(
@@ -267,6 +276,26 @@ class HostChannel:
     async def close_replica(self, partition_id: str, replica_id: int) -> None:
         await self.request(
             lambda rid: CloseReplica(id=rid, partition_id=partition_id, replica_id=replica_id)
+        )
+
+    @property
+    def supports_events(self) -> bool:
+        """Whether the host agreed on protocol version 2 (``RaiseEvent``) or later."""
+        return self._conn.version is not None and self._conn.version >= 2
+
+    async def raise_event(self, partition_id: str, replica_id: int, name: str, data: JSON) -> None:
+        """Put an external event in an open replica's inbox; returns once the host has it.
+
+        Raises:
+            HostError: the host refused it (``ReplicaDoesNotExist``, ``EventBufferFull``).
+            TimeoutError: no answer in time: the host may or may not have it.
+            ProtocolError: not sent (the replica is not open, the channel closed) or no answer
+                because the channel closed.
+        """
+        await self.request(
+            lambda rid: RaiseEvent(
+                id=rid, partition_id=partition_id, replica_id=replica_id, name=name, data=data
+            )
         )
 
     def abort_replica(self, partition_id: str, replica_id: int) -> None:

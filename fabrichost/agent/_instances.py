@@ -21,6 +21,13 @@ incarnation can never change a newer one (fencing). Names are claimed through th
 :class:`~fabrichost.agent._requests.RequestLedger`, so exactly one of any number of concurrent
 starts of one ID wins, and a retried start with the same request id gets the original answer.
 A finished (Completed, Failed, Terminated) ID may be started again, as in Durable Functions.
+
+External events (Durable's ``raiseEvent``) go to the incarnation that is current when they are
+raised: over its replica's host channel, once that replica is open (a Pending instance, or one
+whose process is being restarted, is waited for, within a bound), one at a time per instance so
+that they arrive in the order they were accepted. They are not persisted: the inbox lives in the
+hosting process, and a new process of the instance (after a crash or an agent restart) starts
+with an empty one.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fabrichost._instance_ids import INSTANCE_ID_RULE, is_valid_instance_id
+from fabrichost.agent._channel import HostError
 from fabrichost.agent._crash import crash_point
 from fabrichost.agent._model import ActivationMode, ReplicaStatus, ServiceDescription, ServiceKind
 from fabrichost.agent._requests import IfExists, Outcome, description_digest
@@ -44,17 +52,33 @@ from fabrichost.errors import (
     ConflictError,
     FabricHostError,
     NotFoundError,
+    ProtocolError,
+)
+from fabrichost.protocol import (
+    DEFAULT_MAX_FRAME_SIZE,
+    EVENT_NAME_RULE,
+    ErrorCode,
+    encode_payload,
+    is_event_name,
 )
 
 if TYPE_CHECKING:
     from fabrichost.agent._activation import ServicePackageActivation
+    from fabrichost.agent._channel import HostChannel
     from fabrichost.agent._cluster import Cluster
     from fabrichost.agent._model import Replica, Service
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._requests import RequestLedger
+    from fabrichost.protocol import JSON
     from fabrichost.store import InstanceRow
 
 log = logging.getLogger(__name__)
+
+#: How long an event waits, by default, for its instance's replica to be open (a Pending
+#: instance, a process being restarted) before the request gives up.
+EVENT_TIMEOUT = 30.0
+#: The largest event data (compact JSON) that fits in one RaiseEvent frame with its envelope.
+MAX_EVENT_BYTES = DEFAULT_MAX_FRAME_SIZE - 4096
 
 
 class InstanceStatus(enum.StrEnum):
@@ -95,6 +119,9 @@ class Instance:
     # Set once no process of this incarnation can be running: until then its ID stays taken,
     # even when its status already says it finished.
     released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # Held while one external event is delivered: the events of an incarnation go one at a
+    # time, in the order they were raised (asyncio.Lock wakes its waiters first come first).
+    event_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def status_json(self) -> dict[str, Any]:
         """Durable Functions' instance status fields (plus the generation)."""
@@ -419,6 +446,126 @@ class InstanceManager:
         except TimeoutError:
             pass
         return instance
+
+    async def raise_event(
+        self, instance_id: str, name: str, data: JSON, within: float = EVENT_TIMEOUT
+    ) -> Instance:
+        """Deliver external event ``name`` with ``data`` to the instance's running incarnation.
+
+        Returns once the instance's host has put it in the replica's inbox. A Pending instance
+        (or one whose process is being restarted) is waited for, up to ``within`` seconds.
+
+        Raises:
+            ApiError: a bad event name (400), data too large (413), the inbox is full (429), the
+                host speaks no events (501), the replica was not open within ``within`` (503),
+                the host did not confirm in time (504: it may have the event).
+            NotFoundError: no such instance (404).
+            ApiError: the instance has finished (410), also while its event waited.
+        """
+        if not is_event_name(name):
+            raise ApiError(f"event name {name!r} is not valid: {EVENT_NAME_RULE}")
+        size = len(encode_payload({"data": data}))
+        if size > MAX_EVENT_BYTES:
+            raise ApiError(
+                f"the event data is {size} bytes of JSON; at most {MAX_EVENT_BYTES} fit",
+                code="FABRIC_E_VALUE_TOO_LARGE",
+                status=413,
+            )
+        instance = self.get(instance_id)
+        self._check_accepts_events(instance)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        try:
+            async with asyncio.timeout_at(deadline):
+                await instance.event_lock.acquire()
+        except TimeoutError:
+            raise self._not_ready(instance, within) from None
+        try:
+            while True:
+                changed = self._cluster._changed  # taken before the check: no wake-up is missed
+                self._check_accepts_events(instance)
+                target = self._event_target(instance)
+                if target is not None and await self._deliver(instance, target, name, data):
+                    return instance
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await changed.wait()
+                except TimeoutError:
+                    self._check_accepts_events(instance)
+                    raise self._not_ready(instance, within) from None
+        finally:
+            instance.event_lock.release()
+
+    def _check_accepts_events(self, instance: Instance) -> None:
+        if not instance.status.active:
+            raise ApiError(
+                f"Instance '{instance.instance_id}' is {instance.status.value} and cannot "
+                "process any raised events.",
+                code="FABRIC_E_INSTANCE_NOT_RUNNING",
+                status=410,
+            )
+
+    @staticmethod
+    def _not_ready(instance: Instance, within: float) -> ApiError:
+        return ApiError(
+            f"instance '{instance.instance_id}' ({instance.status.value}) was not ready to "
+            f"receive events within {within:g} s; the event was not delivered",
+            code="FABRIC_E_TIMEOUT",
+            status=503,
+        )
+
+    def _event_target(self, instance: Instance) -> tuple[HostChannel, str, int] | None:
+        """The channel and replica of the instance's open replica, if it has one now."""
+        entry = self._by_service.get(instance.service_name)
+        if entry is None or entry[0] is not instance or entry[1] != instance.generation:
+            return None
+        service = self._cluster._find_service(instance.service_name)
+        if service is None:
+            return None
+        for replica in service.replicas():
+            if replica.status is not ReplicaStatus.READY:
+                continue
+            activation = self._cluster.activation_of(replica)
+            host = activation.hosts.get(replica.code_package_name) if activation else None
+            channel = host.channel if host is not None else None
+            if channel is not None and channel.pid == replica.host_pid:
+                return channel, replica.partition.id, replica.id
+        return None
+
+    async def _deliver(
+        self, instance: Instance, target: tuple[HostChannel, str, int], name: str, data: JSON
+    ) -> bool:
+        """One attempt; False when it certainly did not arrive and may be tried again."""
+        channel, partition_id, replica_id = target
+        if not channel.supports_events:
+            raise ApiError(
+                f"instance '{instance.instance_id}' runs in a host that speaks protocol version "
+                "1, which has no external events",
+                code="FABRIC_E_NOT_SUPPORTED",
+                status=501,
+            )
+        try:
+            await channel.raise_event(partition_id, replica_id, name, data)
+        except HostError as exc:
+            if exc.code == ErrorCode.EVENT_BUFFER_FULL:
+                raise ApiError(
+                    f"instance '{instance.instance_id}' has too many unconsumed events: {exc}",
+                    code="FABRIC_E_EVENT_BUFFER_FULL",
+                    status=429,
+                ) from None
+            log.info("event %s for instance %s not taken: %s", name, instance.instance_id, exc)
+            return False  # the replica is closing or gone from that host: look again
+        except ProtocolError as exc:  # not sent, or the channel closed: its inbox is gone too
+            log.info("event %s for instance %s not sent: %s", name, instance.instance_id, exc)
+            return False
+        except TimeoutError:
+            raise ApiError(
+                f"the host of instance '{instance.instance_id}' did not confirm event {name!r} "
+                "in time; it may or may not have it",
+                code="FABRIC_E_TIMEOUT",
+                status=504,
+            ) from None
+        return True
 
     def restore(self, rows: list[InstanceRow]) -> list[Instance]:
         """Put back the instances of an earlier run; active ones keep their generation.

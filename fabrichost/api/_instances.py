@@ -1,9 +1,9 @@
 """Singleton instance routes, with Durable Functions' paths and payloads.
 
 ``POST /orchestrators/{functionName}[/{instanceId}]`` starts an instance (the seed's HTTP start
-route); the ``/runtime/webhooks/durabletask/instances/...`` routes query, terminate and purge
-it, as Durable Functions' built-in HTTP API does. Unlike Durable's own webhook, an instance that
-exists answers 409, never a silent success or a 500.
+route); the ``/runtime/webhooks/durabletask/instances/...`` routes query, terminate, purge it
+and raise external events for it, as Durable Functions' built-in HTTP API does. Unlike Durable's
+own webhook, an instance that exists answers 409, never a silent success or a 500.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
+from fabrichost.agent._instances import EVENT_TIMEOUT
 from fabrichost.errors import ApiError
 
 if TYPE_CHECKING:
@@ -103,8 +104,26 @@ class InstanceRoutes:
         return {"instancesDeleted": 1}
 
     async def raise_event(self, request: Request) -> Any:
-        raise ApiError(
-            "external events are not supported by fabrichost singleton instances",
-            code="FABRIC_E_NOT_SUPPORTED",
-            status=501,
+        """``POST .../instances/{id}/raiseEvent/{eventName}``, body = the event's data (JSON).
+
+        202 (no body) once the instance's host has the event; 400 a bad name or a body that is
+        not JSON (an empty one included: send ``null`` for no data); 404 no such instance; 410
+        it has finished. ``?timeout=S`` bounds the wait for a Pending instance (default 30 s).
+        """
+        raw = await request.body()
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ApiError(
+                f"the body (the event's data) is not valid JSON: {exc}; send null for no data"
+            ) from exc
+        try:
+            within = float(request.query_params.get("timeout", EVENT_TIMEOUT))
+        except ValueError:
+            raise ApiError("timeout must be a number of seconds") from None
+        if not 0 <= within <= 3600:  # also refuses nan
+            raise ApiError("timeout must be 0 to 3600 seconds")
+        await self.cluster.instances.raise_event(
+            request.path_params["instance"], request.path_params["event"], data, within
         )
+        return Response(status_code=202)

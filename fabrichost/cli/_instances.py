@@ -1,4 +1,5 @@
-"""`fabrichost instance ...`: start, watch, terminate and purge singleton instances.
+"""`fabrichost instance ...`: start, watch, terminate and purge singleton instances, and raise
+external events for them.
 
 Usage::
 
@@ -7,9 +8,13 @@ Usage::
     fabrichost instance status echo-1 --wait --timeout 30
     fabrichost instance start EternalJob --id daemon --if-exists use-existing
     fabrichost instance terminate daemon && fabrichost instance purge daemon
+    fabrichost instance start ApprovalJob --id order-7
+    fabrichost instance raise-event order-7 approval --data '{"approved": true}'
 
 Exit codes as everywhere: 0 ok, 1 error (no agent, unknown instance, ...), 2 usage (``--input``
-that is not JSON), 3 conflict (the ID names an instance that is still running, or purging one).
+that is not JSON, a bad event name), 3 conflict (the ID names an instance that is still running,
+or purging one). Raising an event for a finished instance is an error (exit 1), as for an unknown
+one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from fabrichost._instance_ids import INSTANCE_ID_RULE
 from fabrichost._instances import IF_EXISTS_POLICIES, check_new_instance_id
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
+from fabrichost.protocol import EVENT_NAME_RULE, is_event_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,6 +77,13 @@ def _known_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """An existing instance's ID: any text that can name one (not empty, ``.`` or ``..``)."""
     if value in ("", ".", ".."):
         raise click.BadParameter(f"instance id {value!r} is not valid: {INSTANCE_ID_RULE}")
+    return value
+
+
+def _event_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An external event's name, checked against the agent's rule before anything is sent."""
+    if not is_event_name(value):
+        raise click.BadParameter(f"{value!r} is not valid: {EVENT_NAME_RULE}")
     return value
 
 
@@ -183,3 +196,34 @@ def instance_purge(instance_id: str, state_dir: str | None) -> None:
     with client_for(state_dir) as client:
         client.purge_instance(instance_id)
     click.echo(f"purged {instance_id}")
+
+
+@instance.command("raise-event")
+@click.argument("instance_id", metavar="ID", callback=_known_id)
+@click.argument("name", metavar="NAME", callback=_event_name)
+@click.option(
+    "--data",
+    metavar="JSON",
+    default=None,
+    callback=_parse_input,
+    help="The event's data, any JSON value (default: null).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.0, max=3600.0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for a Pending instance to be ready for events.",
+)
+@state_dir_option
+def instance_raise_event(
+    instance_id: str, name: str, data: object, timeout: float, state_dir: str | None
+) -> None:
+    """Raise external event NAME for instance ID (Durable Functions' raiseEvent).
+
+    Returns once the instance's process has the event; its code gets it when it waits for
+    NAME (an event raised before that is buffered). A finished instance refuses events.
+    """
+    with client_for(state_dir) as client:
+        client.raise_event(instance_id, name, data, timeout=timeout)
+    click.echo(f"raised {name} for {instance_id}")

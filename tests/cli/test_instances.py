@@ -168,6 +168,52 @@ def test_an_unknown_instance_is_not_found() -> None:
         client.purge_instance("nope")
 
 
+def test_raise_event_posts_the_data_as_json_to_the_raise_event_route() -> None:
+    agent = FakeAgent(httpx.Response(202), httpx.Response(202))
+    with agent.client() as client:
+        client.raise_event("a/b", "approval", {"ok": True}, timeout=5)
+        client.raise_event("job-1", "ping")  # no data: the body is null, never empty
+    first, second = agent.requests
+    assert first.method == "POST"
+    assert first.url.raw_path.startswith(
+        b"/runtime/webhooks/durabletask/instances/a%2Fb/raiseEvent/approval"
+    )
+    assert json.loads(first.content) == {"ok": True}
+    assert first.headers["Content-Type"] == "application/json"
+    assert first.url.params["timeout"] == "5"
+    assert first.extensions["timeout"]["read"] >= 60.0 + 5
+    assert second.content == b"null"
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a/b", "9x", "x" * 129])
+def test_raise_event_refuses_a_bad_name_before_calling(name: str) -> None:
+    agent = FakeAgent()
+    with agent.client() as client, pytest.raises(ValueError, match="event name"):
+        client.raise_event("job-1", name)
+    assert agent.requests == []
+
+
+@pytest.mark.parametrize("data", [float("nan"), {1, 2}, object()], ids=["nan", "set", "object"])
+def test_raise_event_refuses_data_that_is_not_json(data: object) -> None:
+    agent = FakeAgent()
+    with agent.client() as client, pytest.raises(ValueError, match="not JSON"):
+        client.raise_event("job-1", "x", data)
+    assert agent.requests == []
+
+
+def test_an_event_for_a_finished_instance_is_an_api_error_with_status_410() -> None:
+    gone = {
+        "Error": {
+            "Code": "FABRIC_E_INSTANCE_NOT_RUNNING",
+            "Message": "Instance 'job-1' is Completed and cannot process any raised events.",
+        }
+    }
+    agent = FakeAgent(httpx.Response(410, json=gone))
+    with agent.client() as client, pytest.raises(ApiError, match="Completed") as raised:
+        client.raise_event("job-1", "approval")
+    assert raised.value.status == 410
+
+
 # -- the command line without an agent ----------------------------------------------------------
 
 
@@ -205,8 +251,9 @@ def test_an_unknown_policy_is_a_usage_error(
         ["list"],
         ["terminate", "job-1"],
         ["purge", "job-1"],
+        ["raise-event", "job-1", "approval", "--data", "true"],
     ],
-    ids=["start", "status", "status-wait", "list", "terminate", "purge"],
+    ids=["start", "status", "status-wait", "list", "terminate", "purge", "raise-event"],
 )
 def test_without_an_agent_every_command_fails_saying_so(
     argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -237,6 +284,32 @@ def test_start_prints_the_id_and_where_to_ask_for_its_status(
     assert PAYLOAD["statusQueryGetUri"] in out
     assert agent.last.content == b""  # --input null is the same as no input
     assert agent.last.headers["Idempotency-Key"] == "r"
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [(["job-1", "approval", "--data", "{bad"], "--data"), (["job-1", "no good"], "NAME")],
+    ids=["data", "name"],
+)
+def test_raise_event_usage_errors_exit_2(
+    args: list[str], option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["instance", "raise-event", *args, "--state-dir", str(tmp_path)]) == 2
+    assert option in capsys.readouterr().err
+
+
+def test_raise_event_prints_what_it_raised_and_a_refusal_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = {"Error": {"Code": "FABRIC_E_INSTANCE_NOT_RUNNING", "Message": "is Completed"}}
+    agent = FakeAgent(httpx.Response(202), httpx.Response(410, json=gone))
+    monkeypatch.setattr("fabrichost.cli._instances.client_for", lambda _state_dir: agent.client())
+    assert main(["instance", "raise-event", "job-1", "approval", "--data", '{"a": 1}']) == 0
+    assert "raised approval for job-1" in capsys.readouterr().out
+    assert json.loads(agent.last.content) == {"a": 1}
+    assert main(["instance", "raise-event", "job-1", "approval"]) == 1
+    assert "is Completed" in capsys.readouterr().err
+    assert agent.last.content == b"null"
 
 
 # -- end to end, against a real agent -----------------------------------------------------------

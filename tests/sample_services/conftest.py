@@ -17,13 +17,13 @@ LAUNCHER = REPO / "manifests/SingletonJobs/JobsPackage/JobsCode/launch.sh"
 
 @pytest.fixture
 def jobs_host(tmp_path: Path) -> Iterator[AgentSide]:
-    """The jobs host past the handshake (both types registered); killed at teardown."""
+    """The jobs host past the handshake (every type registered); killed at teardown."""
     # A short run grace keeps a test of a run that ignores cancellation quick.
     side = spawn_host(
         [str(LAUNCHER)], tmp_path, {"FABRICHOST_CLOSE_TIMEOUT": "2", "FABRICHOST_RUN_GRACE": "1"}
     )
     try:
-        assert sorted(side.handshake(2)) == ["EchoJob", "EternalJob"]
+        assert sorted(side.handshake(3)) == ["ApprovalJob", "EchoJob", "EternalJob"]
         yield side
     finally:
         side.close()

@@ -18,9 +18,11 @@ import pytest
 from fabrichost.protocol import (
     AbortReplica,
     CloseReplica,
+    EventRaised,
     OpenReplica,
     Ping,
     Pong,
+    RaiseEvent,
     ReplicaClosed,
     ReplicaOpened,
     ReplicaRole,
@@ -146,3 +148,30 @@ def test_each_eternal_incarnation_journals_one_start(jobs_host: AgentSide, tmp_p
     assert events == ["start", "end"] * 3
     stamps = [stamp for _, _, stamp in read_journal(journal)]
     assert stamps == sorted(stamps)  # lifetimes one after the other, never overlapping
+
+
+def test_approval_job_completes_with_the_approval_events_data(jobs_host: AgentSide) -> None:
+    partition = open_job(jobs_host, "ApprovalJob")
+    raised = jobs_host.request(
+        RaiseEvent, partition_id=partition, replica_id=7, name="approval", data={"by": "ann"}
+    )
+    assert isinstance(raised, EventRaised), error_text(raised)
+    done = jobs_host.receive(RunCompleted)
+    assert (done.status, done.output, done.error) == (RunStatus.COMPLETED, {"by": "ann"}, None)
+
+
+def test_approval_job_ignores_other_events(jobs_host: AgentSide) -> None:
+    partition = open_job(jobs_host, "ApprovalJob")
+    for name, data in (("reminder", 1), ("approval", "yes")):
+        raised = jobs_host.request(
+            RaiseEvent, partition_id=partition, replica_id=7, name=name, data=data
+        )
+        assert isinstance(raised, EventRaised), error_text(raised)
+    assert jobs_host.receive(RunCompleted).output == "yes"
+
+
+def test_approval_job_fails_when_no_approval_comes_in_time(jobs_host: AgentSide) -> None:
+    open_job(jobs_host, "ApprovalJob", {"timeout": 0.05})
+    done = jobs_host.receive(RunCompleted)
+    assert done.status is RunStatus.FAILED
+    assert done.error == "TimeoutError: no approval within 0.05 s"
