@@ -29,6 +29,11 @@ STATUS_ROOT = "/runtime/webhooks/durabletask/instances"
 _REQUEST_IDS = uuid.UUID("6f1c2d4e-8a5b-4c3d-9e2f-0a1b2c3d4e5f")  # namespace of derived IDs
 
 
+def _refuse_constant(name: str) -> object:
+    """``NaN``, ``Infinity``, ``-Infinity``: Python reads them, JSON (RFC 8259) has none."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def check_status_payload(request: Request, instance: Instance) -> dict[str, str]:
     """Durable's ``CreateCheckStatusResponse`` body for ``instance``."""
     status = f"{str(request.base_url).rstrip('/')}{STATUS_ROOT}/{instance.instance_id}"
@@ -112,7 +117,7 @@ class InstanceRoutes:
         """
         raw = await request.body()
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, parse_constant=_refuse_constant)
         except ValueError as exc:
             raise ApiError(
                 f"the body (the event's data) is not valid JSON: {exc}; send null for no data"

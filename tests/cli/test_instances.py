@@ -543,3 +543,25 @@ def test_an_unknown_or_ambiguous_function_is_an_error_naming_the_candidates(
     assert code == 1
     assert "fabric:/Jobs" in err
     assert "fabric:/Jobs2" in err
+
+
+@pytest.mark.integration
+def test_approval_job_round_trip_through_the_command_line(
+    jobs: Callable[..., tuple[int, str, str]], cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = jobs("instance", "start", "ApprovalJob", "--id", "order-7")
+    assert code == 0, err
+    # Raised right after the start, maybe while the instance is still Pending: it waits for it.
+    code, out, err = jobs(
+        "instance", "raise-event", "order-7", "approval", "--data", '{"approved": true}'
+    )
+    assert code == 0, err
+    assert "raised approval for order-7" in out
+    status = status_of(cluster, capsys, "order-7", "--wait", "--timeout", "30")
+    assert (status["runtimeStatus"], status["output"]) == ("Completed", {"approved": True})
+    code, _, err = jobs("instance", "raise-event", "order-7", "approval")
+    assert code == 1
+    assert "cannot process any raised events" in err
+    code, _, err = jobs("instance", "raise-event", "nobody", "approval")
+    assert code == 1
+    assert "no instance with ID 'nobody'" in err

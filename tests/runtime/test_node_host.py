@@ -44,6 +44,11 @@ def echo(start_host: Callable[..., AgentSide]) -> AgentSide:
     return side
 
 
+def test_a_host_that_offers_version_1_only_is_given_version_1(echo: AgentSide) -> None:
+    # So the agent never sends it RaiseEvent (version 2), a type it does not know.
+    assert echo.conn.version == 1
+
+
 def open_echo(side: AgentSide, replica_id: int, partition_id: str) -> OpenReplica:
     request = OpenReplica(
         id=side.conn.new_request_id(),
