@@ -62,7 +62,7 @@ class InstanceRoutes:
     async def start(self, request: Request) -> Any:
         raw = await request.body()
         try:
-            value = json.loads(raw) if raw.strip() else None
+            value = json.loads(raw, parse_constant=_refuse_constant) if raw.strip() else None
         except ValueError as exc:
             raise ApiError(f"the body (the instance's input) is not valid JSON: {exc}") from exc
         request_id = self._request_id_of(request)

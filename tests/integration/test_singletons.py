@@ -22,6 +22,7 @@ import watchfiles
 
 from fabrichost.agent._model import ServiceDescription, ServiceKind
 from fabrichost.cli import main
+from fabrichost.errors import NotFoundError
 from sample_services.jobs import read_journal
 from tests.integration.conftest import MANIFESTS, job_processes, write_guest_package
 
@@ -322,3 +323,17 @@ def test_issue_review_replace_of_a_service_cannot_delete_an_instance(jobs: Clust
     assert "terminate the instance" in response.json()["Error"]["Message"]
     assert jobs.client.instance_status("e1")["runtimeStatus"] in ("Pending", "Running")
     jobs.client.terminate_instance("e1")
+
+
+@pytest.mark.parametrize("body", [b"NaN", b"[Infinity]", b'{"x": -Infinity}'])
+def test_a_start_whose_input_is_not_json_is_refused_and_starts_nothing(
+    jobs: Cluster, body: bytes
+) -> None:
+    # Python's json reads NaN and Infinity; JSON has neither, and the status could not show them.
+    response = httpx.post(
+        f"{jobs.client.endpoint}/orchestrators/EchoJob/nan-1", content=body, timeout=60
+    )
+    assert response.status_code == 400, response.text
+    assert "not valid JSON" in response.text
+    with pytest.raises(NotFoundError):
+        jobs.client.instance_status("nan-1")
