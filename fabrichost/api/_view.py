@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 if TYPE_CHECKING:
-
     from fabrichost.agent._cluster import Cluster
 
 # CPU is measured between two calls on one ``psutil.Process``, so the objects are kept per pid

@@ -362,9 +362,7 @@ class Host:
 
     def _raise_event(self, request: RaiseEvent) -> None:
         replica = self._replicas.get(request.replica_key)
-        missing = (
-            f"replica {request.replica_id} of partition {request.partition_id} is not open"
-        )
+        missing = f"replica {request.replica_id} of partition {request.partition_id} is not open"
         if replica is None or replica.gone:
             self._reply_error(request, ErrorCode.REPLICA_DOES_NOT_EXIST, missing)
             return

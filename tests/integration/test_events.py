@@ -204,10 +204,7 @@ def test_a_version_1_host_is_never_sent_an_event(cluster: Cluster, tmp_path: Pat
     echo_host = REPO / "tests/runtime/hosts/echo_host.js"
     package = write_stateless_host_package(
         tmp_path / "Node",
-        script=(
-            "import os, sys\n"
-            f"os.execv({NODE!r}, [{NODE!r}, {str(echo_host)!r}, 'NodeJob'])\n"
-        ),
+        script=(f"import os, sys\nos.execv({NODE!r}, [{NODE!r}, {str(echo_host)!r}, 'NodeJob'])\n"),
         types=["NodeJob"],
         app_type="NodeAppType",
     )
