@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse, Response
 
+from fabrichost._json_text import parse_json_text
 from fabrichost.agent._instances import EVENT_TIMEOUT
 from fabrichost.errors import ApiError
 
@@ -27,11 +28,6 @@ if TYPE_CHECKING:
 
 STATUS_ROOT = "/runtime/webhooks/durabletask/instances"
 _REQUEST_IDS = uuid.UUID("6f1c2d4e-8a5b-4c3d-9e2f-0a1b2c3d4e5f")  # namespace of derived IDs
-
-
-def _refuse_constant(name: str) -> object:
-    """``NaN``, ``Infinity``, ``-Infinity``: Python reads them, JSON (RFC 8259) has none."""
-    raise ValueError(f"{name} is not JSON")
 
 
 def check_status_payload(request: Request, instance: Instance) -> dict[str, str]:
@@ -62,7 +58,7 @@ class InstanceRoutes:
     async def start(self, request: Request) -> Any:
         raw = await request.body()
         try:
-            value = json.loads(raw, parse_constant=_refuse_constant) if raw.strip() else None
+            value = parse_json_text(raw) if raw.strip() else None
         except ValueError as exc:
             raise ApiError(f"the body (the instance's input) is not valid JSON: {exc}") from exc
         request_id = self._request_id_of(request)
@@ -117,7 +113,7 @@ class InstanceRoutes:
         """
         raw = await request.body()
         try:
-            data = json.loads(raw, parse_constant=_refuse_constant)
+            data = parse_json_text(raw)
         except ValueError as exc:
             raise ApiError(
                 f"the body (the event's data) is not valid JSON: {exc}; send null for no data"

@@ -26,6 +26,7 @@ import click
 
 from fabrichost._instance_ids import INSTANCE_ID_RULE
 from fabrichost._instances import IF_EXISTS_POLICIES, check_new_instance_id
+from fabrichost._json_text import parse_json_text
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
 from fabrichost.protocol import EVENT_NAME_RULE, is_event_name
@@ -58,7 +59,7 @@ def _parse_input(ctx: click.Context, param: click.Parameter, value: str | None) 
     if value is None:
         return None
     try:
-        return json.loads(value)
+        return parse_json_text(value)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON ({exc}): {value!r}") from None
 

@@ -565,3 +565,15 @@ def test_approval_job_round_trip_through_the_command_line(
     code, _, err = jobs("instance", "raise-event", "nobody", "approval")
     assert code == 1
     assert "no instance with ID 'nobody'" in err
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "1e400", "{not json"])
+def test_data_and_input_that_are_not_json_are_usage_errors(
+    jobs: Callable[..., tuple[int, str, str]], text: str
+) -> None:
+    code, _, err = jobs("instance", "raise-event", "order-8", "approval", "--data", text)
+    assert code == 2, err
+    assert "not valid JSON" in err
+    code, _, err = jobs("instance", "start", "EchoJob", "--id", "echo-8", "--input", text)
+    assert code == 2, err
+    assert "not valid JSON" in err

@@ -8,6 +8,7 @@ without any timing assumption. ``{"journal": path}`` makes it journal each wait 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from fabrichost.agent._cluster import AgentSettings
+from fabrichost.agent._cluster import Cluster as AgentCluster
 from fabrichost.errors import ApiError, NotFoundError
 from tests.integration.conftest import REPO, job_processes, write_stateless_host_package
 from tests.integration.test_singletons import wait_not_pending
@@ -125,6 +128,42 @@ def test_an_event_for_a_pending_instance_is_delivered_once_it_runs(
     assert (status["runtimeStatus"], status["output"]) == ("Completed", [{"approved": True}])
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_an_event_waiting_for_a_pending_instance_is_answered_when_the_agent_stops(
+    tmp_path: Path,
+) -> None:
+    # In-process, so that the stop lands while the event is known to wait (it holds the
+    # instance's event lock); the processes are real.
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    cluster = AgentCluster(state_dir, AgentSettings(node_count=1))
+    try:
+        package = write_stateless_host_package(
+            tmp_path / "Ev", script=EVENTS_HOST, types=["Collect"], app_type="EventsAppType"
+        )
+        ptype = await cluster.provision(package)
+        await cluster.create_application("fabric:/Ev", ptype.name, ptype.version, {})
+        held = json.dumps({"names": ["go"], "gate": str(tmp_path / "gate")})  # stays Pending
+        await cluster.instances.start("Collect", "c-5", held)
+        instance = cluster.instances.get("c-5")
+        raising = asyncio.create_task(cluster.instances.raise_event("c-5", "go", 1, within=600))
+        await asyncio.sleep(0)  # one turn: it takes the lock and waits for the instance
+        assert instance.event_lock.locked()
+        await cluster.shutdown()
+        with pytest.raises(ApiError) as refused:
+            await asyncio.wait_for(raising, 30)
+        assert refused.value.status == 503
+        assert "shutting down" in str(refused.value)
+    finally:
+        if not cluster.closing:
+            await cluster.shutdown()
+
+
 def test_an_event_for_an_instance_still_pending_at_its_timeout_is_503(
     events_app: FabricClient, tmp_path: Path
 ) -> None:
@@ -160,6 +199,9 @@ def test_unknown_finished_and_malformed_requests_are_refused(events_app: FabricC
         ("go", b"{not json"),
         ("go", b""),
         ("go", b"NaN"),
+        ("go", b"1e400"),  # Python reads it as inf; JSON has no such number
+        ("go", b"[" * 101 + b"]" * 101),  # deeper than any event needs
+        ("go", b"[" * 5000 + b"]" * 5000),  # deeper than Python's parser can go
         ("bad%20name", b"1"),
         ("9lives", b"1"),
         ("x" * 129, b"1"),

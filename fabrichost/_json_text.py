@@ -1,0 +1,51 @@
+"""JSON text from users (HTTP bodies, ``--input``, ``--data``), held to RFC 8259 and a depth.
+
+Python's ``json`` reads more than JSON: ``NaN`` and ``Infinity``, and numbers like ``1e400`` that
+overflow to infinity. Stored as they are, they make every later answer that shows them fail (a
+JSON response cannot hold them). Deep nesting exhausts the interpreter's recursion limit when
+the value is encoded again. So the agent, the client and the command line parse with this.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Final, cast
+
+if TYPE_CHECKING:
+    from fabrichost.protocol import JSON
+
+#: Nesting deeper than this is refused (instance inputs and event data are small documents).
+MAX_DEPTH: Final = 100
+
+
+def parse_json_text(text: str | bytes) -> JSON:
+    """The JSON value ``text`` holds.
+
+    Raises:
+        ValueError: ``text`` is not JSON, holds a number JSON cannot carry, or nests deeper
+            than :data:`MAX_DEPTH`; the message says which.
+    """
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
+    _check(value)
+    return cast("JSON", value)
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check(value: object) -> None:
+    # An explicit stack: the value may be nested too deep for recursion.
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, float) and (item != item or item in (float("inf"), -float("inf"))):
+            raise ValueError(f"a number too large for JSON ({item})")
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
