@@ -254,6 +254,10 @@ class Replica:
             return
         if self._run is future:
             self._run = self._token = None
+        if not self.stateful:
+            # A stateless run that ended on its own is the instance's end: an event raised
+            # from now on is refused (the agent answers 410), not accepted for nobody.
+            self.inbox.close()
         self._report(self._completion(future, error))
 
     def _completion(

@@ -93,3 +93,15 @@ def test_an_event_for_a_replica_the_host_does_not_have_is_refused(host: AgentSid
     reply = host.reply_to(request.id)
     assert isinstance(reply, Error)
     assert reply.code == ErrorCode.REPLICA_DOES_NOT_EXIST
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_event_after_the_run_returned_is_refused(host: AgentSide, kind: str) -> None:
+    # Accepting it would answer 202 for an event nobody will ever take: the instance is over.
+    partition = start_job(host, kind, ["x"])
+    raised = host.request(RaiseEvent, partition_id=partition, replica_id=1, name="x", data=1)
+    assert isinstance(raised, EventRaised), error_text(raised)
+    host.receive(RunCompleted)
+    late = host.request(RaiseEvent, partition_id=partition, replica_id=1, name="y", data=2)
+    assert isinstance(late, Error)
+    assert late.code == ErrorCode.REPLICA_DOES_NOT_EXIST
