@@ -529,6 +529,7 @@ class Cluster(ReplicaPlacement):
     async def shutdown(self) -> None:
         """Stop every process of every node; returns when all are gone."""
         self.closing = True  # from now on nothing is activated and nothing fails over
+        self._bump()  # whoever waits for a change (an event for a Pending instance) hears it
         for task in list(self._tasks):
             task.cancel()
         while any(node.activations for node in self.nodes.values()):

@@ -483,6 +483,12 @@ class InstanceManager:
         try:
             while True:
                 changed = self._cluster._changed  # taken before the check: no wake-up is missed
+                if self._cluster.closing:
+                    raise ApiError(
+                        "the agent is shutting down; the event was not delivered",
+                        code="FABRIC_E_SERVICE_OFFLINE",
+                        status=503,
+                    )
                 self._check_accepts_events(instance)
                 target = self._event_target(instance)
                 if target is not None and await self._deliver(instance, target, name, data):
