@@ -37,11 +37,6 @@ MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class ScriptedChannel:
     """A channel whose ``OpenReplica`` answers when the test says so."""
 

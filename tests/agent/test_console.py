@@ -19,11 +19,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 

@@ -53,11 +53,6 @@ def journal(letter):
 """
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Reports(SupervisorHooks):
     """Hooks giving each main incarnation its own report pipe, and recording what happened."""
 

@@ -12,11 +12,6 @@ from fabrichost.errors import ApiError, ConflictError, NotFoundError
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Names:
     """A toy registry: create takes a moment, like a real create with awaits in it."""
 

@@ -20,6 +20,7 @@ from fabrichost.agent._daemon import start_background, stop_background
 from fabrichost.agent._fence import processes_carrying
 from fabrichost.agent._statedir import ENV_MARKER
 from fabrichost.client import FabricClient
+from tests.integration.beacon import Beacon
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -263,3 +264,13 @@ class Svc(StatefulService):
 
 run_host({{"{type_name}": Svc}})
 """
+
+
+@pytest.fixture
+def beacon() -> Iterator[Beacon]:
+    """A socket the test's guests report their start and their SIGINTs to."""
+    b = Beacon()
+    try:
+        yield b
+    finally:
+        b.close()

@@ -25,32 +25,19 @@ from fabrichost.agent._daemon import stop_background
 from fabrichost.agent._model import ReplicaStatus
 from tests.integration.conftest import write_guest_package
 from tests.integration.test_durability import _restarted
-from tests.integration.test_failover_races import Beacon, Call, _replicas, _stateless
+from tests.integration.test_failover_races import Call, _replicas, _stateless
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     from fabrichost.agent._model import Partition
     from fabrichost.client import FabricClient
+    from tests.integration.beacon import Beacon
     from tests.integration.conftest import Cluster as ClusterFixture
 
 pytestmark = pytest.mark.integration
 SLEEPER = "import signal\nsignal.pause()\n"
-
-
-@pytest.fixture
-def beacon() -> Iterator[Beacon]:
-    b = Beacon()
-    try:
-        yield b
-    finally:
-        b.close()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def _block(state_dir: Path, node: str) -> Path:

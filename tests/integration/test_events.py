@@ -128,11 +128,6 @@ def test_an_event_for_a_pending_instance_is_delivered_once_it_runs(
     assert (status["runtimeStatus"], status["output"]) == ("Completed", [{"approved": True}])
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_an_event_waiting_for_a_pending_instance_is_answered_when_the_agent_stops(
     tmp_path: Path,
