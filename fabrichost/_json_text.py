@@ -9,6 +9,7 @@ the value is encoded again. So the agent, the client and the command line parse 
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Final, cast
 
 if TYPE_CHECKING:
@@ -26,10 +27,10 @@ def parse_json_text(text: str | bytes) -> JSON:
             than :data:`MAX_DEPTH`; the message says which.
     """
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
-    _check(value)
+    _check_depth(value)
     return cast("JSON", value)
 
 
@@ -37,13 +38,18 @@ def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
-def _check(value: object) -> None:
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # e.g. 1e400: valid JSON text, but no float can hold it
+        raise ValueError(f"a number too large for JSON ({text})")
+    return number
+
+
+def _check_depth(value: object) -> None:
     # An explicit stack: the value may be nested too deep for recursion.
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, float) and (item != item or item in (float("inf"), -float("inf"))):
-            raise ValueError(f"a number too large for JSON ({item})")
         if isinstance(item, dict | list):
             if depth > MAX_DEPTH:
                 raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
