@@ -28,9 +28,9 @@ from typing import Any
 
 import psutil
 
-from fabrichost.agent._daemon import start_background, stop_background
-from fabrichost.agent._model import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
 from fabrichost.client import FabricClient
+from fabrichost.daemon import start_background, stop_background
+from fabrichost.wire import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
 
 REPO = Path(__file__).resolve().parents[1]
 

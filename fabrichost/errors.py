@@ -14,9 +14,18 @@ Tree::
     ├── ActivationError          a service package or code package could not be activated
     ├── ProcessError             a process could not be started, signalled or waited for
     ├── StoreError               the state store could not be read or written
-    └── ApiError                 an operation failed with a Service Fabric error code
-        ├── NotFoundError        the named entity does not exist (HTTP 404)
-        └── ConflictError        the name is taken (HTTP 409, CLI exit code 3)
+    └── ApiError                 an operation was refused, with a Service Fabric error code
+        ├── NotFoundError        the named entity does not exist
+        ├── ConflictError        the name is taken (CLI exit code 3), or the entity is busy
+        ├── GoneError            the entity has finished and takes no more requests
+        ├── TooLargeError        the request carries more than can be delivered
+        ├── BacklogFullError     the receiver holds too much that is not consumed yet
+        ├── NotSupportedError    the receiver (e.g. an older host) cannot do this
+        ├── UnavailableError     not ready within the time allowed, or shutting down
+        └── UnconfirmedError     sent, but no answer in time: it may or may not have happened
+
+Each error says what happened; the HTTP API chooses the status that answers it
+(``fabrichost.wire.http_status``), and the client turns an answer back into the same class.
 """
 
 from __future__ import annotations
@@ -82,48 +91,88 @@ class StoreError(FabricHostError):
 
 
 class ApiError(FabricHostError):
-    """An operation failed with a Service Fabric error code.
+    """An operation was refused, with a Service Fabric error code.
 
-    ``code`` is Service Fabric's name for the error (``FABRIC_E_...``) and ``status`` the HTTP
-    status the API answers with, so the CLI, the HTTP API and the Python client agree.
+    ``code`` is Service Fabric's name for the error (``FABRIC_E_...``), so the CLI, the HTTP API
+    and the Python client agree. ``status`` is the HTTP status of an error received from the
+    agent's API (None for one raised here): the class says what happened, not the status.
     """
 
-    status: int = 400
     default_code: str = "FABRIC_E_INVALID_ARGUMENT"
+    status: int | None = None
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
-        if status is not None:
-            self.status = status
 
 
 class NotFoundError(ApiError):
     """The named entity does not exist."""
 
-    status = 404
     default_code = "FABRIC_E_DOES_NOT_EXIST"
 
 
 class ConflictError(ApiError):
-    """The name is already taken; the message names the existing entity."""
+    """The name is already taken (the message names the existing entity), or the entity is in
+    a state that refuses the operation (a running instance cannot be purged)."""
 
-    status = 409
     default_code = "FABRIC_E_NAME_ALREADY_EXISTS"
+
+
+class GoneError(ApiError):
+    """The entity has finished: it exists, but takes no more requests of this kind."""
+
+    default_code = "FABRIC_E_INVALID_OPERATION"
+
+
+class TooLargeError(ApiError):
+    """The request carries more than can be delivered; nothing was done."""
+
+    default_code = "FABRIC_E_VALUE_TOO_LARGE"
+
+
+class BacklogFullError(ApiError):
+    """The receiver already holds as much unconsumed work as it accepts; try again later."""
+
+    default_code = "FABRIC_E_SERVICE_TOO_BUSY"
+
+
+class NotSupportedError(ApiError):
+    """The receiver cannot do this (e.g. a host that speaks an older protocol version)."""
+
+    default_code = "FABRIC_E_NOT_SUPPORTED"
+
+
+class UnavailableError(ApiError):
+    """Not ready within the time allowed, or shutting down; nothing was done."""
+
+    default_code = "FABRIC_E_SERVICE_OFFLINE"
+
+
+class UnconfirmedError(ApiError):
+    """Sent, but not confirmed in time: the operation may or may not have taken effect."""
+
+    default_code = "FABRIC_E_TIMEOUT"
 
 
 __all__ = (
     "ActivationError",
     "ApiError",
+    "BacklogFullError",
     "ConflictError",
     "Diagnostic",
     "FabricHostError",
+    "GoneError",
     "LocalProtocolError",
     "ManifestError",
     "NotFoundError",
+    "NotSupportedError",
     "ProcessError",
     "ProtocolError",
     "RemoteProtocolError",
     "StoreError",
+    "TooLargeError",
+    "UnavailableError",
+    "UnconfirmedError",
 )

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fabrichost.agent._model import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
 from fabrichost.errors import FabricHostError
+from fabrichost.wire import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,3 +1,56 @@
-"""The node agent: process supervision, activations, the channel driver, the cluster, the daemon."""
+"""The node agent: a local cluster of logical nodes that runs application packages as processes.
+
+:class:`Cluster` builds the parts and wires them (see its module, and ``docs/architecture.md``).
+The HTTP API and the daemon use the names exported here; nothing outside this package imports
+its private modules.
+"""
 
 from __future__ import annotations
+
+from fabrichost.agent._activation import CodePackageHost as CodePackageHost
+from fabrichost.agent._activation import ServicePackageActivation as ServicePackageActivation
+from fabrichost.agent._backoff import RestartPolicy as RestartPolicy
+from fabrichost.agent._cluster import Cluster as Cluster
+from fabrichost.agent._environment import ENV_MARKER as ENV_MARKER
+from fabrichost.agent._environment import ActivationIdentity as ActivationIdentity
+from fabrichost.agent._environment import ApplicationFolders as ApplicationFolders
+from fabrichost.agent._fence import processes_carrying as processes_carrying
+from fabrichost.agent._fence import sweep_strays as sweep_strays
+from fabrichost.agent._instance_events import EVENT_TIMEOUT as EVENT_TIMEOUT
+from fabrichost.agent._model import Application as Application
+from fabrichost.agent._model import Instance as Instance
+from fabrichost.agent._model import Partition as Partition
+from fabrichost.agent._model import Replica as Replica
+from fabrichost.agent._model import ReplicaStatus as ReplicaStatus
+from fabrichost.agent._model import Service as Service
+from fabrichost.agent._persist import Persistence as Persistence
+from fabrichost.agent._placement import ActivationFactory as ActivationFactory
+from fabrichost.agent._provision import ProvisionedType as ProvisionedType
+from fabrichost.agent._settings import AgentSettings as AgentSettings
+from fabrichost.agent._state import ClusterState as ClusterState
+from fabrichost.agent._state import Node as Node
+
+__all__ = (
+    "ENV_MARKER",
+    "EVENT_TIMEOUT",
+    "ActivationFactory",
+    "ActivationIdentity",
+    "AgentSettings",
+    "Application",
+    "ApplicationFolders",
+    "Cluster",
+    "ClusterState",
+    "CodePackageHost",
+    "Instance",
+    "Node",
+    "Partition",
+    "Persistence",
+    "ProvisionedType",
+    "Replica",
+    "ReplicaStatus",
+    "RestartPolicy",
+    "Service",
+    "ServicePackageActivation",
+    "processes_carrying",
+    "sweep_strays",
+)

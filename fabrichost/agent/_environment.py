@@ -17,14 +17,16 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from fabrichost.agent._statedir import ENV_MARKER
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from fabrichost.agent._spec import CodePackageSpec
+
+# Every process the agent starts carries this variable, so `down` can find strays even when the
+# agent itself was killed (see _fence).
+ENV_MARKER: Final = "FABRICHOST_AGENT_STATE_DIR"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from fabrichost.agent._environment import ENV_MARKER
 from fabrichost.agent._lock import is_held
-from fabrichost.agent._statedir import ENV_MARKER
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -14,6 +14,11 @@ of the ID (whatever its policy), a ``replace``, another terminate and a purge wa
 lifetimes of one ID never overlap, however a terminate, an application delete or a run that
 completed races with the next start.
 
+The manager is a client of the catalog: an instance's service is created and deleted through it,
+owned by the instance (``Service.instance_id``). Placement tells it about replica changes and
+run results through the cluster's callbacks (:meth:`InstanceManager.replica_changed`,
+:meth:`InstanceManager.run_completed`); the catalog tells it when an application is being deleted.
+
 Every start of an ID gets a generation from one global sequence that never repeats. A report
 from a replica carries the generation of the instance it was opened for; a report whose
 generation is not the instance's current one is stale and ignored, so a late message from an old
@@ -22,121 +27,44 @@ incarnation can never change a newer one (fencing). Names are claimed through th
 starts of one ID wins, and a retried start with the same request id gets the original answer.
 A finished (Completed, Failed, Terminated) ID may be started again, as in Durable Functions.
 
-External events (Durable's ``raiseEvent``) go to the incarnation that is current when they are
-raised: over its replica's host channel, once that replica is open (a Pending instance, or one
-whose process is being restarted, is waited for, within a bound), one at a time per instance so
-that they arrive in the order they were accepted. They are not persisted: the inbox lives in the
-hosting process, and a new process of the instance (after a crash or an agent restart) starts
-with an empty one.
+External events are delivered by :mod:`_instance_events`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import json
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fabrichost._instance_ids import INSTANCE_ID_RULE, is_valid_instance_id
-from fabrichost.agent._channel import HostError
 from fabrichost.agent._crash import crash_point
-from fabrichost.agent._model import ActivationMode, ReplicaStatus, ServiceDescription, ServiceKind
-from fabrichost.agent._requests import IfExists, Outcome, description_digest
-from fabrichost.errors import (
-    ActivationError,
-    ApiError,
-    ConflictError,
-    FabricHostError,
-    NotFoundError,
-    ProtocolError,
+from fabrichost.agent._model import (
+    ActivationMode,
+    Instance,
+    InstanceStatus,
+    ReplicaStatus,
+    ServiceDescription,
+    ServiceKind,
 )
-from fabrichost.protocol import (
-    DEFAULT_MAX_FRAME_SIZE,
-    EVENT_NAME_RULE,
-    ErrorCode,
-    encode_payload,
-    is_event_name,
-)
+from fabrichost.agent._requests import description_digest
+from fabrichost.errors import ApiError, ConflictError, FabricHostError, NotFoundError
+from fabrichost.wire import INSTANCE_ID_RULE, IfExists, is_valid_instance_id
 
 if TYPE_CHECKING:
     from fabrichost.agent._activation import ServicePackageActivation
-    from fabrichost.agent._channel import HostChannel
-    from fabrichost.agent._cluster import Cluster
+    from fabrichost.agent._catalog import Catalog
     from fabrichost.agent._model import Replica, Service
     from fabrichost.agent._persist import Persistence
-    from fabrichost.agent._requests import RequestLedger
-    from fabrichost.protocol import JSON
+    from fabrichost.agent._placement import Placement
+    from fabrichost.agent._requests import Outcome, RequestLedger
+    from fabrichost.agent._settings import AgentSettings
+    from fabrichost.agent._state import ClusterState
+    from fabrichost.agent._tasks import BackgroundTasks
     from fabrichost.store import InstanceRow
 
 log = logging.getLogger(__name__)
-
-#: How long an event waits, by default, for its instance's replica to be open (a Pending
-#: instance, a process being restarted) before the request gives up.
-EVENT_TIMEOUT = 30.0
-#: The largest event data (compact JSON) that fits in one RaiseEvent frame with its envelope.
-MAX_EVENT_BYTES = DEFAULT_MAX_FRAME_SIZE - 4096
-
-
-class InstanceStatus(enum.StrEnum):
-    PENDING = "Pending"
-    RUNNING = "Running"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    TERMINATED = "Terminated"
-
-    @property
-    def active(self) -> bool:
-        return self in (InstanceStatus.PENDING, InstanceStatus.RUNNING)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
-@dataclass(eq=False)
-class Instance:
-    instance_id: str
-    function_name: str
-    application: str
-    service_name: str
-    input_json: str
-    generation: int
-    status: InstanceStatus = InstanceStatus.PENDING
-    output_json: str | None = None
-    error: str | None = None
-    request_id: str | None = None
-    created_at: datetime = field(default_factory=_now)
-    updated_at: datetime = field(default_factory=_now)
-    finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # Set once no process of this incarnation can be running: until then its ID stays taken,
-    # even when its status already says it finished.
-    released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # Held while one external event is delivered: the events of an incarnation go one at a
-    # time, in the order they were raised (asyncio.Lock wakes its waiters first come first).
-    event_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
-
-    def status_json(self) -> dict[str, Any]:
-        """Durable Functions' instance status fields (plus the generation)."""
-        return {
-            "name": self.function_name,
-            "instanceId": self.instance_id,
-            "runtimeStatus": self.status.value,
-            "input": json.loads(self.input_json),
-            "output": json.loads(self.output_json) if self.output_json is not None else None,
-            "error": self.error,
-            "customStatus": None,
-            "createdTime": _iso(self.created_at),
-            "lastUpdatedTime": _iso(self.updated_at),
-            "generation": self.generation,
-        }
 
 
 def check_instance_id(instance_id: str) -> str:
@@ -148,10 +76,23 @@ def check_instance_id(instance_id: str) -> str:
 class InstanceManager:
     """The singleton instances of one cluster."""
 
-    def __init__(self, cluster: Cluster, ledger: RequestLedger, persist: Persistence) -> None:
-        self._cluster = cluster
-        self._ledger = ledger
+    def __init__(
+        self,
+        state: ClusterState,
+        persist: Persistence,
+        catalog: Catalog,
+        placement: Placement,
+        ledger: RequestLedger,
+        tasks: BackgroundTasks,
+        settings: AgentSettings,
+    ) -> None:
+        self._state = state
         self._persist = persist
+        self._catalog = catalog
+        self._placement = placement
+        self._ledger = ledger
+        self._tasks = tasks
+        self._settings = settings
         self.instances: dict[str, Instance] = {}
         # Reports are matched by service (an instance's replica may be replaced by failover)
         # and fenced by generation: service name -> (instance, generation it was created for).
@@ -161,7 +102,7 @@ class InstanceManager:
         """The application whose packages declare the service type ``function_name``."""
         apps = sorted(
             app
-            for app, packages in self._cluster.packages.items()
+            for app, packages in self._state.packages.items()
             if any(p.service_type(function_name) for p in packages.values())
         )
         if not apps:
@@ -182,6 +123,11 @@ class InstanceManager:
                 f"no instance with ID '{instance_id}'", code="FABRIC_E_DOES_NOT_EXIST"
             )
         return instance
+
+    def is_current(self, instance: Instance) -> bool:
+        """Whether ``instance``'s service is its own current incarnation's (not fenced off)."""
+        entry = self._by_service.get(instance.service_name)
+        return entry is not None and entry[0] is instance and entry[1] == instance.generation
 
     async def start(
         self,
@@ -239,36 +185,44 @@ class InstanceManager:
             application,
             service_name,
             input_json,
-            self._persist.store.next_generation(),  # drawn outside any transaction
+            self._persist.next_generation(),  # drawn outside any transaction
             request_id=request_id,
         )
         previous = self.instances.get(instance_id)
         assert previous is None or previous.released.is_set()
         self.instances[instance_id] = instance  # claimed before any await
         crash_point("instance-claimed")
-        with self._persist.store.transaction():  # a finished run of this ID is replaced
+        with self._persist.transaction():  # a finished run of this ID is replaced
             if previous is not None:
                 self._persist.instance_removed(instance_id)
             self._persist.instance_added(instance)
         crash_point("instance-committed")
         try:
             await self._launch(instance)
-        except BaseException:
+        except Exception:
             if instance.status is InstanceStatus.TERMINATED:
                 return instance  # terminated while it was being launched: that is its answer
-            instance.released.set()  # the failed create removed what it had started
-            if self.instances.get(instance_id) is instance:
-                # A bad start changes nothing: the finished run it replaced comes back.
-                with self._persist.store.transaction():
-                    self._persist.instance_removed(instance_id)
-                    if previous is not None:
-                        self._persist.instance_added(previous)
-                if previous is not None:
-                    self.instances[instance_id] = previous
-                else:
-                    del self.instances[instance_id]
+            self._undo_create(instance, previous)
+            raise
+        except BaseException:  # cancelled: a terminate that took over cleans up itself
+            if instance.status is not InstanceStatus.TERMINATED:
+                self._undo_create(instance, previous)
             raise
         return instance
+
+    def _undo_create(self, instance: Instance, previous: Instance | None) -> None:
+        """A start that failed changes nothing: the finished run it replaced comes back."""
+        instance.released.set()  # the failed create removed what it had started
+        if self.instances.get(instance.instance_id) is not instance:
+            return
+        with self._persist.transaction():
+            self._persist.instance_removed(instance.instance_id)
+            if previous is not None:
+                self._persist.instance_added(previous)
+        if previous is not None:
+            self.instances[instance.instance_id] = previous
+        else:
+            del self.instances[instance.instance_id]
 
     async def _launch(self, instance: Instance) -> None:
         """Create the instance's service: its one replica, in a process of its own."""
@@ -281,7 +235,9 @@ class InstanceManager:
             init_data=instance.input_json,
         )
         self._by_service[instance.service_name] = (instance, instance.generation)
-        service = await self._cluster.create_service(instance.application, description)
+        service = await self._catalog.create_service(
+            instance.application, description, instance_id=instance.instance_id
+        )
         for replica in service.replicas():
             self.replica_changed(replica)
 
@@ -314,28 +270,25 @@ class InstanceManager:
         else:
             instance.error = error
             self._set(instance, InstanceStatus.FAILED)
-        self._cluster.spawn(self._remove_service(instance))  # releases the ID once gone
+        self._tasks.spawn(self._remove_service(instance))  # releases the ID once gone
 
     def _set(self, instance: Instance, status: InstanceStatus) -> None:
-        instance.status = status
-        instance.updated_at = _now()
+        instance.touch(status)
         if not self._persist.instance_updated(instance):
             log.warning(
                 "instance %s generation %s is stale in the store",
                 instance.instance_id,
                 instance.generation,
             )
-        if not status.active:
-            instance.finished.set()
 
     async def _remove_service(self, instance: Instance) -> None:
         """Delete a finished instance's service; release its ID once its process is gone."""
         try:
-            service = self._cluster._find_service(instance.service_name)
+            service = self._state.find_service(instance.service_name)
             seen = self._activations_of(service) if service is not None else {}
             try:
                 with contextlib.suppress(NotFoundError):
-                    await self._cluster.delete_service(instance.service_name, instance_owner=True)
+                    await self._catalog.delete_service(instance.service_name, instance_owner=True)
             except Exception:
                 log.exception("deleting the service of instance %s failed", instance.instance_id)
                 if service is not None:
@@ -355,15 +308,16 @@ class InstanceManager:
         Each exists for one replica of this service alone, so nothing else loses its process;
         without this the ID would stay taken for ever, waiting for them to be deactivated.
         """
-        cluster = self._cluster
         seen.update(self._activations_of(service))
         for activation in list(seen.values()):
             if activation.activation_id and activation.status != "Deactivated":
-                node = cluster.nodes.get(activation.identity.node_name)
+                node = self._state.nodes.get(activation.identity.node_name)
                 if node is None:
                     continue
                 try:
-                    await cluster._deactivate(node, activation, grace=cluster.settings.stop_grace)
+                    await self._placement.deactivate(
+                        node, activation, grace=self._settings.stop_grace
+                    )
                 except Exception:
                     log.exception("stopping an activation of %s failed", service.name)
 
@@ -375,7 +329,7 @@ class InstanceManager:
     def _activations_of(self, service: Service) -> dict[int, ServicePackageActivation]:
         found = {}
         for replica in service.replicas():
-            activation = self._cluster.activation_of(replica)
+            activation = self._state.activation_of(replica)
             if activation is not None:
                 found[id(activation)] = activation
         return found
@@ -388,13 +342,13 @@ class InstanceManager:
         ``seen`` are its activations found before its delete began (a delete unregisters an
         activation before its processes are stopped, so they must be known beforehand).
         """
-        cluster = self._cluster
+        state = self._state
         while True:
-            changed = cluster._changed  # taken before the check: no wake-up is missed
+            changed = state.changes.next()  # taken before the check: no wake-up is missed
             seen.update(self._activations_of(service))
             app = service.application
             deleted = (
-                cluster.applications.get(app.name) is not app
+                state.applications.get(app.name) is not app
                 or app.services.get(service.name) is not service
             )
             if deleted and all(a.status == "Deactivated" for a in seen.values()):
@@ -420,7 +374,7 @@ class InstanceManager:
         if stopped:
             self._set(instance, InstanceStatus.TERMINATED)  # first: late reports are fenced off
             # A task of its own: a caller that goes away does not cut the removal short.
-            self._cluster.spawn(self._remove_service(instance))
+            self._tasks.spawn(self._remove_service(instance))
         await instance.released.wait()
         return instance, stopped
 
@@ -447,132 +401,6 @@ class InstanceManager:
             pass
         return instance
 
-    async def raise_event(
-        self, instance_id: str, name: str, data: JSON, within: float = EVENT_TIMEOUT
-    ) -> Instance:
-        """Deliver external event ``name`` with ``data`` to the instance's running incarnation.
-
-        Returns once the instance's host has put it in the replica's inbox. A Pending instance
-        (or one whose process is being restarted) is waited for, up to ``within`` seconds.
-
-        Raises:
-            ApiError: a bad event name (400), data too large (413), the inbox is full (429), the
-                host speaks no events (501), the replica was not open within ``within`` (503),
-                the host did not confirm in time (504: it may have the event).
-            NotFoundError: no such instance (404).
-            ApiError: the instance has finished (410), also while its event waited.
-        """
-        if not is_event_name(name):
-            raise ApiError(f"event name {name!r} is not valid: {EVENT_NAME_RULE}")
-        size = len(encode_payload({"data": data}))
-        if size > MAX_EVENT_BYTES:
-            raise ApiError(
-                f"the event data is {size} bytes of JSON; at most {MAX_EVENT_BYTES} fit",
-                code="FABRIC_E_VALUE_TOO_LARGE",
-                status=413,
-            )
-        instance = self.get(instance_id)
-        self._check_accepts_events(instance)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        try:
-            async with asyncio.timeout_at(deadline):
-                await instance.event_lock.acquire()
-        except TimeoutError:
-            raise self._not_ready(instance, within) from None
-        try:
-            while True:
-                changed = self._cluster._changed  # taken before the check: no wake-up is missed
-                if self._cluster.closing:
-                    raise ApiError(
-                        "the agent is shutting down; the event was not delivered",
-                        code="FABRIC_E_SERVICE_OFFLINE",
-                        status=503,
-                    )
-                self._check_accepts_events(instance)
-                target = self._event_target(instance)
-                if target is not None and await self._deliver(instance, target, name, data):
-                    return instance
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await changed.wait()
-                except TimeoutError:
-                    self._check_accepts_events(instance)
-                    raise self._not_ready(instance, within) from None
-        finally:
-            instance.event_lock.release()
-
-    def _check_accepts_events(self, instance: Instance) -> None:
-        if not instance.status.active:
-            raise ApiError(
-                f"Instance '{instance.instance_id}' is {instance.status.value} and cannot "
-                "process any raised events.",
-                code="FABRIC_E_INSTANCE_NOT_RUNNING",
-                status=410,
-            )
-
-    @staticmethod
-    def _not_ready(instance: Instance, within: float) -> ApiError:
-        return ApiError(
-            f"instance '{instance.instance_id}' ({instance.status.value}) was not ready to "
-            f"receive events within {within:g} s; the event was not delivered",
-            code="FABRIC_E_TIMEOUT",
-            status=503,
-        )
-
-    def _event_target(self, instance: Instance) -> tuple[HostChannel, str, int] | None:
-        """The channel and replica of the instance's open replica, if it has one now."""
-        entry = self._by_service.get(instance.service_name)
-        if entry is None or entry[0] is not instance or entry[1] != instance.generation:
-            return None
-        service = self._cluster._find_service(instance.service_name)
-        if service is None:
-            return None
-        for replica in service.replicas():
-            if replica.status is not ReplicaStatus.READY:
-                continue
-            activation = self._cluster.activation_of(replica)
-            host = activation.hosts.get(replica.code_package_name) if activation else None
-            channel = host.channel if host is not None else None
-            if channel is not None and channel.pid == replica.host_pid:
-                return channel, replica.partition.id, replica.id
-        return None
-
-    async def _deliver(
-        self, instance: Instance, target: tuple[HostChannel, str, int], name: str, data: JSON
-    ) -> bool:
-        """One attempt; False when it certainly did not arrive and may be tried again."""
-        channel, partition_id, replica_id = target
-        if not channel.supports_events:
-            raise ApiError(
-                f"instance '{instance.instance_id}' runs in a host that speaks protocol version "
-                "1, which has no external events",
-                code="FABRIC_E_NOT_SUPPORTED",
-                status=501,
-            )
-        try:
-            await channel.raise_event(partition_id, replica_id, name, data)
-        except HostError as exc:
-            if exc.code == ErrorCode.EVENT_BUFFER_FULL:
-                raise ApiError(
-                    f"instance '{instance.instance_id}' has too many unconsumed events: {exc}",
-                    code="FABRIC_E_EVENT_BUFFER_FULL",
-                    status=429,
-                ) from None
-            log.info("event %s for instance %s not taken: %s", name, instance.instance_id, exc)
-            return False  # the replica is closing or gone from that host: look again
-        except ProtocolError as exc:  # not sent, or the channel closed: its inbox is gone too
-            log.info("event %s for instance %s not sent: %s", name, instance.instance_id, exc)
-            return False
-        except TimeoutError:
-            raise ApiError(
-                f"the host of instance '{instance.instance_id}' did not confirm event {name!r} "
-                "in time; it may or may not have it",
-                code="FABRIC_E_TIMEOUT",
-                status=504,
-            ) from None
-        return True
-
     def restore(self, rows: list[InstanceRow]) -> list[Instance]:
         """Put back the instances of an earlier run; active ones keep their generation.
 
@@ -594,7 +422,7 @@ class InstanceManager:
                 row.service_name,
                 row.input_json,
                 row.generation,
-                InstanceStatus(row.status.value),
+                row.status,
                 row.output_json,
                 row.error,
                 row.request_id,
@@ -602,7 +430,7 @@ class InstanceManager:
                 datetime.fromtimestamp(row.updated_at, UTC),
             )
             self.instances[row.instance_id] = instance
-            app = self._cluster.applications.get(row.application)
+            app = self._state.applications.get(row.application)
             service = app.services.get(row.service_name) if app is not None else None
             if not instance.status.active:
                 instance.finished.set()
@@ -613,9 +441,9 @@ class InstanceManager:
                         row.instance_id,
                         instance.status.value,
                     )
-                    del app.services[service.name]
-                    self._persist.service_removed(service.name)
+                    self._catalog.forget_service(service)
             elif service is not None:
+                service.instance_id = instance.instance_id
                 self._by_service[service.name] = (instance, instance.generation)
             elif app is not None:
                 unlaunched.append(instance)
@@ -643,12 +471,12 @@ class InstanceManager:
         for instance in self.instances.values():
             if instance.application == application and instance.status.active:
                 self._set(instance, InstanceStatus.TERMINATED)
-                service = self._cluster._find_service(instance.service_name)
+                service = self._state.find_service(instance.service_name)
                 if service is None:
                     self._release(instance)
                 else:
                     seen = self._activations_of(service)  # now, before its delete begins
-                    self._cluster.spawn(self._release_when_gone(instance, service, seen))
+                    self._tasks.spawn(self._release_when_gone(instance, service, seen))
 
     async def _release_when_gone(
         self, instance: Instance, service: Service, seen: dict[int, ServicePackageActivation]
@@ -657,14 +485,3 @@ class InstanceManager:
             await self._service_gone(service, seen)
         finally:
             self._release(instance)
-
-    def check_service_name(self, name: str) -> None:
-        """Refuse deleting an instance's service directly: terminate the instance instead."""
-        for instance in self.instances.values():
-            if instance.service_name == name and (
-                instance.status.active or not instance.released.is_set()
-            ):
-                raise ActivationError(
-                    f"service {name} is singleton instance "
-                    f"'{instance.instance_id}'; terminate the instance"
-                )

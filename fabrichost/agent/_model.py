@@ -1,32 +1,38 @@
-"""The cluster's runtime objects: applications, services, partitions and replicas.
+"""The cluster's runtime objects: applications, services, partitions, replicas and instances.
 
-Plain mutable dataclasses owned by the cluster (``_cluster.Cluster``), which is the only writer;
-everything runs on one event loop, so no locks are needed. Enum values are Service Fabric's own
-spellings, because they go straight into the JSON the queries return.
+Plain mutable dataclasses held by :class:`~fabrichost.agent._state.ClusterState`; everything runs
+on one event loop, so no locks are needed. Enum values are Service Fabric's own spellings,
+because they go straight into the JSON the queries return. :func:`new_service` is how a
+description becomes a Service, both at create and at restore.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import itertools
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from fabrichost.errors import ApiError
+from fabrichost.errors import ActivationError, ApiError, NotFoundError
 
 # One definition each, from the layer that owns it: roles, kinds and health are words of the
-# protocol; the activation mode is a word of the manifests. Re-exported for the agent's modules.
-from fabrichost.manifest import ActivationMode as ActivationMode
+# protocol; activation modes, partition schemes and descriptions are words of the wire.
 from fabrichost.protocol import HealthState as HealthState
 from fabrichost.protocol import ReplicaRole as ReplicaRole
 from fabrichost.protocol import ServiceKind as ServiceKind
+from fabrichost.wire import ActivationMode as ActivationMode
+from fabrichost.wire import InstanceStatus as InstanceStatus
+from fabrichost.wire import PartitionScheme as PartitionScheme
+from fabrichost.wire import ServiceDescription as ServiceDescription
 
-# Service Fabric's partition keys are int64; the store keeps them as SQLite INTEGERs (int64).
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-MAX_PARTITIONS = 10_000  # a service is placed and committed in one step: keep that step bounded
-MAX_REPLICAS = 1_000  # InstanceCount / TargetReplicaSetSize beyond any local cluster's nodes
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from fabrichost.agent._spec import ServicePackageSpec, ServiceTypeSpec
 
 
 class ReplicaStatus(enum.StrEnum):
@@ -37,12 +43,6 @@ class ReplicaStatus(enum.StrEnum):
     READY = "Ready"
     DOWN = "Down"
     DROPPED = "Dropped"
-
-
-class PartitionScheme(enum.StrEnum):
-    SINGLETON = "Singleton"
-    UNIFORM_INT64_RANGE = "UniformInt64Range"
-    NAMED = "Named"
 
 
 # SF's replica and instance ids are int64 values unique in the cluster; a time seed keeps them
@@ -111,6 +111,9 @@ class Service:
     health_warnings: dict[str, str] = field(default_factory=dict)  # partition id -> warning
     description: ServiceDescription | None = None  # as created; persisted with the service
     service_manifest_version: str = ""  # SF's ManifestVersion of a service
+    # The singleton instance this service runs, if any: it is deleted by terminating that
+    # instance, not directly.
+    instance_id: str | None = None
 
     def replicas(self) -> list[Replica]:
         return [r for p in self.partitions for r in p.live_replicas()]
@@ -129,107 +132,85 @@ class Application:
     status: str = "Ready"
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceDescription:
-    """What a caller asks for when creating a service (SF's ServiceDescription, trimmed)."""
-
-    name: str
-    type_name: str
-    kind: ServiceKind
-    activation_mode: ActivationMode = ActivationMode.SHARED_PROCESS
-    partition_scheme: PartitionScheme = PartitionScheme.SINGLETON
-    partition_count: int = 1
-    low_key: int = 0
-    high_key: int = 0
-    partition_names: tuple[str, ...] = ()
-    instance_count: int = 1  # stateless; -1 = every node
-    target_replica_set_size: int = 1  # stateful
-    min_replica_set_size: int = 1
-    has_persisted_state: bool = False
-    init_data: str | None = None
-
-    def validate(self) -> None:
-        """Raise a 400 ``ApiError`` naming the first field out of range or inconsistent.
-
-        Checked before a service is created, whoever built the description (the HTTP parser,
-        a manifest's DefaultServices, a Python caller), so nothing half-made is left behind.
-        """
-        if self.kind is ServiceKind.STATELESS:
-            if not (self.instance_count == -1 or 1 <= self.instance_count <= MAX_REPLICAS):
-                raise ApiError(
-                    f"InstanceCount must be -1 (one per node) or between 1 and {MAX_REPLICAS}, "
-                    f"not {self.instance_count}"
-                )
-        else:
-            if not 1 <= self.target_replica_set_size <= MAX_REPLICAS:
-                raise ApiError(
-                    f"TargetReplicaSetSize must be between 1 and {MAX_REPLICAS}, "
-                    f"not {self.target_replica_set_size}"
-                )
-            if not 1 <= self.min_replica_set_size <= self.target_replica_set_size:
-                raise ApiError(
-                    "MinReplicaSetSize must be between 1 and TargetReplicaSetSize "
-                    f"({self.target_replica_set_size}), not {self.min_replica_set_size}"
-                )
-        if self.partition_scheme is PartitionScheme.UNIFORM_INT64_RANGE:
-            self._validate_range()
-        elif self.partition_scheme is PartitionScheme.NAMED:
-            self._validate_names()
-
-    def _validate_range(self) -> None:
-        for field_name, key in (("LowKey", self.low_key), ("HighKey", self.high_key)):
-            if not INT64_MIN <= key <= INT64_MAX:
-                raise ApiError(
-                    f"PartitionDescription.{field_name} must be an int64 "
-                    f"({INT64_MIN}..{INT64_MAX}), not {key}"
-                )
-        if self.low_key > self.high_key:
-            raise ApiError(
-                f"PartitionDescription.LowKey {self.low_key} is greater than "
-                f"HighKey {self.high_key}"
+def new_service(
+    app: Application, desc: ServiceDescription, packages: Mapping[str, ServicePackageSpec]
+) -> Service:
+    """The Service ``desc`` describes, checked against the application's packages (no
+    partitions yet); raises if the type is unknown, of the other kind, or not runnable."""
+    package, type_spec = package_of_type(packages, app.name, desc.type_name)
+    if type_spec.stateful != (desc.kind is ServiceKind.STATEFUL):
+        raise ApiError(
+            f"service type {desc.type_name} is "
+            f"{'stateful' if type_spec.stateful else 'stateless'}, "
+            f"but a {desc.kind.value} service was asked for"
+        )
+    for cp in package.code_packages:
+        if cp.main is None:
+            raise ActivationError(
+                f"code package {cp.name!r} of {package.name!r} uses "
+                f"{cp.unsupported}; fabrichost runs processes (ExeHost) only"
             )
-        if not 1 <= self.partition_count <= MAX_PARTITIONS:
-            raise ApiError(
-                f"PartitionDescription.Count must be at least 1 and at most {MAX_PARTITIONS}, "
-                f"not {self.partition_count}"
-            )
-        if self.partition_count > self.high_key - self.low_key + 1:
-            raise ApiError(
-                f"PartitionDescription.Count: {self.partition_count} partitions do not fit "
-                f"keys {self.low_key}..{self.high_key}"
-            )
+    return Service(
+        desc.name,
+        app,
+        desc.type_name,
+        desc.kind,
+        package.name,
+        desc.activation_mode,
+        desc.target_count,
+        desc.min_replica_set_size,
+        desc.has_persisted_state,
+        desc.init_data,
+        description=desc,
+        service_manifest_version=package.version,
+    )
 
-    def _validate_names(self) -> None:
-        names = self.partition_names
-        if not names or len(names) > MAX_PARTITIONS:
-            raise ApiError(
-                "PartitionDescription.Names must list at least 1 and at most "
-                f"{MAX_PARTITIONS} partition names"
-            )
-        if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
-            raise ApiError("PartitionDescription.Names must list unique, non-empty partition names")
-        if self.partition_count != len(names):
-            raise ApiError(
-                f"PartitionDescription.Count ({self.partition_count}) must equal the "
-                f"number of Names ({len(names)})"
-            )
 
-    @property
-    def target_count(self) -> int:
-        if self.kind is ServiceKind.STATELESS:
-            return self.instance_count
-        return self.target_replica_set_size
+def package_of_type(
+    packages: Mapping[str, ServicePackageSpec], app_name: str, type_name: str
+) -> tuple[ServicePackageSpec, ServiceTypeSpec]:
+    """The service package of an application that declares ``type_name``, and its type."""
+    for package in packages.values():
+        type_spec = package.service_type(type_name)
+        if type_spec is not None:
+            return package, type_spec
+    raise NotFoundError(
+        f"service type {type_name} is not declared by application {app_name}",
+        code="FABRIC_E_SERVICE_TYPE_NOT_FOUND",
+    )
 
-    def partition_layout(self) -> list[tuple[str | None, int | None, int | None]]:
-        """(name, low, high) of every partition, splitting an Int64 range evenly as SF does."""
-        if self.partition_scheme is PartitionScheme.SINGLETON:
-            return [(None, None, None)]
-        if self.partition_scheme is PartitionScheme.NAMED:
-            return [(n, None, None) for n in self.partition_names]
-        size = self.high_key - self.low_key + 1
-        bounds: list[tuple[str | None, int | None, int | None]] = []
-        for i in range(self.partition_count):
-            low = self.low_key + size * i // self.partition_count
-            high = self.low_key + size * (i + 1) // self.partition_count - 1
-            bounds.append((None, low, high))
-        return bounds
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(eq=False)
+class Instance:
+    """A singleton instance (see ``_instances``): one ID, one generation per start."""
+
+    instance_id: str
+    function_name: str
+    application: str
+    service_name: str
+    input_json: str
+    generation: int
+    status: InstanceStatus = InstanceStatus.PENDING
+    output_json: str | None = None
+    error: str | None = None
+    request_id: str | None = None
+    created_at: datetime = field(default_factory=_now)
+    updated_at: datetime = field(default_factory=_now)
+    finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # Set once no process of this incarnation can be running: until then its ID stays taken,
+    # even when its status already says it finished.
+    released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # Held while one external event is delivered: the events of an incarnation go one at a
+    # time, in the order they were raised (asyncio.Lock wakes its waiters first come first).
+    event_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    def touch(self, status: InstanceStatus) -> None:
+        """Take ``status`` now; a final one sets :attr:`finished`."""
+        self.status = status
+        self.updated_at = _now()
+        if not status.active:
+            self.finished.set()

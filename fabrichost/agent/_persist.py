@@ -1,9 +1,10 @@
 """Write-through of the runtime model to the store, and the rows read back at start.
 
-The cluster calls these right after each decision, on the event loop, with no ``await`` between
+The agent calls these right after each decision, on the event loop, with no ``await`` between
 the decision and the write: what a client was told has been committed, and a ``kill -9`` at any
-instant leaves either the whole change or none of it. Everything here maps model objects to
-rows and back; the SQL lives in :mod:`fabrichost.store`.
+instant leaves either the whole change or none of it. Several writes that belong together go in
+one :meth:`Persistence.transaction`. Everything here maps model objects to rows and back; the
+store itself (and its SQL, in :mod:`fabrichost.store`) is private to this class.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from fabrichost.store import (
     ApplicationRow,
     ApplicationTypeRow,
     InstanceRow,
-    InstanceStatus,
     PartitionRow,
     ProcessRow,
     ReplicaRow,
@@ -33,10 +33,10 @@ from fabrichost.store import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
-    from fabrichost.agent._instances import Instance
-    from fabrichost.agent._model import Application, Replica, Service
+    from fabrichost.agent._model import Application, Instance, Replica, Service
     from fabrichost.agent._provision import ProvisionedType
 
 
@@ -57,27 +57,41 @@ class Persistence:
     """The cluster's writes to (and reads from) one :class:`Store`."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
+        self._store = store
 
     @classmethod
     def open(cls, state_dir: Path) -> Persistence:
         return cls(Store.open(state_dir / "state.db"))
 
     def close(self) -> None:
-        self.store.close()
+        self._store.close()
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Several writes as one: all of them are committed at the end of the block, or none."""
+        return self._store.transaction()
+
+    # -- sequences (never repeat; drawn outside any transaction) ---------------------------------
+
+    def next_application_sequence(self) -> int:
+        """The N of the next application's id ``<Type>_App<N>``."""
+        return self._store.next_application_sequence()
+
+    def next_generation(self) -> int:
+        """The generation of the next singleton instance start."""
+        return self._store.next_generation()
 
     # -- types, applications, services ------------------------------------------------------------
 
     def application_type_added(self, ptype: ProvisionedType) -> None:
-        self.store.add_application_type(
+        self._store.add_application_type(
             ApplicationTypeRow(ptype.name, ptype.version, ptype.digest, str(ptype.package.root))
         )
 
     def application_type_removed(self, name: str, version: str) -> None:
-        self.store.remove_application_type(name, version)
+        self._store.remove_application_type(name, version)
 
     def application_added(self, app: Application) -> None:
-        self.store.add_application(
+        self._store.add_application(
             ApplicationRow(
                 app.name,
                 app.type_name,
@@ -89,14 +103,14 @@ class Persistence:
         )
 
     def application_removed(self, name: str) -> None:
-        self.store.remove_application(name)
+        self._store.remove_application(name)
 
     def service_added(self, service: Service, description: ServiceDescription) -> None:
         partitions = [
             PartitionRow(p.id, service.name, i, p.scheme.value, p.name, p.low_key, p.high_key)
             for i, p in enumerate(service.partitions)
         ]
-        self.store.add_service(
+        self._store.add_service(
             ServiceRow(
                 service.name,
                 service.application.name,
@@ -107,7 +121,7 @@ class Persistence:
         )
 
     def service_removed(self, name: str) -> None:
-        self.store.remove_service(name)
+        self._store.remove_service(name)
 
     # -- placements, nodes, processes --------------------------------------------------------------
 
@@ -121,7 +135,7 @@ class Persistence:
         service = replica.service
         if service.application.services.get(service.name) is not service:
             return False
-        self.store.put_replica(
+        self._store.put_replica(
             ReplicaRow(
                 replica.id,
                 replica.partition.id,
@@ -134,10 +148,19 @@ class Persistence:
         return True
 
     def replica_removed(self, replica: Replica) -> None:
-        self.store.remove_replica(replica.id)
+        self._store.remove_replica(replica.id)
 
     def node_saved(self, name: str, up: bool) -> None:
-        self.store.set_node(name, up)
+        self._store.set_node(name, up)
+
+    def node_states(self) -> dict[str, bool]:
+        """Every node the store knows, and whether it is up."""
+        return self._store.nodes()
+
+    def node_names_in_use(self) -> list[str]:
+        """The nodes the store names anywhere: node states, placements, processes."""
+        names = [*self._store.nodes(), *(r.node for r in self._store.replicas())]
+        return names + [p.node for p in self._store.processes()]
 
     def process_started(
         self,
@@ -148,7 +171,7 @@ class Persistence:
         generation: int,
     ) -> None:
         node, application, package, activation_id, code_package = key
-        self.store.record_process(
+        self._store.record_process(
             ProcessRow(
                 node,
                 application,
@@ -163,26 +186,26 @@ class Persistence:
         )
 
     def process_exited(self, key: tuple[str, str, str, str, str]) -> None:
-        self.store.forget_process(*key)
+        self._store.forget_process(*key)
 
     # -- requests and instances --------------------------------------------------------------------
 
     def request_claimed(self, request_id: str, kind: str, target: str, digest: str) -> None:
         """Record a request id before its create runs (the intent); idempotent."""
-        if self.store.find_request(request_id) is not None:
+        if self._store.find_request(request_id) is not None:
             return  # recorded by an earlier attempt that crashed: this retry goes on
-        self.store.record_request(
+        self._store.record_request(
             RequestRow(
                 request_id, kind, target, digest, json.dumps({"target": target}), time.time()
             )
         )
 
     def request_failed(self, request_id: str) -> None:
-        self.store.remove_request(request_id)
+        self._store.remove_request(request_id)
 
     def request_found(self, request_id: str) -> tuple[str, str, str, bool] | None:
         """(kind, target, digest, completed) of a recorded request id."""
-        row = self.store.find_request(request_id)
+        row = self._store.find_request(request_id)
         if row is None:
             return None
         done = bool(json.loads(row.response_json).get("completed"))
@@ -190,24 +213,24 @@ class Persistence:
 
     def request_completed(self, request_id: str) -> None:
         """Mark a request id's create as finished: a later retry never creates again."""
-        row = self.store.find_request(request_id)
+        row = self._store.find_request(request_id)
         if row is None:
             return
         done = dataclasses.replace(
             row, response_json=json.dumps({"target": row.target, "completed": True})
         )
-        with self.store.transaction():
-            self.store.remove_request(request_id)
-            self.store.record_request(done)
+        with self._store.transaction():
+            self._store.remove_request(request_id)
+            self._store.record_request(done)
 
     def instance_added(self, instance: Instance) -> None:
-        self.store.add_instance(
+        self._store.add_instance(
             InstanceRow(
                 instance.instance_id,
                 instance.function_name,
                 instance.application,
                 instance.service_name,
-                InstanceStatus(instance.status.value),
+                instance.status,
                 instance.input_json,
                 instance.output_json,
                 instance.error,
@@ -220,14 +243,49 @@ class Persistence:
 
     def instance_updated(self, instance: Instance) -> bool:
         """Fenced: False if the stored instance has another generation (a stale writer)."""
-        return self.store.update_instance(
+        return self._store.update_instance(
             instance.instance_id,
             instance.generation,
-            status=InstanceStatus(instance.status.value),
+            status=instance.status,
             output_json=instance.output_json,
             error=instance.error,
             updated_at=instance.updated_at.timestamp(),
         )
 
     def instance_removed(self, instance_id: str) -> None:
-        self.store.remove_instance(instance_id)
+        self._store.remove_instance(instance_id)
+
+    # -- reading back, for a restart ------------------------------------------------------------
+
+    def application_type_rows(self) -> list[ApplicationTypeRow]:
+        return self._store.application_types()
+
+    def application_rows(self) -> list[ApplicationRow]:
+        return self._store.applications()
+
+    def service_rows(self) -> list[ServiceRow]:
+        return self._store.services()
+
+    def partition_rows(self) -> list[PartitionRow]:
+        return self._store.partitions()
+
+    def replica_rows(self) -> list[ReplicaRow]:
+        return self._store.replicas()
+
+    def instance_rows(self) -> list[InstanceRow]:
+        return self._store.instances()
+
+    def process_rows(self) -> list[ProcessRow]:
+        return self._store.processes()
+
+    def replica_row_removed(self, replica_id: int) -> None:
+        """Drop a placement that cannot be restored (its node or partition is gone)."""
+        self._store.remove_replica(replica_id)
+
+    def process_row_removed(self, row: ProcessRow) -> None:
+        """Forget a process of an earlier run, once it is fenced."""
+        self._store.forget_process(*row.key)
+
+    def requests_forgotten_before(self, created_at: float) -> int:
+        """Forget request ids recorded before ``created_at``; how many were forgotten."""
+        return self._store.forget_requests_before(created_at)

@@ -23,24 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from fabrichost.errors import ApiError, ConflictError, NotFoundError
+from fabrichost.wire import IfExists
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
 T = TypeVar("T")
-
-
-class IfExists(enum.StrEnum):
-    FAIL = "fail"
-    USE_EXISTING = "use-existing"
-    REPLACE = "replace"
 
 
 def description_digest(description: Any) -> str:

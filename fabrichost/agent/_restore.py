@@ -1,10 +1,10 @@
-"""Restart after a crash (or a ``down``): load the store, fence the old processes, start again.
+"""Turning the store's rows back into the runtime model, after a crash or a ``down``.
 
-Order matters. The runtime model is rebuilt from the store first (types from their image store
-copies, applications instantiated with their stored parameters, services, partitions with their
-ids, replicas on their nodes, instances, request ids); then the earlier run's processes are
-fenced (``_fence``); only then is anything started. A row that cannot be restored (its image
-store copy is gone, its node no longer exists) is reported and dropped, never half-used.
+Types are loaded from their image store copies, applications instantiated with their stored
+parameters, services rebuilt from their descriptions, partitions keep their ids and replicas
+their nodes. A row that cannot be restored (its image store copy is gone, its node no longer
+exists) is reported and dropped, never half-used. Nothing is started here: the cluster fences
+the earlier run's processes first (``Cluster.restore``).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fabrichost.agent._fence import fence_previous_run
 from fabrichost.agent._model import (
     Application,
     Partition,
@@ -25,6 +23,7 @@ from fabrichost.agent._model import (
     Replica,
     ReplicaRole,
     ServiceKind,
+    new_service,
 )
 from fabrichost.agent._persist import description_from_json
 from fabrichost.agent._provision import ProvisionedType, instantiate
@@ -32,51 +31,26 @@ from fabrichost.errors import FabricHostError
 from fabrichost.manifest import load_application_package
 
 if TYPE_CHECKING:
-    from fabrichost.agent._cluster import Cluster
-    from fabrichost.store import Store
+    from fabrichost.agent._persist import Persistence
+    from fabrichost.agent._state import ClusterState
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_RETENTION = 7 * 86400  # seconds a request id is remembered, as idempotency keys go
+
+async def restore_state(state: ClusterState, persist: Persistence) -> None:
+    """Fill the empty ``state`` with what ``persist`` holds (nodes, types, applications,
+    services, partitions, replicas); rows that cannot be restored are dropped from the store."""
+    for name, up in persist.node_states().items():
+        if name in state.nodes:
+            state.nodes[name].up = up
+    await _restore_types(state, persist)
+    _restore_applications(state, persist)
+    _restore_services(state, persist)
+    _restore_replicas(state, persist)
 
 
-async def restore(cluster: Cluster) -> None:
-    store = cluster.persist.store
-    for name, up in store.nodes().items():
-        if name in cluster.nodes:
-            cluster.nodes[name].up = up
-    await _restore_types(cluster, store)
-    _restore_applications(cluster, store)
-    _restore_services(cluster, store)
-    _restore_replicas(cluster, store)
-    unlaunched = cluster.instances.restore(store.instances())
-
-    forgotten = store.forget_requests_before(time.time() - REQUEST_ID_RETENTION)
-    if forgotten:
-        log.info(
-            "forgot %d request id(s) older than %d days", forgotten, REQUEST_ID_RETENTION // 86400
-        )
-    processes = store.processes()
-    await asyncio.to_thread(fence_previous_run, cluster.state_dir, [p.lock_path for p in processes])
-    for row in processes:
-        store.forget_process(*row.key)
-
-    for app in list(cluster.applications.values()):
-        for service in list(app.services.values()):
-            for partition in service.partitions:
-                try:
-                    await cluster._activate_replicas(partition.live_replicas())
-                    await cluster._fill_partition(partition)
-                except FabricHostError as exc:  # reported; the rest of the cluster still runs
-                    log.error("%s partition %s cannot start: %s", service.name, partition.id, exc)
-    for instance in unlaunched:
-        await cluster.instances.relaunch(instance)
-    if cluster.applications:
-        log.info("restored %d application(s) from the store", len(cluster.applications))
-
-
-async def _restore_types(cluster: Cluster, store: Store) -> None:
-    for row in store.application_types():
+async def _restore_types(state: ClusterState, persist: Persistence) -> None:
+    for row in persist.application_type_rows():
         try:
             package = await asyncio.to_thread(load_application_package, Path(row.image_path))
         except (FabricHostError, OSError) as exc:
@@ -88,43 +62,43 @@ async def _restore_types(cluster: Cluster, store: Store) -> None:
                 exc,
             )
             continue
-        cluster.application_types[(row.name, row.version)] = ProvisionedType(
+        state.application_types[(row.name, row.version)] = ProvisionedType(
             row.name, row.version, row.digest, package
         )
 
 
-def _restore_applications(cluster: Cluster, store: Store) -> None:
-    for row in store.applications():
-        ptype = cluster.application_types.get((row.type_name, row.type_version))
+def _restore_applications(state: ClusterState, persist: Persistence) -> None:
+    for row in persist.application_rows():
+        ptype = state.application_types.get((row.type_name, row.type_version))
         try:
             if ptype is None:
                 raise FabricHostError(f"its type {row.type_name} {row.type_version} is missing")
             resolved = instantiate(ptype, json.loads(row.parameters_json))
         except (FabricHostError, ValueError) as exc:
             log.error("application %s cannot be restored: %s", row.name, exc)
-            store.remove_application(row.name)
+            persist.application_removed(row.name)
             continue
-        cluster.applications[row.name] = Application(
+        state.applications[row.name] = Application(
             row.name, row.type_name, row.type_version, row.application_id, dict(resolved.parameters)
         )
-        cluster.packages[row.name] = dict(resolved.packages)
+        state.packages[row.name] = dict(resolved.packages)
 
 
-def _restore_services(cluster: Cluster, store: Store) -> None:
+def _restore_services(state: ClusterState, persist: Persistence) -> None:
     partitions = defaultdict(list)
-    for prow in store.partitions():
+    for prow in persist.partition_rows():
         partitions[prow.service].append(prow)
-    for row in store.services():
-        app = cluster.applications.get(row.application)
+    for row in persist.service_rows():
+        app = state.applications.get(row.application)
         if app is None:
             continue
         try:
-            service = cluster._new_service(
-                app, description_from_json(row.description_json), cluster.packages[app.name]
+            service = new_service(
+                app, description_from_json(row.description_json), state.packages[app.name]
             )
         except (FabricHostError, ValueError, KeyError) as exc:
             log.error("service %s cannot be restored: %s", row.name, exc)
-            store.remove_service(row.name)
+            persist.service_removed(row.name)
             continue
         for prow in sorted(partitions[row.name], key=lambda p: p.ordinal):
             service.partitions.append(
@@ -140,20 +114,20 @@ def _restore_services(cluster: Cluster, store: Store) -> None:
         app.services[row.name] = service
 
 
-def _restore_replicas(cluster: Cluster, store: Store) -> None:
+def _restore_replicas(state: ClusterState, persist: Persistence) -> None:
     by_id = {
         p.id: p
-        for app in cluster.applications.values()
+        for app in state.applications.values()
         for service in app.services.values()
         for p in service.partitions
     }
-    for row in store.replicas():
+    for row in persist.replica_rows():
         partition = by_id.get(row.partition_id)
-        node = cluster.nodes.get(row.node)
+        node = state.nodes.get(row.node)
         if partition is None or node is None or not node.up:
             # Its node no longer exists, or is down (a run that stopped it was killed before
             # the stop was whole): it is placed anew, on an up node.
-            store.remove_replica(row.id)
+            persist.replica_row_removed(row.id)
             continue
         partition.replicas.append(Replica(partition, row.node, ReplicaRole(row.role), id=row.id))
     for partition in by_id.values():
@@ -166,4 +140,4 @@ def _restore_replicas(cluster: Cluster, store: Store) -> None:
             and not any(r.role is ReplicaRole.PRIMARY for r in live)
         ):
             live[0].role = ReplicaRole.PRIMARY
-            cluster.persist.replica_saved(live[0])
+            persist.replica_saved(live[0])

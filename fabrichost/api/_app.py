@@ -1,13 +1,15 @@
 """The agent's HTTP API: Service Fabric's REST paths and JSON, served on loopback.
 
-Routes are thin: parse, call the :class:`Cluster`, render with ``_json``. Errors become SF's
-``{"Error": {"Code": ..., "Message": ...}}`` with the status of ``fabrichost.errors.ApiError``.
-fabrichost's own additions live under ``/$/fabrichost/``.
+Routes are thin: parse, call the cluster's parts, render with ``_json``. Errors become SF's
+``{"Error": {"Code": ..., "Message": ...}}`` with the status the wire's table gives the error's
+class (``fabrichost.wire.error_answer``). fabrichost's own additions live under
+``/$/fabrichost/``.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -17,17 +19,16 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fabrichost.agent._requests import IfExists
 from fabrichost.api import _json as J
-from fabrichost.api._descriptions import parse_service_description
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
 from fabrichost.api._view import node_view
-from fabrichost.errors import (
-    ActivationError,
-    ApiError,
-    FabricHostError,
-    ManifestError,
-    NotFoundError,
+from fabrichost.errors import ApiError, FabricHostError, NotFoundError
+from fabrichost.wire import (
+    PROVISION_HEADER,
+    IfExists,
+    error_answer,
+    id_to_name,
+    parse_service_description,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-    from fabrichost.agent._cluster import Cluster
+    from fabrichost.agent import Application, Cluster, Node, ServicePackageActivation
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -143,14 +144,8 @@ def guarded(
     async def endpoint(request: Request) -> Response:
         try:
             result = await handler(request)
-        except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message)
-        except ManifestError as exc:
-            return error_response(400, "FABRIC_E_IMAGEBUILDER_VALIDATION_ERROR", str(exc))
-        except ActivationError as exc:
-            return error_response(400, "FABRIC_E_INVALID_OPERATION", str(exc))
         except FabricHostError as exc:
-            return error_response(500, "E_FAIL", str(exc))
+            return error_response(*error_answer(exc))
         if isinstance(result, Response):
             return result
         return JSONResponse(result)
@@ -159,7 +154,7 @@ def guarded(
 
 
 class _Api:
-    """The route handlers of one agent: parse, call the cluster, render."""
+    """The route handlers of one agent: parse, call the cluster's parts, render."""
 
     def __init__(
         self,
@@ -168,18 +163,18 @@ class _Api:
         shutdown: Callable[[], None],
     ) -> None:
         self.cluster = cluster
+        self.state = cluster.state
         self.status = status
         self.shutdown = shutdown
 
-    def node_of(self, request: Request) -> Any:
-        return self.cluster.node(request.path_params["node"])
+    def node_of(self, request: Request) -> Node:
+        return self.state.node(request.path_params["node"])
 
-    def app_of(self, request: Request) -> Any:
-        return self.cluster.application(J.id_to_name(request.path_params["app"]))
+    def app_of(self, request: Request) -> Application:
+        return self.state.application(id_to_name(request.path_params["app"]))
 
-    def activations(self, request: Request) -> list[Any]:
-        node, app = self.node_of(request), self.app_of(request)
-        return [a for key, a in node.activations.items() if key[0] == app.name]
+    def activations(self, request: Request) -> list[ServicePackageActivation]:
+        return self.state.activations_on(self.node_of(request), self.app_of(request).name)
 
     # -- cluster, nodes -------------------------------------------------------------------------
     async def get_status(self, request: Request) -> Any:
@@ -191,55 +186,51 @@ class _Api:
 
     async def get_view(self, request: Request) -> Any:
         node_name = request.query_params.get("NodeName")
-        return node_view(self.cluster, node_name)
+        return node_view(self.state, node_name)
 
     async def get_nodes(self, request: Request) -> Any:
-        return J.paged([J.node_info(self.cluster, n) for n in self.cluster.nodes.values()])
+        return J.paged([J.node_info(n) for n in self.state.nodes.values()])
 
     async def get_node(self, request: Request) -> Any:
-        return J.node_info(self.cluster, self.node_of(request))
+        return J.node_info(self.node_of(request))
 
     async def stop_node(self, request: Request) -> Any:
-        await self.cluster.stop_node(request.path_params["node"])
+        await self.cluster.failover.stop_node(request.path_params["node"])
         return {}
 
     async def start_node(self, request: Request) -> Any:
-        await self.cluster.start_node(request.path_params["node"])
+        await self.cluster.failover.start_node(request.path_params["node"])
         return {}
 
     # -- application types and applications -----------------------------------------------------
     async def get_app_types(self, request: Request) -> Any:
-        return J.paged(
-            [J.application_type_info(t) for t in self.cluster.application_types.values()]
-        )
+        return J.paged([J.application_type_info(t) for t in self.state.application_types.values()])
 
     async def provision(self, request: Request) -> Any:
-        from pathlib import Path
-
         body = await _body(request)
         path = body.get("ApplicationTypeBuildPath")
         if not isinstance(path, str) or not path:
             raise ApiError("ApplicationTypeBuildPath (the package folder) is required")
         reuse = body.get("ReuseExisting") is True
-        before = dict(self.cluster.application_types)
-        ptype = await self.cluster.provision(Path(path), reuse_existing=reuse)
+        before = dict(self.state.application_types)
+        ptype = await self.cluster.types.provision(Path(path), reuse_existing=reuse)
         # Says whether this call registered the type, so that a deploy whose create then
         # fails can take it back (fabrichost's own header; SF's answer has no such field).
         reused = before.get((ptype.name, ptype.version)) is ptype
         return JSONResponse(
             J.application_type_info(ptype),
-            headers={"Fabrichost-Provision": "reused" if reused else "created"},
+            headers={PROVISION_HEADER: "reused" if reused else "created"},
         )
 
     async def unprovision(self, request: Request) -> Any:
         version = (await _body(request)).get("ApplicationTypeVersion")
         if not isinstance(version, str):
             raise ApiError("ApplicationTypeVersion is required")
-        await self.cluster.unprovision(request.path_params["type"], version)
+        await self.cluster.types.unprovision(request.path_params["type"], version)
         return {}
 
     async def get_apps(self, request: Request) -> Any:
-        return J.paged([J.application_info(a) for a in self.cluster.applications.values()])
+        return J.paged([J.application_info(a) for a in self.state.applications.values()])
 
     async def get_app(self, request: Request) -> Any:
         return J.application_info(self.app_of(request))
@@ -250,7 +241,7 @@ class _Api:
         for field in ("Name", "TypeName", "TypeVersion"):
             if not isinstance(body.get(field), str):
                 raise ApiError(f"ApplicationDescription.{field} is required")
-        outcome = await self.cluster.create_application_with_policy(
+        outcome = await self.cluster.catalog.create_application_with_policy(
             body["Name"],
             body["TypeName"],
             body["TypeVersion"],
@@ -262,7 +253,7 @@ class _Api:
         return JSONResponse(J.application_info(outcome.value), status_code=status)
 
     async def delete_app(self, request: Request) -> Any:
-        await self.cluster.delete_application_locked(J.id_to_name(request.path_params["app"]))
+        await self.cluster.catalog.delete_application_locked(id_to_name(request.path_params["app"]))
         return {}
 
     # -- services -------------------------------------------------------------------------------
@@ -270,7 +261,7 @@ class _Api:
         return J.paged([J.service_info(s) for s in self.app_of(request).services.values()])
 
     async def get_service(self, request: Request) -> Any:
-        service = self.cluster.service(J.id_to_name(request.path_params["service"]))
+        service = self.state.service(id_to_name(request.path_params["service"]))
         if service.application is not self.app_of(request):
             raise NotFoundError(
                 f"service {service.name} is not in this application",
@@ -281,7 +272,7 @@ class _Api:
     async def create_service(self, request: Request) -> Any:
         app = self.app_of(request)
         description = parse_service_description(await _body(request))
-        outcome = await self.cluster.create_service_with_policy(
+        outcome = await self.cluster.catalog.create_service_with_policy(
             app.name,
             description,
             if_exists=if_exists_of(request),
@@ -289,30 +280,27 @@ class _Api:
         )
         service = outcome.value
         if request.query_params.get("WaitForReady", "").lower() == "true":
-            await self.cluster.wait_service_ready(service.name, _float(request, "Timeout", 60.0))
+            await self.cluster.catalog.wait_service_ready(
+                service.name, _float(request, "Timeout", 60.0)
+            )
         return JSONResponse(J.service_info(service), status_code=201 if outcome.created else 200)
 
     async def wait_service(self, request: Request) -> Any:
-        name = J.id_to_name(request.path_params["service"])
-        await self.cluster.wait_service_ready(name, _float(request, "Timeout", 60.0))
-        return J.service_info(self.cluster.service(name))
+        name = id_to_name(request.path_params["service"])
+        await self.cluster.catalog.wait_service_ready(name, _float(request, "Timeout", 60.0))
+        return J.service_info(self.state.service(name))
 
     async def delete_service(self, request: Request) -> Any:
-        await self.cluster.delete_service_locked(J.id_to_name(request.path_params["service"]))
+        await self.cluster.catalog.delete_service_locked(id_to_name(request.path_params["service"]))
         return {}
 
     async def get_partitions(self, request: Request) -> Any:
-        service = self.cluster.service(J.id_to_name(request.path_params["service"]))
+        service = self.state.service(id_to_name(request.path_params["service"]))
         return J.paged([J.partition_info(p) for p in service.partitions])
 
     async def get_partition_replicas(self, request: Request) -> Any:
-        pid = request.path_params["partition"]
-        for app in self.cluster.applications.values():
-            for service in app.services.values():
-                for partition in service.partitions:
-                    if partition.id == pid:
-                        return J.paged([J.replica_info(r) for r in partition.live_replicas()])
-        raise NotFoundError(f"partition {pid} does not exist", code="FABRIC_E_PARTITION_NOT_FOUND")
+        partition = self.state.partition(request.path_params["partition"])
+        return J.paged([J.replica_info(r) for r in partition.live_replicas()])
 
     # -- deployed entities on a node ------------------------------------------------------------
     async def deployed_apps(self, request: Request) -> Any:
@@ -320,16 +308,14 @@ class _Api:
         names = {key[0] for key in node.activations}
         return J.paged(
             [
-                J.deployed_application_info(self.cluster, node, self.cluster.applications[n])
+                J.deployed_application_info(self.state, node, self.state.applications[n])
                 for n in sorted(names)
-                if n in self.cluster.applications
+                if n in self.state.applications
             ]
         )
 
     async def deployed_app(self, request: Request) -> Any:
-        return J.deployed_application_info(
-            self.cluster, self.node_of(request), self.app_of(request)
-        )
+        return J.deployed_application_info(self.state, self.node_of(request), self.app_of(request))
 
     async def deployed_packages(self, request: Request) -> Any:
         return [J.deployed_service_package_info(a) for a in self.activations(request)]

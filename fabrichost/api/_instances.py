@@ -14,20 +14,40 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse, Response
 
-from fabrichost._json_text import parse_json_text
-from fabrichost.agent._instances import EVENT_TIMEOUT
+from fabrichost.agent import EVENT_TIMEOUT
 from fabrichost.errors import ApiError
+from fabrichost.wire import parse_json_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from starlette.requests import Request
 
-    from fabrichost.agent._cluster import Cluster
-    from fabrichost.agent._instances import Instance
+    from fabrichost.agent import Cluster, Instance
 
 STATUS_ROOT = "/runtime/webhooks/durabletask/instances"
 _REQUEST_IDS = uuid.UUID("6f1c2d4e-8a5b-4c3d-9e2f-0a1b2c3d4e5f")  # namespace of derived IDs
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def instance_status(instance: Instance) -> dict[str, Any]:
+    """Durable Functions' instance status fields (plus the generation)."""
+    return {
+        "name": instance.function_name,
+        "instanceId": instance.instance_id,
+        "runtimeStatus": instance.status.value,
+        "input": json.loads(instance.input_json),
+        "output": json.loads(instance.output_json) if instance.output_json is not None else None,
+        "error": instance.error,
+        "customStatus": None,
+        "createdTime": _iso(instance.created_at),
+        "lastUpdatedTime": _iso(instance.updated_at),
+        "generation": instance.generation,
+    }
 
 
 def check_status_payload(request: Request, instance: Instance) -> dict[str, str]:
@@ -91,14 +111,14 @@ class InstanceRoutes:
         else:
             instance = self.cluster.instances.get(instance_id)
         code = 202 if instance.status.active else 200
-        return JSONResponse(instance.status_json(), status_code=code)
+        return JSONResponse(instance_status(instance), status_code=code)
 
     async def list(self, request: Request) -> Any:
-        return {"Items": [i.status_json() for i in self.cluster.instances.instances.values()]}
+        return {"Items": [instance_status(i) for i in self.cluster.instances.instances.values()]}
 
     async def terminate(self, request: Request) -> Any:
         instance, stopped = await self.cluster.instances.terminate(request.path_params["instance"])
-        return JSONResponse(instance.status_json(), status_code=202 if stopped else 200)
+        return JSONResponse(instance_status(instance), status_code=202 if stopped else 200)
 
     async def purge(self, request: Request) -> Any:
         await self.cluster.instances.purge(request.path_params["instance"])
@@ -124,7 +144,7 @@ class InstanceRoutes:
             raise ApiError("timeout must be a number of seconds") from None
         if not 0 <= within <= 3600:  # also refuses nan
             raise ApiError("timeout must be 0 to 3600 seconds")
-        await self.cluster.instances.raise_event(
+        await self.cluster.events.raise_event(
             request.path_params["instance"], request.path_params["event"], data, within
         )
         return Response(status_code=202)

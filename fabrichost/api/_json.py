@@ -1,50 +1,40 @@
 """Runtime objects rendered as Service Fabric's REST JSON (its field names and enum spellings).
 
-Entity ids in paths follow SF: an application ``fabric:/App1`` is ``App1``; a service
-``fabric:/App1/ServiceA`` is ``App1~ServiceA``.
+Entity ids in paths follow SF (``fabrichost.wire.name_to_id``): an application ``fabric:/App1`` is
+``App1``; a service ``fabric:/App1/ServiceA`` is ``App1~ServiceA``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from fabrichost.agent._model import HealthState, PartitionScheme, ReplicaStatus, ServiceKind
-from fabrichost.errors import ApiError
+from fabrichost.agent import ReplicaStatus
+from fabrichost.protocol import HealthState
+from fabrichost.wire import PartitionScheme, ServiceKind, name_to_id
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from fabrichost.agent._activation import CodePackageHost, ServicePackageActivation
-    from fabrichost.agent._cluster import Cluster
-    from fabrichost.agent._model import Application, Partition, Replica, Service
-    from fabrichost.agent._provision import ProvisionedType
-    from fabrichost.agent._replicas import Node
+    from fabrichost.agent import (
+        Application,
+        ClusterState,
+        CodePackageHost,
+        Node,
+        Partition,
+        ProvisionedType,
+        Replica,
+        Service,
+        ServicePackageActivation,
+    )
 
 Json = dict[str, Any]
-
-
-def name_to_id(name: str) -> str:
-    """``fabric:/App1/ServiceA`` -> ``App1~ServiceA``, quoted for use as one path segment."""
-    return quote(name.removeprefix("fabric:/").replace("/", "~"), safe="~")
-
-
-def id_to_name(entity_id: str) -> str:
-    """``App1~ServiceA`` -> ``fabric:/App1/ServiceA``; a name where an id belongs is a 400."""
-    if not entity_id or entity_id.startswith("fabric:"):
-        raise ApiError(
-            f"{entity_id!r} is not an entity id: an id is a name without 'fabric:/', with '~' "
-            "for '/' (fabric:/App1/ServiceA is App1~ServiceA)",
-            code="FABRIC_E_INVALID_NAME_URI",
-        )
-    return "fabric:/" + entity_id.replace("~", "/")
 
 
 def paged(items: list[Json]) -> Json:
     return {"ContinuationToken": "", "Items": items}
 
 
-def node_info(cluster: Cluster, node: Node) -> Json:
+def node_info(node: Node) -> Json:
     index = int(node.name.rsplit("_", 1)[1])
     return {
         "Name": node.name,
@@ -152,10 +142,8 @@ def replica_info(replica: Replica) -> Json:
     }
 
 
-def deployed_application_info(cluster: Cluster, node: Node, app: Application) -> Json:
-    from fabrichost.agent._environment import ApplicationFolders
-
-    folders = ApplicationFolders.for_node(cluster.state_dir, node.name, app.application_id)
+def deployed_application_info(state: ClusterState, node: Node, app: Application) -> Json:
+    folders = state.folders(node, app)
     return {
         "Id": name_to_id(app.name),
         "Name": app.name,

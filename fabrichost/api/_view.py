@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 if TYPE_CHECKING:
-    from fabrichost.agent._cluster import Cluster
+    from fabrichost.agent import ClusterState
 
 # CPU is measured between two calls on one ``psutil.Process``, so the objects are kept per pid
 # while the process lives. A process seen for the first time has no previous call to compare
@@ -63,10 +63,10 @@ def _forget_exited() -> None:
             del _sampled[pid]
 
 
-def node_view(cluster: Cluster, node_name: str | None = None) -> dict[str, Any]:
+def node_view(state: ClusterState, node_name: str | None = None) -> dict[str, Any]:
     _forget_exited()
     nodes = []
-    for node in cluster.nodes.values():
+    for node in state.nodes.values():
         if node_name is not None and node.name != node_name:
             continue
         apps: dict[str, list[dict[str, Any]]] = {}
@@ -113,8 +113,8 @@ def node_view(cluster: Cluster, node_name: str | None = None) -> dict[str, Any]:
                 "Applications": [
                     {
                         "ApplicationName": name,
-                        "TypeName": cluster.applications[name].type_name
-                        if name in cluster.applications
+                        "TypeName": state.applications[name].type_name
+                        if name in state.applications
                         else "",
                         "Activations": acts,
                     }

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fabrichost.agent._model import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
 from fabrichost.manifest import (
@@ -16,6 +15,7 @@ from fabrichost.manifest import (
     parse_parameters_file,
     resolve_parameters,
 )
+from fabrichost.wire import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
 
 if TYPE_CHECKING:
     from fabrichost.client import Created, Deployed, FabricClient

@@ -6,8 +6,6 @@ from typing import Any
 
 import click
 
-from fabrichost.agent._daemon import running_agent, start_agent, stop_background
-from fabrichost.agent._statedir import read_node_count
 from fabrichost.cli._group import ExitCode, cli
 from fabrichost.cli._output import (
     client_for,
@@ -19,6 +17,7 @@ from fabrichost.cli._output import (
     state_dir_option,
 )
 from fabrichost.cli._render import render_view
+from fabrichost.daemon import read_node_count, running_agent, start_agent, stop_background
 
 NODES_OPTION = click.option(
     "--nodes",
@@ -141,7 +140,7 @@ def agent(
     restart_delay: float,
 ) -> None:
     """Run the agent in the foreground (for systemd units and containers)."""
-    from fabrichost.agent.__main__ import main as agent_main
+    from fabrichost.daemon import main as agent_main
 
     argv = ["--nodes", str(nodes)] if nodes is not None else []
     argv += [

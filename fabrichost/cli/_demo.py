@@ -12,19 +12,18 @@ from typing import TYPE_CHECKING, Any
 import click
 import watchfiles
 
-from fabrichost.agent._cluster import AgentSettings
-from fabrichost.agent._daemon import serve, start_background, stop_background
 from fabrichost.cli._apps import _parse_params
 from fabrichost.cli._group import EXIT_ERROR, ExitCode, cli
 from fabrichost.cli._output import console
 from fabrichost.cli._render import render_view
 from fabrichost.client import FabricClient
+from fabrichost.daemon import serve, start_background, stop_background
 from fabrichost.errors import FabricHostError
 from fabrichost.scenario import manifests_dir, play
 
 if TYPE_CHECKING:
-    from fabrichost.agent._statedir import AgentRecord
     from fabrichost.scenario import Step
+    from fabrichost.wire import AgentRecord
 
 
 @cli.command()
@@ -119,9 +118,7 @@ async def _run(
     port: int,
 ) -> bool:
     ready: asyncio.Future[AgentRecord] = asyncio.get_running_loop().create_future()
-    agent = asyncio.create_task(
-        serve(path, port=port, settings=AgentSettings(), nodes=nodes, on_ready=ready.set_result)
-    )
+    agent = asyncio.create_task(serve(path, port=port, nodes=nodes, on_ready=ready.set_result))
     stopped = asyncio.Event()
     agent.add_done_callback(lambda _: stopped.set())
     waiters: set[asyncio.Future[Any]] = {agent, ready}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
-from fabrichost._version import __version__
+from fabrichost import __version__
 from fabrichost.errors import ConflictError, FabricHostError
 
 if TYPE_CHECKING:

@@ -24,12 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fabrichost._instance_ids import INSTANCE_ID_RULE
-from fabrichost._instances import IF_EXISTS_POLICIES, check_new_instance_id
-from fabrichost._json_text import parse_json_text
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
+from fabrichost.client import IF_EXISTS_POLICIES, check_new_instance_id
 from fabrichost.protocol import EVENT_NAME_RULE, is_event_name
+from fabrichost.wire import INSTANCE_ID_RULE, parse_json_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable

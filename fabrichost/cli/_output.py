@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from fabrichost.agent._statedir import resolve_state_dir
 from fabrichost.client import FabricClient
+from fabrichost.wire import resolve_state_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

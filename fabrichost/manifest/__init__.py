@@ -38,7 +38,6 @@ from fabrichost.manifest._files import load_service_manifest as load_service_man
 from fabrichost.manifest._files import load_settings as load_settings
 from fabrichost.manifest._files import parse_parameters_file as parse_parameters_file
 from fabrichost.manifest._instance import instantiate as instantiate
-from fabrichost.manifest._model import ActivationMode as ActivationMode
 from fabrichost.manifest._model import ApplicationInstance as ApplicationInstance
 from fabrichost.manifest._model import ApplicationManifest as ApplicationManifest
 from fabrichost.manifest._model import ApplicationPackage as ApplicationPackage
@@ -101,6 +100,7 @@ from fabrichost.manifest._paths import clean_program as clean_program
 from fabrichost.manifest._paths import resolve_inside as resolve_inside
 from fabrichost.manifest._xml import FABRIC_NAMESPACE as FABRIC_NAMESPACE
 from fabrichost.manifest._xml import MAX_FILE_BYTES as MAX_FILE_BYTES
+from fabrichost.wire import ActivationMode as ActivationMode
 
 __all__ = (
     "FABRIC_NAMESPACE",

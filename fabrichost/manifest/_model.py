@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    # A word the manifests share with service descriptions: one definition, in the wire layer.
+    from fabrichost.wire import ActivationMode
+
 
 class WorkingFolder(enum.StrEnum):
     """``ExeHost/WorkingFolder``: where the process starts (schema default ``Work``)."""
@@ -53,13 +56,6 @@ class EntryPointType(enum.StrEnum):
     SETUP = "Setup"
     MAIN = "Main"
     ALL = "All"
-
-
-class ActivationMode(enum.StrEnum):
-    """``Service ServicePackageActivationMode`` (default ``SharedProcess``)."""
-
-    SHARED_PROCESS = "SharedProcess"
-    EXCLUSIVE_PROCESS = "ExclusiveProcess"
 
 
 # ---------------------------------------------------------------------------------------------

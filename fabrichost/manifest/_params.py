@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Final
 
 from fabrichost.errors import Diagnostic, ManifestError
 from fabrichost.manifest._model import (
-    ActivationMode,
     NamedPartition,
     SingletonPartition,
     UniformInt64Partition,
     UniformPartitionRange,
 )
+from fabrichost.wire import ActivationMode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

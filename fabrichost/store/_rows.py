@@ -8,18 +8,10 @@ store never guesses at a schema it does not own. Timestamps are seconds since th
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
-
-class InstanceStatus(enum.StrEnum):
-    """A singleton instance's runtime status, spelled as Durable Functions spells it."""
-
-    PENDING = "Pending"
-    RUNNING = "Running"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    TERMINATED = "Terminated"
+# One definition of the statuses, shared with the agent and its clients.
+from fabrichost.wire import InstanceStatus as InstanceStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -112,29 +112,50 @@ async def test_a_replica_whose_host_died_after_answering_is_opened_in_the_next_o
     )
 
 
-async def test_callers_sharing_an_activation_that_fails_all_fail(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+class _SharedWaitSeen(asyncio.Event):
+    """An ``activated`` event that says when a second caller starts waiting to share it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited_on = asyncio.Event()
+
+    async def wait(self) -> Literal[True]:
+        self.waited_on.set()
+        return await super().wait()
+
+
+class _FailsWhileShared(ServicePackageActivation):
+    """Fails for real (its node's folder is blocked), but only once another caller waits for
+    it: the failure lands after an await, while the activation is shared."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.activated = _SharedWaitSeen()
+
+    async def activate(self) -> None:
+        assert isinstance(self.activated, _SharedWaitSeen)
+        await self.activated.waited_on.wait()
+        await super().activate()
+
+
+async def test_callers_sharing_an_activation_that_fails_all_fail(tmp_path: Path) -> None:
     """Two services created at once share one SharedProcess activation; if it fails after an
     await, the second caller (which found it Activating) must fail too, not report success
     with a replica that never opens."""
-    from fabrichost.agent._cluster import Cluster
-    from fabrichost.agent._process import CodePackageSupervisor
-    from fabrichost.errors import FabricHostError, ProcessError
+    from fabrichost.agent import Cluster
+    from fabrichost.errors import FabricHostError
 
-    async def failing_start(self: CodePackageSupervisor) -> None:
-        await asyncio.sleep(0.05)  # the second create finds the activation Activating now
-        raise ProcessError("the code package cannot be started")
-
-    monkeypatch.setattr(CodePackageSupervisor, "start", failing_start)
-    (tmp_path / "state").mkdir()
-    cluster = Cluster(tmp_path / "state")
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    cluster = Cluster(state_dir, activation_factory=_FailsWhileShared)
     try:
-        ptype = await cluster.provision(MANIFESTS / "MyApp")
-        await cluster.create_application("fabric:/App1", ptype.name, ptype.version, {})
+        ptype = await cluster.types.provision(MANIFESTS / "MyApp")
+        await cluster.catalog.create_application("fabric:/App1", ptype.name, ptype.version, {})
+        (state_dir / "_App").mkdir()
+        (state_dir / "_App" / "_Node_0").write_text("in the way\n")  # activations there fail
         results = await asyncio.gather(
             *(
-                cluster.create_service(
+                cluster.catalog.create_service(
                     "fabric:/App1",
                     ServiceDescription(
                         f"fabric:/App1/S{i}",
@@ -148,9 +169,9 @@ async def test_callers_sharing_an_activation_that_fails_all_fail(
             return_exceptions=True,
         )
         assert all(isinstance(r, FabricHostError) for r in results), results
-        assert "cannot be started" in str(results[1])
-        assert cluster.applications["fabric:/App1"].services == {}
-        assert [row.name for row in cluster.persist.store.services()] == []
+        assert "cannot be activated on _Node_0" in str(results[1])
+        assert cluster.state.applications["fabric:/App1"].services == {}
+        assert [row.name for row in cluster.persist.service_rows()] == []
     finally:
         await cluster.shutdown()
 

@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from fabrichost.agent._requests import IfExists, RequestLedger, description_digest
+from fabrichost.agent._requests import RequestLedger, description_digest
 from fabrichost.errors import ApiError, ConflictError, NotFoundError
+from fabrichost.wire import IfExists
 
 pytestmark = pytest.mark.anyio
 

@@ -57,9 +57,7 @@ class FakeAgent:
         return self._responses.pop(0)
 
     def client(self) -> FabricClient:
-        client = FabricClient("http://agent")
-        client._http = httpx.Client(base_url="http://agent", transport=httpx.MockTransport(self))
-        return client
+        return FabricClient("http://agent", transport=httpx.MockTransport(self))
 
     @property
     def last(self) -> httpx.Request:

@@ -56,12 +56,12 @@ def test_an_instance_id_that_cannot_be_a_path_segment_is_a_usage_error(
 @pytest.mark.parametrize("bad", ["", "..", "a b"])
 def test_the_client_refuses_a_bad_instance_id_before_sending(bad: str) -> None:
     sent: list[httpx.Request] = []
-    client = FabricClient("http://agent")
-    client._http = httpx.Client(
-        base_url="http://agent",
-        transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(202)),  # type: ignore[func-returns-value]
-    )
-    with client:
+
+    def agent(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(202)
+
+    with FabricClient("http://agent", transport=httpx.MockTransport(agent)) as client:
         with pytest.raises(ValueError, match="1-256 characters"):
             client.start_instance("EchoJob", bad)
         with pytest.raises(ValueError, match="not valid"):

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from fabrichost.agent._daemon import start_background, stop_background
-from fabrichost.agent._fence import processes_carrying
-from fabrichost.agent._statedir import ENV_MARKER
+from fabrichost.agent import ENV_MARKER, processes_carrying
 from fabrichost.client import FabricClient
+from fabrichost.daemon import start_background, stop_background
 from tests.integration.beacon import Beacon
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ def agents_serving(state_dir: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if "fabrichost.agent" in cmdline and str(state_dir) in cmdline:
+        if "fabrichost.daemon" in cmdline and str(state_dir) in cmdline:
             with contextlib.suppress(psutil.Error):
                 if proc.status() != psutil.STATUS_ZOMBIE:
                     found.append(proc)

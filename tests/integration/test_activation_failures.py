@@ -11,6 +11,7 @@ application folders.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
@@ -19,10 +20,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 
-from fabrichost.agent import _replicas as placement
-from fabrichost.agent._cluster import AgentSettings, Cluster
-from fabrichost.agent._daemon import stop_background
-from fabrichost.agent._model import ReplicaStatus
+from fabrichost.agent import AgentSettings, Cluster, ReplicaStatus, ServicePackageActivation
+from fabrichost.daemon import stop_background
 from tests.integration.conftest import write_guest_package
 from tests.integration.test_durability import _restarted
 from tests.integration.test_failover_races import Call, _replicas, _stateless
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from fabrichost.agent._model import Partition
+    from fabrichost.agent import ActivationFactory, Partition
     from fabrichost.client import FabricClient
     from tests.integration.beacon import Beacon
     from tests.integration.conftest import Cluster as ClusterFixture
@@ -203,56 +202,70 @@ def _ready(partition: Partition) -> list[str]:
     return sorted(r.node_name for r in partition.live_replicas() if r.status is ReplicaStatus.READY)
 
 
-async def _until(check: Callable[[], Any], what: str, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.05)
+async def _until(
+    cluster: Cluster, check: Callable[[], Any], what: str, within: float = 30.0
+) -> None:
+    """Wait until ``check()`` holds, re-checked whenever the cluster's model changes."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        changed = cluster.state.changes.next()  # taken before the check: nothing missed
+        if check():
+            return
+        assert asyncio.get_running_loop().time() < deadline, what
+        # A repair ending changes no replica: look again now and then all the same.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await changed.wait()
+
+
+def _held_on(node: str, held: asyncio.Event, release: asyncio.Event) -> ActivationFactory:
+    """Activations that stop at ``node`` until ``release`` (``held`` says one is there); the
+    processes they start are real."""
+
+    class Held(ServicePackageActivation):
+        async def activate(self) -> None:
+            if self.identity.node_name == node and not release.is_set():
+                held.set()
+                await release.wait()
+            await super().activate()
+
+    return Held
 
 
 @pytest.mark.anyio
-async def test_a_loss_reported_while_the_repair_fills_gets_another_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_loss_reported_while_the_repair_fills_gets_another_pass(tmp_path: Path) -> None:
     """A repair's pass only takes a few event-loop turns with real processes; the test holds
     one open at its activation (the processes stay real) to land another loss inside it."""
-    monkeypatch.setattr(placement, "REPAIR_FIRST_DELAY", 0.05)
-    monkeypatch.setattr(placement, "REPAIR_MAX_DELAY", 0.5)
     held, release = asyncio.Event(), asyncio.Event()
-    original = Cluster._activation_for
-
-    async def gated(self: Cluster, node: placement.Node, replica: Any) -> Any:
-        if node.name == "_Node_3" and not release.is_set():
-            held.set()
-            await release.wait()
-        return await original(self, node, replica)
-
-    monkeypatch.setattr(Cluster, "_activation_for", gated)
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    cluster = Cluster(state_dir, AgentSettings(node_count=4))
+    settings = AgentSettings(node_count=4, repair_first_delay=0.05, repair_max_delay=0.5)
+    cluster = Cluster(state_dir, settings, activation_factory=_held_on("_Node_3", held, release))
     try:
-        ptype = await cluster.provision(write_guest_package(tmp_path / "G", script=SLEEPER))
-        await cluster.create_application("fabric:/G", ptype.name, ptype.version, {})
-        service = await cluster.create_service(
+        ptype = await cluster.types.provision(write_guest_package(tmp_path / "G", script=SLEEPER))
+        await cluster.catalog.create_application("fabric:/G", ptype.name, ptype.version, {})
+        service = await cluster.catalog.create_service(
             "fabric:/G", _stateless("fabric:/G/S", instance_count=2)
         )
         (partition,) = service.partitions
-        await _until(lambda: _ready(partition) == ["_Node_0", "_Node_1"], "never Ready")
+        await _until(cluster, lambda: _ready(partition) == ["_Node_0", "_Node_1"], "never Ready")
         blocker = _block(state_dir, "_Node_2")
 
         # The failover tries _Node_2 and fails; the repair then goes to _Node_3, held there.
-        await cluster.stop_node("_Node_1")
+        await cluster.failover.stop_node("_Node_1")
         async with asyncio.timeout(30):
             await held.wait()
         # Meanwhile another replica is lost: _Node_0's failover can only try _Node_2, fails.
-        await cluster.stop_node("_Node_0")
+        await cluster.failover.stop_node("_Node_0")
         assert "could not be activated on _Node_2" in service.health_warnings[partition.id]
         release.set()
-        await _until(lambda: _ready(partition) == ["_Node_3"], "the held replica never started")
+        await _until(
+            cluster, lambda: _ready(partition) == ["_Node_3"], "the held replica never started"
+        )
 
         blocker.unlink()
         await _until(
+            cluster,
             lambda: _ready(partition) == ["_Node_2", "_Node_3"],
             "the loss reported during the repair was never repaired",
         )
@@ -261,29 +274,51 @@ async def test_a_loss_reported_while_the_repair_fills_gets_another_pass(
         await cluster.shutdown()
 
 
+def _buggy_from(attempt: int) -> ActivationFactory:
+    """Activations that fail as a bug would (RuntimeError) from the ``attempt``-th on."""
+    attempts = 0
+
+    class Buggy(ServicePackageActivation):
+        async def activate(self) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts >= attempt:
+                raise RuntimeError("a bug in the repair")
+            await super().activate()
+
+    return Buggy
+
+
 @pytest.mark.anyio
 async def test_an_unexpected_error_in_a_repair_is_logged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(placement, "REPAIR_FIRST_DELAY", 0.05)
-
-    async def broken_fill(self: Cluster, partition: Partition, avoid: Any = None) -> None:
-        raise RuntimeError("a bug in the repair")
-
+    """A repair whose fill meets a bug (not an activation failure) ends, saying so with the
+    traceback, instead of dying silently with its task."""
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    cluster = Cluster(state_dir, AgentSettings(node_count=1))
+    settings = AgentSettings(node_count=2, repair_first_delay=0.05)
+    # The create's activation works, the failover's fails for real, the repair's meets a bug.
+    cluster = Cluster(state_dir, settings, activation_factory=_buggy_from(3))
+    repair_log = "fabrichost.agent._repair"
     try:
-        ptype = await cluster.provision(write_guest_package(tmp_path / "G", script=SLEEPER))
-        await cluster.create_application("fabric:/G", ptype.name, ptype.version, {})
-        service = await cluster.create_service("fabric:/G", _stateless("fabric:/G/S"))
+        ptype = await cluster.types.provision(write_guest_package(tmp_path / "G", script=SLEEPER))
+        await cluster.catalog.create_application("fabric:/G", ptype.name, ptype.version, {})
+        service = await cluster.catalog.create_service("fabric:/G", _stateless("fabric:/G/S"))
         (partition,) = service.partitions
-        monkeypatch.setattr(Cluster, "_fill_partition", broken_fill)
-        with caplog.at_level(logging.ERROR, logger=placement.log.name):
-            cluster._repair_later(partition, "_Node_0")
-            await _until(lambda: partition.id not in cluster._repairs, "the repair never ended")
+        await _until(cluster, lambda: len(_ready(partition)) == 1, "never Ready")
+        (home,) = _ready(partition)
+        _block(state_dir, "_Node_1" if home == "_Node_0" else "_Node_0")
+        with caplog.at_level(logging.ERROR, logger=repair_log):
+            await cluster.failover.stop_node(home)  # the failover fails; its repair meets the bug
+            assert cluster.placement.repairs.is_repairing(partition)
+            await _until(
+                cluster,
+                lambda: not cluster.placement.repairs.is_repairing(partition),
+                "the repair never ended",
+            )
         (record,) = [
-            r for r in caplog.records if r.name == placement.log.name and r.levelno >= logging.ERROR
+            r for r in caplog.records if r.name == repair_log and r.levelno >= logging.ERROR
         ]
         assert "repair stopped" in record.getMessage()
         assert record.exc_info is not None

@@ -154,8 +154,8 @@ def test_only_loopback_hosts_and_origins_are_served(cluster: Cluster) -> None:
 def test_two_clusters_with_different_state_dirs_run_side_by_side(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    from fabrichost.agent._daemon import start_background, stop_background
     from fabrichost.client import FabricClient
+    from fabrichost.daemon import start_background, stop_background
     from tests.integration.conftest import marked_processes
 
     other_dir = (tmp_path / "other").resolve()

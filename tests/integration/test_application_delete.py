@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fabrichost.agent._model import ActivationMode, ServiceDescription, ServiceKind
 from fabrichost.errors import NotFoundError
+from fabrichost.wire import ActivationMode, ServiceDescription, ServiceKind
 
 from .conftest import MANIFESTS, job_processes, marked_processes, write_guest_package
 

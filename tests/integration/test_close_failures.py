@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from fabrichost.agent._model import ActivationMode, ServiceDescription, ServiceKind
+from fabrichost.wire import ActivationMode, ServiceDescription, ServiceKind
 from tests.integration.conftest import (
     job_processes,
     marked_processes,

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from fabrichost.agent._daemon import stop_background
-from fabrichost.agent._statedir import AgentRecord, StateDirLock
 from fabrichost.cli import main
 from fabrichost.client import FabricClient
+from fabrichost.daemon import StateDirLock, stop_background
+from fabrichost.wire import AgentRecord
 from tests.integration.conftest import (
     MANIFESTS,
     agents_serving,
@@ -227,7 +227,7 @@ def test_down_kills_an_agent_that_never_starts_serving_and_sweeps_its_processes(
             "-c",
             "import sys, time\n"
             "from pathlib import Path\n"
-            "from fabrichost.agent._statedir import StateDirLock\n"
+            "from fabrichost.daemon import StateDirLock\n"
             "lock = StateDirLock(Path(sys.argv[1]))\n"
             "lock.acquire()\n"
             "print('locked', flush=True)\n"

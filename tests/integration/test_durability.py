@@ -23,11 +23,10 @@ import pytest
 
 from fabrichost.agent._crash import ENV as CRASH_ENV
 from fabrichost.agent._crash import POINTS
-from fabrichost.agent._daemon import start_background, stop_background
-from fabrichost.agent._model import PartitionScheme, ServiceDescription, ServiceKind
-from fabrichost.agent._statedir import AgentRecord
 from fabrichost.client import FabricClient
+from fabrichost.daemon import start_background, stop_background
 from fabrichost.store import ProcessRow, Store
+from fabrichost.wire import AgentRecord, PartitionScheme, ServiceDescription, ServiceKind
 from sample_services.jobs import read_journal
 from tests.integration.conftest import (
     MANIFESTS,

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from fabrichost.agent._cluster import AgentSettings
-from fabrichost.agent._cluster import Cluster as AgentCluster
-from fabrichost.errors import ApiError, NotFoundError
+from fabrichost.agent import AgentSettings
+from fabrichost.agent import Cluster as AgentCluster
+from fabrichost.errors import ApiError, NotFoundError, UnavailableError
+from fabrichost.wire import error_answer
 from tests.integration.conftest import REPO, job_processes, write_stateless_host_package
 from tests.integration.test_singletons import wait_not_pending
 
@@ -141,21 +142,21 @@ async def test_an_event_waiting_for_a_pending_instance_is_answered_when_the_agen
         package = write_stateless_host_package(
             tmp_path / "Ev", script=EVENTS_HOST, types=["Collect"], app_type="EventsAppType"
         )
-        ptype = await cluster.provision(package)
-        await cluster.create_application("fabric:/Ev", ptype.name, ptype.version, {})
+        ptype = await cluster.types.provision(package)
+        await cluster.catalog.create_application("fabric:/Ev", ptype.name, ptype.version, {})
         held = json.dumps({"names": ["go"], "gate": str(tmp_path / "gate")})  # stays Pending
         await cluster.instances.start("Collect", "c-5", held)
         instance = cluster.instances.get("c-5")
-        raising = asyncio.create_task(cluster.instances.raise_event("c-5", "go", 1, within=600))
+        raising = asyncio.create_task(cluster.events.raise_event("c-5", "go", 1, within=600))
         await asyncio.sleep(0)  # one turn: it takes the lock and waits for the instance
         assert instance.event_lock.locked()
         await cluster.shutdown()
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(UnavailableError) as refused:
             await asyncio.wait_for(raising, 30)
-        assert refused.value.status == 503
+        assert error_answer(refused.value)[0] == 503
         assert "shutting down" in str(refused.value)
     finally:
-        if not cluster.closing:
+        if not cluster.state.closing:
             await cluster.shutdown()
 
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from fabrichost.agent._model import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
 from fabrichost.store import Store
+from fabrichost.wire import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
 from tests.integration.conftest import marked_processes, write_guest_package
 from tests.integration.test_durability import _kill_agent, _restarted
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from fabrichost.agent._model import ActivationMode, ServiceDescription, ServiceKind
 from fabrichost.cli import main
 from fabrichost.errors import ConflictError
+from fabrichost.wire import ActivationMode, ServiceDescription, ServiceKind
 from tests.integration.conftest import marked_processes, write_guest_package
 
 if TYPE_CHECKING:

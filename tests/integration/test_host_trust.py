@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from fabrichost.agent._model import ServiceDescription, ServiceKind
+from fabrichost.wire import ServiceDescription, ServiceKind
 from tests.integration.conftest import runtime_host_script, write_runtime_package
 
 if TYPE_CHECKING:

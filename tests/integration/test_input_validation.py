@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from fabrichost.agent._model import PartitionScheme, ServiceDescription, ServiceKind
+from fabrichost.agent import Application, Persistence, Service
+from fabrichost.agent import Cluster as AgentCluster
 from fabrichost.errors import ApiError, ConflictError, ManifestError
+from fabrichost.store import Store
+from fabrichost.wire import PartitionScheme, ServiceDescription, ServiceKind
 from tests.integration.conftest import MANIFESTS, write_guest_package
 
 if TYPE_CHECKING:
@@ -139,39 +142,53 @@ def test_an_out_of_range_partition_key_over_http_is_a_400_and_changes_nothing(
     assert keys == [(str(-(2**63)), "-1"), ("0", str(2**63 - 1))]
 
 
+class _FailingWrites(Persistence):
+    """The real store, whose writes of the names in ``broken`` fail as SQLite can fail."""
+
+    broken: frozenset[str] = frozenset()
+
+    def _check(self, what: str) -> None:
+        if what in self.broken:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    def application_added(self, app: Application) -> None:
+        self._check("application_added")
+        super().application_added(app)
+
+    def service_added(self, service: Service, description: ServiceDescription) -> None:
+        self._check("service_added")
+        super().service_added(service, description)
+
+
 def test_a_failure_between_the_claim_and_the_commit_leaves_no_half_created_entity(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    from fabrichost.agent._cluster import Cluster as LocalCluster
-
     async def scenario() -> None:
-        (tmp_path / "state").mkdir()
-        cluster = LocalCluster(tmp_path / "state")
+        state_dir = tmp_path / "state"
+        state_dir.mkdir()
+        persist = _FailingWrites(Store.open(state_dir / "state.db"))
+        cluster = AgentCluster(state_dir, persist=persist)
         try:
-            ptype = await cluster.provision(MANIFESTS / "MyApp")
-
-            def broken(*_: object) -> None:
-                raise OverflowError("Python int too large to convert to SQLite INTEGER")
-
-            monkeypatch.setattr(cluster.persist, "application_added", broken)
+            ptype = await cluster.types.provision(MANIFESTS / "MyApp")
+            catalog, state = cluster.catalog, cluster.state
+            persist.broken = frozenset({"application_added"})
             with pytest.raises(OverflowError):
-                await cluster.create_application("fabric:/App1", ptype.name, ptype.version, {})
-            assert "fabric:/App1" not in cluster.applications
-            assert "fabric:/App1" not in cluster.packages
-            assert [row.name for row in cluster.persist.store.applications()] == []
+                await catalog.create_application("fabric:/App1", ptype.name, ptype.version, {})
+            assert "fabric:/App1" not in state.applications
+            assert "fabric:/App1" not in state.packages
+            assert [row.name for row in persist.application_rows()] == []
 
-            monkeypatch.undo()  # the store works again: the name was left free
-            await cluster.create_application("fabric:/App1", ptype.name, ptype.version, {})
-            monkeypatch.setattr(cluster.persist, "service_added", broken)
+            persist.broken = frozenset()  # the store works again: the name was left free
+            await catalog.create_application("fabric:/App1", ptype.name, ptype.version, {})
+            persist.broken = frozenset({"service_added"})
             description = ServiceDescription(
                 "fabric:/App1/S", "MyServiceType", ServiceKind.STATEFUL, has_persisted_state=True
             )
             with pytest.raises(OverflowError):
-                await cluster.create_service("fabric:/App1", description)
-            assert cluster.applications["fabric:/App1"].services == {}
-            assert cluster._find_service("fabric:/App1/S") is None
-            assert [row.name for row in cluster.persist.store.services()] == []
-            monkeypatch.undo()
+                await catalog.create_service("fabric:/App1", description)
+            assert state.applications["fabric:/App1"].services == {}
+            assert state.find_service("fabric:/App1/S") is None
+            assert [row.name for row in persist.service_rows()] == []
         finally:
             await cluster.shutdown()
 

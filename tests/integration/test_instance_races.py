@@ -23,8 +23,8 @@ import httpx
 import psutil
 import pytest
 
-from fabrichost.agent._daemon import start_background, stop_background
 from fabrichost.client import FabricClient
+from fabrichost.daemon import start_background, stop_background
 from sample_services.jobs import read_journal
 from tests.integration.conftest import (
     job_processes,

@@ -13,8 +13,8 @@ import httpx
 import psutil
 import pytest
 
-from fabrichost.agent._daemon import stop_background
-from fabrichost.agent._model import ServiceDescription, ServiceKind
+from fabrichost.daemon import stop_background
+from fabrichost.wire import ServiceDescription, ServiceKind
 from tests.integration.conftest import write_guest_package, write_runtime_package
 from tests.integration.test_durability import _restarted
 from tests.integration.test_failover_races import _replicas

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from fabrichost.agent._crash import ENV as CRASH_ENV
-from fabrichost.agent._model import PartitionScheme, ServiceDescription, ServiceKind
 from fabrichost.errors import ApiError, FabricHostError
+from fabrichost.wire import PartitionScheme, ServiceDescription, ServiceKind
 from tests.integration.conftest import MANIFESTS, marked_processes, write_guest_package
 from tests.integration.test_durability import _kill_agent, _restarted
 
@@ -302,7 +302,9 @@ def test_a_folder_that_cannot_be_made_fails_the_create_cleanly(
     )
     with pytest.raises(ApiError, match="cannot be activated on _Node_0") as refused:
         cluster.client.create_service("fabric:/G", description)
-    assert refused.value.status < 500  # an activation failure, not an internal error
+    status = refused.value.status
+    assert status is not None
+    assert status < 500  # an activation failure, not an internal error
     assert cluster.client.services("fabric:/G") == []  # and nothing of it is left
     assert marked_processes(cluster.state_dir) == []
     blocker.unlink()

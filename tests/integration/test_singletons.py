@@ -20,9 +20,9 @@ import httpx
 import pytest
 import watchfiles
 
-from fabrichost.agent._model import ServiceDescription, ServiceKind
 from fabrichost.cli import main
 from fabrichost.errors import NotFoundError
+from fabrichost.wire import ServiceDescription, ServiceKind
 from sample_services.jobs import read_journal
 from tests.integration.conftest import MANIFESTS, job_processes, write_guest_package
 

@@ -1,5 +1,8 @@
 """A typed client of the agent's HTTP API; the CLI and the tests use it.
 
+It imports only the wire vocabulary and httpx: nothing of the agent, so a test or a script that
+only talks to an agent stays small and quick to start.
+
 Usage::
 
     client = FabricClient.for_state_dir(state_dir)   # or FabricClient("http://127.0.0.1:19080")
@@ -7,9 +10,12 @@ Usage::
     client.create_service("fabric:/App1", ServiceDescription(...), wait=True)
     client.deployed_replicas("_Node_0", "fabric:/App1")
 
-Errors come back as the same exceptions the agent raised: :class:`NotFoundError` (404),
-:class:`ConflictError` (409, the name is taken), :class:`ApiError` otherwise. Every call has a
-deadline (``timeout``, default 60 s, plus the wait time of calls that wait).
+Errors come back as the same exceptions the agent raised
+(:func:`fabrichost.wire.error_from_answer`): :class:`NotFoundError` (404), :class:`ConflictError`
+(409, the name is taken), and so on, each carrying the answer's ``status``. Every call has a
+deadline (``timeout``, default 60 s, plus the wait time of calls that wait). ``transport`` is an
+httpx transport to send through instead of the network (``httpx.MockTransport`` in tests, as
+httpx itself is tested).
 """
 
 from __future__ import annotations
@@ -21,21 +27,23 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from fabrichost._instances import InstancesMixin
-from fabrichost.agent._statedir import AgentRecord
-from fabrichost.api._descriptions import service_description_json
-from fabrichost.api._json import name_to_id
-from fabrichost.errors import ApiError, ConflictError, FabricHostError, NotFoundError
+from fabrichost.client._instances import InstancesMixin
+from fabrichost.errors import ApiError, FabricHostError
+from fabrichost.wire import (
+    PROVISION_HEADER,
+    AgentRecord,
+    error_from_answer,
+    name_to_id,
+    service_description_json,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from fabrichost.agent._model import ServiceDescription
+    from fabrichost.wire import ServiceDescription
 
 Json = Any
 
-#: Response header of a provision with ``ReuseExisting``: ``created`` or ``reused``.
-PROVISION_HEADER = "Fabrichost-Provision"
 # How often a deploy provisions again when a concurrent deploy's failure took the shared type
 # back between this deploy's provision and its create.
 DEPLOY_ATTEMPTS = 3
@@ -64,20 +72,32 @@ class Deployed:
 class FabricClient(InstancesMixin):
     """Client of one agent. Close it with :meth:`close` or use it as a context manager."""
 
-    def __init__(self, endpoint: str, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self._timeout = timeout
-        self._http = httpx.Client(base_url=endpoint, timeout=timeout)
+        self._http = httpx.Client(base_url=endpoint, timeout=timeout, transport=transport)
 
     @classmethod
-    def for_state_dir(cls, state_dir: Path, *, timeout: float = 60.0) -> FabricClient:
+    def for_state_dir(
+        cls,
+        state_dir: Path,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> FabricClient:
         record = AgentRecord.read(state_dir)
         if record is None:
             raise FabricHostError(
                 f"no agent is running for the state directory {state_dir}; "
                 "start one with `fabrichost up`"
             )
-        return cls(record.Endpoint, timeout=timeout)
+        return cls(record.Endpoint, timeout=timeout, transport=transport)
 
     def __enter__(self) -> FabricClient:
         return self
@@ -145,8 +165,7 @@ class FabricClient(InstancesMixin):
                 code, message = error["Code"], error["Message"]
             except (ValueError, KeyError, TypeError):
                 code, message = "E_FAIL", response.text or response.reason_phrase
-            kind = {404: NotFoundError, 409: ConflictError}.get(response.status_code, ApiError)
-            raise kind(message, code=code, status=response.status_code)
+            raise error_from_answer(response.status_code, code, message)
         return response
 
     # -- cluster --------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
-"""Running the agent: in the foreground (``fabrichost agent``), in the background (``up``), and
-stopping it (``down``).
+"""Running the agent in the background (``up``) and stopping it (``down``).
 
-``up`` starts ``python -m fabrichost agent`` in its own session with one end of a pipe; the agent
+``up`` starts ``python -m fabrichost.daemon`` in its own session with one end of a pipe; the agent
 writes ``ready`` to it once its HTTP socket listens and ``agent.json`` is written, so ``up`` waits
 for an event with a deadline instead of polling a port. ``down`` asks the agent to shut down (it
 stops every process it started), waits for it to exit, and then sweeps any process that still
@@ -10,224 +9,33 @@ carries the state directory's marker variable — so nothing is left behind even
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
 import os
-import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psutil
-import uvicorn
 
-from fabrichost._version import __version__
-from fabrichost.agent._cluster import AgentSettings, Cluster
-from fabrichost.agent._fence import sweep_strays
-from fabrichost.agent._persist import Persistence
-from fabrichost.agent._statedir import (
-    LOG_FILE,
-    AgentRecord,
-    StateDirLock,
-    read_node_count,
-    start_turn,
-    write_node_count,
-)
+from fabrichost.agent import sweep_strays
+from fabrichost.daemon._statedir import LOG_FILE, StateDirLock, start_turn
 from fabrichost.errors import FabricHostError
+from fabrichost.wire import AGENT_FILE, AgentRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
-
-    from fabrichost.store import Store
 
 log = logging.getLogger(__name__)
 
 # Seconds an agent has to exit after it was asked to (a shutdown or SIGTERM) before SIGKILL,
 # once `down`'s own deadline is used up.
 AGENT_EXIT_TIMEOUT = 5.0
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, minus its own signal handling: the agent owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _listen(port: int) -> socket.socket:
-    # IPPROTO_TCP spelled out: accepted sockets inherit the protocol number, and asyncio turns
-    # Nagle off (TCP_NODELAY) only for sockets that say TCP. With proto 0, a response written
-    # as headers then body waited for the client's delayed ACK: 40 ms on every request.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError as exc:
-        sock.close()
-        raise FabricHostError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
-    sock.listen(128)
-    sock.set_inheritable(False)
-    return sock
-
-
-_NODE_NAME = re.compile(r"_Node_(\d+)")
-
-
-def recorded_node_count(state_dir: Path, store: Store) -> int | None:
-    """How many nodes the cluster of ``state_dir`` has (None: a fresh state directory).
-
-    ``cluster.json`` says it; a state directory from before that file existed is judged by the
-    highest node its store names (node states, replicas, processes).
-    """
-    count = read_node_count(state_dir)
-    if count is not None:
-        return count
-    names = [*store.nodes(), *(r.node for r in store.replicas())]
-    names += [p.node for p in store.processes()]
-    numbers = [int(m.group(1)) for n in names if (m := _NODE_NAME.fullmatch(n))]
-    return max(numbers) + 1 if numbers else None
-
-
-def _settle_nodes(
-    state_dir: Path, persist: Persistence, settings: AgentSettings, nodes: int | None
-) -> AgentSettings:
-    """The node count to run with: ``nodes`` if given, else the recorded one, else
-    ``settings.node_count``; recorded (file and store) before the cluster is built."""
-    store = persist.store
-    recorded = recorded_node_count(state_dir, store)
-    count = nodes if nodes is not None else (recorded or settings.node_count)
-    if recorded is not None and count != recorded:
-        log.warning(
-            "the cluster of %s had %d node(s); it now has %d (--nodes)", state_dir, recorded, count
-        )
-    known = store.nodes()
-    for i in range(count):
-        if f"_Node_{i}" not in known:
-            store.set_node(f"_Node_{i}", True)
-    for name, up in known.items():
-        m = _NODE_NAME.fullmatch(name)
-        if m and int(m.group(1)) >= count and not up:
-            store.set_node(name, True)  # a removed node that comes back later comes back up
-    write_node_count(state_dir, count)
-    return dataclasses.replace(settings, node_count=count)
-
-
-async def serve(
-    state_dir: Path,
-    *,
-    port: int,
-    settings: AgentSettings,
-    nodes: int | None = None,
-    ready_fd: int | None = None,
-    on_ready: Callable[[AgentRecord], None] | None = None,
-) -> None:
-    """Run the agent until SIGINT/SIGTERM or ``POST /$/fabrichost/Shutdown``.
-
-    ``nodes`` is the node count asked for; None keeps the count the state directory records
-    (``settings.node_count`` for a fresh one). ``ready_fd`` (a pipe's write end) gets ``ready``
-    and is closed, and ``on_ready`` is called, once the HTTP socket listens; if the agent cannot
-    start, it gets ``error <message>`` instead. Returns after every hosted process has been
-    stopped.
-    """
-    ready = _ReadyPipe(ready_fd)
-    try:
-        await _serve(state_dir, port, settings, nodes, ready, on_ready)
-    except FabricHostError as exc:
-        ready.say(f"error {exc}")  # nothing if it said ready already
-        raise
-    finally:
-        ready.say("")
-
-
-class _ReadyPipe:
-    """The write end of ``up``'s pipe: one line is said on it (``ready`` or ``error …``)."""
-
-    def __init__(self, fd: int | None) -> None:
-        self._fd = fd
-
-    def say(self, line: str) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                if line:
-                    os.write(fd, (line.replace("\n", " ") + "\n").encode())
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-
-
-async def _serve(
-    state_dir: Path,
-    port: int,
-    settings: AgentSettings,
-    nodes: int | None,
-    ready: _ReadyPipe,
-    on_ready: Callable[[AgentRecord], None] | None,
-) -> None:
-    from fabrichost.api._app import build_app
-
-    lock = StateDirLock(state_dir)
-    lock.acquire()
-    try:
-        sock = _listen(port)
-    except BaseException:
-        lock.release()
-        raise
-    endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    persist = Persistence.open(state_dir)
-    settings = _settle_nodes(state_dir, persist, settings, nodes)
-    cluster = Cluster(state_dir, settings, persist=persist)
-    await cluster.restore()  # what an earlier run created, after fencing its processes
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    me = psutil.Process()
-    record = AgentRecord(endpoint, me.pid, me.create_time(), str(state_dir), settings.node_count)
-
-    def status() -> dict[str, Any]:
-        return {
-            "Endpoint": endpoint,
-            "AgentProcessId": me.pid,
-            "StateDirectory": str(state_dir),
-            "Version": __version__,
-            "Nodes": [
-                {"Name": n.name, "NodeStatus": "Up" if n.up else "Down"}
-                for n in cluster.nodes.values()
-            ],
-        }
-
-    app = build_app(cluster, status=status, shutdown=stop.set)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-    server = _Server(config)
-    server_task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        record.write(state_dir)
-        ready.say("ready")
-        if on_ready is not None:
-            on_ready(record)
-        log.info("agent serving %s at %s with %d node(s)", state_dir, endpoint, settings.node_count)
-        stop_wait = asyncio.create_task(stop.wait())
-        await asyncio.wait({stop_wait, server_task}, return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
-    finally:
-        await cluster.shutdown()
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server_task, timeout=5)
-        sock.close()
-        with contextlib.suppress(OSError):
-            (state_dir / "agent.json").unlink()
-        lock.release()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -269,7 +77,7 @@ def _spawn(state_dir: Path, nodes: int | None, port: int, deadline: float) -> St
     args = [
         sys.executable,
         "-m",
-        "fabrichost.agent",  # the agent alone, without the command line's imports
+        "fabrichost.daemon",  # the agent alone, without the command line's imports
         "--state-dir",
         str(state_dir),
         "--port",
@@ -375,7 +183,7 @@ def stop_background(
             return _stop_agent(state_dir, deadline, timeout, waiting)
         finally:
             with contextlib.suppress(OSError):
-                (state_dir / "agent.json").unlink()
+                (state_dir / AGENT_FILE).unlink()
             sweep_strays(state_dir)
 
 

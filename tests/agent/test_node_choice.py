@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from fabrichost.agent._placement import EVERY_NODE, choose_nodes
+from fabrichost.agent._node_choice import EVERY_NODE, choose_nodes
 
 NODES = ("_Node_0", "_Node_1", "_Node_2")
 

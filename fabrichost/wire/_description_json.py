@@ -1,4 +1,6 @@
-"""Service Fabric's ServiceDescription JSON, parsed into :class:`ServiceDescription`.
+"""Service Fabric's ServiceDescription JSON, both ways: the agent parses what a client sends
+(:func:`parse_service_description`), the client renders what it sends
+(:func:`service_description_json`).
 
 Bad input gets an error that names the field and what was expected, and changes nothing.
 """
@@ -8,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fabrichost.agent._model import (
+from fabrichost.errors import ApiError
+from fabrichost.protocol import ServiceKind
+from fabrichost.wire._descriptions import (
     INT64_MAX,
     INT64_MIN,
     MAX_PARTITIONS,
@@ -16,9 +20,7 @@ from fabrichost.agent._model import (
     ActivationMode,
     PartitionScheme,
     ServiceDescription,
-    ServiceKind,
 )
-from fabrichost.errors import ApiError
 
 MAX_NAME_LENGTH = 1024  # a ServiceName or ServiceTypeName, a partition name
 _INT64_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
@@ -163,7 +165,7 @@ def parse_service_description(body: Any) -> ServiceDescription:
 
 
 def service_description_json(d: ServiceDescription) -> dict[str, Any]:
-    """The inverse of :func:`parse_service_description`, used by the client."""
+    """The inverse of :func:`parse_service_description`, as the client sends it."""
     partition: dict[str, Any] = {"PartitionScheme": d.partition_scheme.value}
     if d.partition_scheme is PartitionScheme.UNIFORM_INT64_RANGE:
         partition.update(Count=d.partition_count, LowKey=str(d.low_key), HighKey=str(d.high_key))

@@ -1,8 +1,10 @@
-"""The state directory: where a cluster keeps its image store, application folders and agent file.
+"""The state directory's locks and files that belong to running the agent.
 
 One agent serves one state directory at a time, enforced by an ``flock`` on ``agent.lock`` that
 the kernel releases when the agent dies, so a crashed agent never blocks the next one and two
-agents never share a directory. ``agent.json`` tells clients where the agent listens.
+agents never share a directory. ``agent.json`` (``fabrichost.wire.AgentRecord``) tells clients
+where the agent listens; ``up.lock`` makes concurrent ``up``s take turns; ``cluster.json`` keeps
+the node count.
 """
 
 from __future__ import annotations
@@ -12,18 +14,17 @@ import fcntl
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
 import psutil
 
 from fabrichost.errors import FabricHostError
+from fabrichost.wire import AgentRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-AGENT_FILE: Final = "agent.json"
 LOCK_FILE: Final = "agent.lock"
 # Held by `fabrichost up` while it starts an agent, so concurrent `up`s of one directory take
 # turns: the first starts the agent, the others find it serving.
@@ -34,44 +35,6 @@ LOG_FILE: Final = "agent.log"
 # Seconds an agent keeps trying to take a busy agent.lock before it concludes that another
 # agent holds it (a probe holds it for microseconds).
 PROBE_PATIENCE: Final = 1.0
-ENV_STATE_DIR: Final = "FABRICHOST_STATE_DIR"
-# Every process the agent starts carries this variable, so `down` can find strays even when the
-# agent itself was killed.
-ENV_MARKER: Final = "FABRICHOST_AGENT_STATE_DIR"
-
-
-def resolve_state_dir(option: str | os.PathLike[str] | None = None) -> Path:
-    """``--state-dir``, else ``$FABRICHOST_STATE_DIR``, else the user's state dir (XDG)."""
-    if option:
-        return Path(option).expanduser().resolve()
-    if os.environ.get(ENV_STATE_DIR):
-        return Path(os.environ[ENV_STATE_DIR]).expanduser().resolve()
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return (Path(base) / "fabrichost").resolve()
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRecord:
-    """What ``agent.json`` holds; field names follow the JSON of ``fabrichost status``."""
-
-    Endpoint: str
-    AgentProcessId: int
-    AgentStartTime: float
-    StateDirectory: str
-    NodeCount: int
-
-    def write(self, state_dir: Path) -> None:
-        tmp = state_dir / (AGENT_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        tmp.replace(state_dir / AGENT_FILE)  # atomic: a reader never sees half a file
-
-    @classmethod
-    def read(cls, state_dir: Path) -> AgentRecord | None:
-        try:
-            data = json.loads((state_dir / AGENT_FILE).read_text())
-            return cls(**data)
-        except (OSError, ValueError, TypeError):
-            return None
 
 
 class StateDirLock:

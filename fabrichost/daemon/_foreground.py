@@ -1,4 +1,4 @@
-"""``python -m fabrichost.agent``: the agent in the foreground.
+"""The agent in the foreground: ``python -m fabrichost.daemon`` and ``fabrichost agent``.
 
 The daemon ``fabrichost up`` starts, and ``fabrichost agent`` runs, this: it imports the agent and
 its HTTP server only, not the command line's table printing and HTTP client, so the long-lived
@@ -12,11 +12,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from fabrichost.agent._backoff import RestartPolicy
-from fabrichost.agent._cluster import AgentSettings
-from fabrichost.agent._daemon import serve
-from fabrichost.agent._statedir import resolve_state_dir
+from fabrichost.agent import AgentSettings, RestartPolicy
+from fabrichost.daemon._serve import serve
 from fabrichost.errors import FabricHostError
+from fabrichost.wire import resolve_state_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -55,7 +54,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("fabrichost.agent").error("%s", exc)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

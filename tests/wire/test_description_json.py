@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 
-from fabrichost.agent._model import PartitionScheme, ServiceDescription, ServiceKind
-from fabrichost.api._descriptions import parse_service_description, service_description_json
 from fabrichost.errors import ApiError
+from fabrichost.wire import (
+    PartitionScheme,
+    ServiceDescription,
+    ServiceKind,
+    error_answer,
+    parse_service_description,
+    service_description_json,
+)
 
 INT64_MAX = 2**63 - 1
 
@@ -49,7 +55,7 @@ def named(names: Any, **fields: Any) -> dict[str, Any]:
 def refused(body: Any, field: str) -> ApiError:
     with pytest.raises(ApiError) as caught:
         parse_service_description(body)
-    assert caught.value.status == 400
+    assert error_answer(caught.value)[0] == 400
     assert caught.value.code == "FABRIC_E_INVALID_ARGUMENT"
     assert field in caught.value.message, caught.value.message
     return caught.value

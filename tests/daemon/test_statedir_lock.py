@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fabrichost.agent._statedir import StateDirLock
+from fabrichost.daemon import StateDirLock
 from fabrichost.errors import FabricHostError
 
 if TYPE_CHECKING:

@@ -22,18 +22,18 @@ import json as _json
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
-from fabrichost._instance_ids import INSTANCE_ID_RULE, is_valid_instance_id
 from fabrichost.protocol import EVENT_NAME_RULE, is_event_name
+from fabrichost.wire import INSTANCE_ID_RULE, IfExists, InstanceStatus, is_valid_instance_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 #: What ``start_instance`` does when the ID already names a running instance (``ifExists``).
-IF_EXISTS_POLICIES: Final = ("fail", "use-existing", "replace")
+IF_EXISTS_POLICIES: Final = tuple(policy.value for policy in IfExists)
 
 #: Every ``runtimeStatus``; the last three are final.
-RUNTIME_STATUSES: Final = ("Pending", "Running", "Completed", "Failed", "Terminated")
-FINAL_STATUSES: Final = frozenset({"Completed", "Failed", "Terminated"})
+RUNTIME_STATUSES: Final = tuple(status.value for status in InstanceStatus)
+FINAL_STATUSES: Final = frozenset(s.value for s in InstanceStatus if not s.active)
 
 _INSTANCES: Final = "/runtime/webhooks/durabletask/instances"
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from fabrichost.api._descriptions import parse_service_description, service_description_json
 from fabrichost.errors import ApiError
+from fabrichost.wire import error_answer, parse_service_description, service_description_json
 
 
 def body(kind: str = "Stateless", **fields: Any) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def test_absent_or_null_is_none() -> None:
 def test_anything_else_is_a_400_naming_the_field(value: object) -> None:
     with pytest.raises(ApiError) as caught:
         parse_service_description(body(InitializationData=value))
-    assert caught.value.status == 400
+    assert error_answer(caught.value)[0] == 400
     assert "InitializationData" in str(caught.value)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from fabrichost.agent._daemon import _listen
+from fabrichost.daemon import listen
 
 
 def test_connections_the_agent_accepts_have_nagle_off() -> None:
     async def accepted_nodelay() -> int:
-        listener = _listen(0)
+        listener = listen(0)
         seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

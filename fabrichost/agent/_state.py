@@ -1,0 +1,191 @@
+"""The runtime model of one cluster, and the read-only queries every part of the agent asks.
+
+Theory of operation. Everything runs on one asyncio event loop. The catalog, placement and
+failover write this model; everyone reads it. A check and the write that follows it happen with
+no ``await`` between them, which is what makes them atomic. A reader that must wait for the
+model to change takes :meth:`Changes.next` *before* it checks, then awaits it, so no change is
+missed between the check and the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fabrichost.agent._environment import ApplicationFolders
+from fabrichost.agent._model import ReplicaStatus
+from fabrichost.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+
+    from fabrichost.agent._activation import ServicePackageActivation
+    from fabrichost.agent._model import Application, Partition, Replica, Service
+    from fabrichost.agent._provision import ProvisionedType
+    from fabrichost.agent._spec import ServicePackageSpec
+
+ActivationKey = tuple[str, str, str]  # (application name, service package name, activation id)
+
+
+@dataclass(eq=False)
+class Node:
+    """A logical node: up or down, and its service package activations."""
+
+    name: str
+    up: bool = True
+    activations: dict[ActivationKey, ServicePackageActivation] = field(default_factory=dict)
+    stopped: asyncio.Event | None = None  # set when a stop in progress is over
+
+
+class Changes:
+    """Wakes everything that waits for the runtime model to change."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def next(self) -> asyncio.Event:
+        """The event the next change sets: take it before checking, then wait on it."""
+        return self._event
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+
+class ClusterState:
+    """Nodes, application types, applications (with their services, partitions and replicas)
+    and the resolved packages of each application."""
+
+    def __init__(self, state_dir: Path, node_names: Iterable[str]) -> None:
+        self.state_dir = state_dir
+        self.nodes = {name: Node(name) for name in node_names}
+        self.application_types: dict[tuple[str, str], ProvisionedType] = {}
+        self.applications: dict[str, Application] = {}
+        self.packages: dict[str, dict[str, ServicePackageSpec]] = {}  # app -> package -> spec
+        self.closing = False  # the agent is stopping: nothing is activated, nothing fails over
+        self.changes = Changes()
+
+    # -- lookups that raise NotFoundError --------------------------------------------------------
+
+    def node(self, name: str) -> Node:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise NotFoundError(
+                f"node {name} does not exist", code="FABRIC_E_NODE_NOT_FOUND"
+            ) from None
+
+    def application(self, name: str) -> Application:
+        try:
+            return self.applications[name]
+        except KeyError:
+            raise NotFoundError(
+                f"application {name} does not exist", code="FABRIC_E_APPLICATION_NOT_FOUND"
+            ) from None
+
+    def service(self, name: str) -> Service:
+        service = self.find_service(name)
+        if service is None:
+            raise NotFoundError(
+                f"service {name} does not exist", code="FABRIC_E_SERVICE_DOES_NOT_EXIST"
+            )
+        return service
+
+    def partition(self, partition_id: str) -> Partition:
+        for service in self.services():
+            for partition in service.partitions:
+                if partition.id == partition_id:
+                    return partition
+        raise NotFoundError(
+            f"partition {partition_id} does not exist", code="FABRIC_E_PARTITION_NOT_FOUND"
+        )
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def find_service(self, name: str) -> Service | None:
+        for app in self.applications.values():
+            if name in app.services:
+                return app.services[name]
+        return None
+
+    def services(self) -> Iterator[Service]:
+        for app in self.applications.values():
+            yield from app.services.values()
+
+    def all_replicas(self) -> Iterator[Replica]:
+        for service in self.services():
+            yield from service.replicas()
+
+    def is_live(self, service: Service) -> bool:
+        """Whether ``service`` is still the one its name stands for (not deleted or replaced).
+
+        Identity, not the name: a failover that waited while its service was deleted (and
+        perhaps created again) must not place replicas for the old object.
+        """
+        app = service.application
+        return (
+            self.applications.get(app.name) is app
+            and app.status != "Deleting"
+            and app.services.get(service.name) is service
+        )
+
+    def serving(self, partition: Partition) -> list[Replica]:
+        """The live replicas of ``partition`` on up nodes (a stopping node's are leaving)."""
+        return [
+            r
+            for r in partition.live_replicas()
+            if (node := self.nodes.get(r.node_name)) is not None and node.up
+        ]
+
+    def activation_of(self, replica: Replica) -> ServicePackageActivation | None:
+        node = self.nodes.get(replica.node_name)
+        if node is None:
+            return None
+        service = replica.service
+        return node.activations.get(
+            (service.application.name, service.service_manifest_name, replica.activation_id)
+        )
+
+    def activations_on(self, node: Node, app_name: str) -> list[ServicePackageActivation]:
+        """The activations of application ``app_name`` on ``node``."""
+        return [a for key, a in node.activations.items() if key[0] == app_name]
+
+    def folders(self, node: Node, app: Application) -> ApplicationFolders:
+        """The work, log and temp folders of ``app`` on ``node``."""
+        return ApplicationFolders.for_node(self.state_dir, node.name, app.application_id)
+
+    async def wait_stops_over(self) -> None:
+        """Wait until no node is stopping.
+
+        A stopping node's replicas no longer count as serving (:meth:`serving`) though their
+        processes run until the stop's grace period ends: a fill now would start a second copy
+        beside them. The stop fails its replicas over itself before it is over.
+        """
+        while stopping := [n.stopped for n in self.nodes.values() if n.stopped is not None]:
+            await stopping[0].wait()
+
+    def replica_reason(self, replica: Replica) -> str:
+        """Why a replica is not Ready, for errors a user can act on."""
+        if replica.last_error:
+            return replica.last_error
+        act = self.activation_of(replica)
+        if act is not None:
+            for host in act.hosts.values():
+                if host.supervisor.last_activation_error:
+                    return (
+                        f"code package {host.spec.name} cannot start: "
+                        f"{host.supervisor.last_activation_error}"
+                    )
+                stats = host.supervisor.statistics
+                if stats.ContinuousExitFailureCount or stats.ContinuousActivationFailureCount:
+                    return (
+                        f"code package {host.spec.name} keeps failing "
+                        f"(last exit code {stats.LastExitCode})"
+                    )
+        return f"waiting for a code package to register service type {replica.service.type_name}"
+
+    def not_ready(self, service: Service) -> list[Replica]:
+        """The placed replicas of ``service`` that are not Ready."""
+        return [r for r in service.replicas() if r.status is not ReplicaStatus.READY]

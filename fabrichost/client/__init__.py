@@ -1,0 +1,25 @@
+"""The Python client of the agent's HTTP API (what the CLI, the demo and tests use).
+
+``import fabrichost.client`` loads httpx and the wire vocabulary only: nothing of the agent, the
+HTTP server or the manifest parser.
+"""
+
+from __future__ import annotations
+
+from fabrichost.client._client import Created as Created
+from fabrichost.client._client import Deployed as Deployed
+from fabrichost.client._client import FabricClient as FabricClient
+from fabrichost.client._instances import FINAL_STATUSES as FINAL_STATUSES
+from fabrichost.client._instances import IF_EXISTS_POLICIES as IF_EXISTS_POLICIES
+from fabrichost.client._instances import RUNTIME_STATUSES as RUNTIME_STATUSES
+from fabrichost.client._instances import check_new_instance_id as check_new_instance_id
+
+__all__ = (
+    "FINAL_STATUSES",
+    "IF_EXISTS_POLICIES",
+    "RUNTIME_STATUSES",
+    "Created",
+    "Deployed",
+    "FabricClient",
+    "check_new_instance_id",
+)

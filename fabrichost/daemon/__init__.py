@@ -1,0 +1,38 @@
+"""Running the agent as a process: ``serve`` (the cluster behind its HTTP API), ``up`` in the
+background, ``down``, and ``python -m fabrichost.daemon`` (what ``up`` starts).
+
+This is the one place that composes the agent and its HTTP API, so ``fabrichost.agent`` never
+imports ``fabrichost.api``.
+"""
+
+from __future__ import annotations
+
+from fabrichost.daemon._control import AGENT_EXIT_TIMEOUT as AGENT_EXIT_TIMEOUT
+from fabrichost.daemon._control import Started as Started
+from fabrichost.daemon._control import running_agent as running_agent
+from fabrichost.daemon._control import start_agent as start_agent
+from fabrichost.daemon._control import start_background as start_background
+from fabrichost.daemon._control import stop_background as stop_background
+from fabrichost.daemon._foreground import main as main
+from fabrichost.daemon._nodes import recorded_node_count as recorded_node_count
+from fabrichost.daemon._serve import listen as listen
+from fabrichost.daemon._serve import serve as serve
+from fabrichost.daemon._statedir import LOG_FILE as LOG_FILE
+from fabrichost.daemon._statedir import StateDirLock as StateDirLock
+from fabrichost.daemon._statedir import read_node_count as read_node_count
+
+__all__ = (
+    "AGENT_EXIT_TIMEOUT",
+    "LOG_FILE",
+    "Started",
+    "StateDirLock",
+    "listen",
+    "main",
+    "read_node_count",
+    "recorded_node_count",
+    "running_agent",
+    "serve",
+    "start_agent",
+    "start_background",
+    "stop_background",
+)

@@ -1,0 +1,68 @@
+"""What crosses between the agent and its clients: the shared vocabulary and shapes.
+
+Service descriptions and their REST JSON, names and the entity ids that stand for them, create
+policies and instance statuses, how errors travel over HTTP, the ``agent.json`` record a client
+reads, and the rules for user JSON and instance IDs. The agent's HTTP API and the Python client
+both import this, and it imports nothing heavier than the standard library, so
+``import fabrichost.client`` stays small.
+"""
+
+from __future__ import annotations
+
+from fabrichost.protocol import ServiceKind as ServiceKind
+from fabrichost.wire._description_json import (
+    parse_service_description as parse_service_description,
+)
+from fabrichost.wire._description_json import service_description_json as service_description_json
+from fabrichost.wire._descriptions import INT64_MAX as INT64_MAX
+from fabrichost.wire._descriptions import INT64_MIN as INT64_MIN
+from fabrichost.wire._descriptions import MAX_PARTITIONS as MAX_PARTITIONS
+from fabrichost.wire._descriptions import MAX_REPLICAS as MAX_REPLICAS
+from fabrichost.wire._descriptions import ActivationMode as ActivationMode
+from fabrichost.wire._descriptions import PartitionScheme as PartitionScheme
+from fabrichost.wire._descriptions import ServiceDescription as ServiceDescription
+from fabrichost.wire._http import PROVISION_HEADER as PROVISION_HEADER
+from fabrichost.wire._http import STATUS_OF as STATUS_OF
+from fabrichost.wire._http import error_answer as error_answer
+from fabrichost.wire._http import error_from_answer as error_from_answer
+from fabrichost.wire._json_text import MAX_DEPTH as MAX_JSON_DEPTH
+from fabrichost.wire._json_text import parse_json_text as parse_json_text
+from fabrichost.wire._names import INSTANCE_ID_RULE as INSTANCE_ID_RULE
+from fabrichost.wire._names import id_to_name as id_to_name
+from fabrichost.wire._names import is_valid_instance_id as is_valid_instance_id
+from fabrichost.wire._names import name_to_id as name_to_id
+from fabrichost.wire._record import AGENT_FILE as AGENT_FILE
+from fabrichost.wire._record import ENV_STATE_DIR as ENV_STATE_DIR
+from fabrichost.wire._record import AgentRecord as AgentRecord
+from fabrichost.wire._record import resolve_state_dir as resolve_state_dir
+from fabrichost.wire._vocabulary import IfExists as IfExists
+from fabrichost.wire._vocabulary import InstanceStatus as InstanceStatus
+
+__all__ = (
+    "AGENT_FILE",
+    "ENV_STATE_DIR",
+    "INSTANCE_ID_RULE",
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_JSON_DEPTH",
+    "MAX_PARTITIONS",
+    "MAX_REPLICAS",
+    "PROVISION_HEADER",
+    "STATUS_OF",
+    "ActivationMode",
+    "AgentRecord",
+    "IfExists",
+    "InstanceStatus",
+    "PartitionScheme",
+    "ServiceDescription",
+    "ServiceKind",
+    "error_answer",
+    "error_from_answer",
+    "id_to_name",
+    "is_valid_instance_id",
+    "name_to_id",
+    "parse_json_text",
+    "parse_service_description",
+    "resolve_state_dir",
+    "service_description_json",
+)
