@@ -30,14 +30,14 @@ Each error says what happened; the HTTP API chooses the status that answers it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 
 class FabricHostError(Exception):
     """Root of every error fabrichost raises on purpose."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One problem found in one file: where it is and what was expected."""
 

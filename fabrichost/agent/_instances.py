@@ -33,7 +33,6 @@ External events are delivered by :mod:`_instance_events`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -49,16 +48,17 @@ from fabrichost.agent._model import (
     ServiceKind,
 )
 from fabrichost.agent._requests import description_digest
+from fabrichost.agent._service_removal import ServiceRemoval
 from fabrichost.errors import ApiError, ConflictError, FabricHostError, NotFoundError
 from fabrichost.wire import INSTANCE_ID_RULE, IfExists, is_valid_instance_id
 
 if TYPE_CHECKING:
-    from fabrichost.agent._activation import ServicePackageActivation
     from fabrichost.agent._catalog import Catalog
-    from fabrichost.agent._model import Replica, Service
+    from fabrichost.agent._model import Replica
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._placement import Placement
     from fabrichost.agent._requests import Outcome, RequestLedger
+    from fabrichost.agent._service_removal import Watch
     from fabrichost.agent._settings import AgentSettings
     from fabrichost.agent._state import ClusterState
     from fabrichost.agent._tasks import BackgroundTasks
@@ -89,10 +89,9 @@ class InstanceManager:
         self._state = state
         self._persist = persist
         self._catalog = catalog
-        self._placement = placement
         self._ledger = ledger
         self._tasks = tasks
-        self._settings = settings
+        self._removal = ServiceRemoval(state, catalog, placement, settings)
         self.instances: dict[str, Instance] = {}
         # Reports are matched by service (an instance's replica may be replaced by failover)
         # and fenced by generation: service name -> (instance, generation it was created for).
@@ -284,76 +283,14 @@ class InstanceManager:
     async def _remove_service(self, instance: Instance) -> None:
         """Delete a finished instance's service; release its ID once its process is gone."""
         try:
-            service = self._state.find_service(instance.service_name)
-            seen = self._activations_of(service) if service is not None else {}
-            try:
-                with contextlib.suppress(NotFoundError):
-                    await self._catalog.delete_service(instance.service_name, instance_owner=True)
-            except Exception:
-                log.exception("deleting the service of instance %s failed", instance.instance_id)
-                if service is not None:
-                    await self._stop_exclusive(service, seen)
-            if service is not None:
-                # Normally gone already; if someone else is deleting it, that delete may not be
-                # done: the ID is released only once its processes are.
-                await self._service_gone(service, seen)
+            await self._removal.remove(instance.service_name, f"instance {instance.instance_id}")
         finally:
             self._release(instance)
-
-    async def _stop_exclusive(
-        self, service: Service, seen: dict[int, ServicePackageActivation]
-    ) -> None:
-        """After a failed delete: stop the service's exclusive activations all the same.
-
-        Each exists for one replica of this service alone, so nothing else loses its process;
-        without this the ID would stay taken for ever, waiting for them to be deactivated.
-        """
-        seen.update(self._activations_of(service))
-        for activation in list(seen.values()):
-            if activation.activation_id and activation.status != "Deactivated":
-                node = self._state.nodes.get(activation.identity.node_name)
-                if node is None:
-                    continue
-                try:
-                    await self._placement.deactivate(
-                        node, activation, grace=self._settings.stop_grace
-                    )
-                except Exception:
-                    log.exception("stopping an activation of %s failed", service.name)
 
     def _release(self, instance: Instance) -> None:
         if self._by_service.get(instance.service_name, (None, 0))[0] is instance:
             del self._by_service[instance.service_name]
         instance.released.set()
-
-    def _activations_of(self, service: Service) -> dict[int, ServicePackageActivation]:
-        found = {}
-        for replica in service.replicas():
-            activation = self._state.activation_of(replica)
-            if activation is not None:
-                found[id(activation)] = activation
-        return found
-
-    async def _service_gone(
-        self, service: Service, seen: dict[int, ServicePackageActivation]
-    ) -> None:
-        """Return once ``service`` is deleted and every activation it had is deactivated.
-
-        ``seen`` are its activations found before its delete began (a delete unregisters an
-        activation before its processes are stopped, so they must be known beforehand).
-        """
-        state = self._state
-        while True:
-            changed = state.changes.next()  # taken before the check: no wake-up is missed
-            seen.update(self._activations_of(service))
-            app = service.application
-            deleted = (
-                state.applications.get(app.name) is not app
-                or app.services.get(service.name) is not service
-            )
-            if deleted and all(a.status == "Deactivated" for a in seen.values()):
-                return
-            await changed.wait()
 
     async def _released(self, instance_id: str) -> None:
         """Wait until no process of ``instance_id``'s current incarnation can be running."""
@@ -471,17 +408,14 @@ class InstanceManager:
         for instance in self.instances.values():
             if instance.application == application and instance.status.active:
                 self._set(instance, InstanceStatus.TERMINATED)
-                service = self._state.find_service(instance.service_name)
-                if service is None:
+                watch = self._removal.watch(instance.service_name)  # before its delete begins
+                if watch is None:
                     self._release(instance)
                 else:
-                    seen = self._activations_of(service)  # now, before its delete begins
-                    self._tasks.spawn(self._release_when_gone(instance, service, seen))
+                    self._tasks.spawn(self._release_when_gone(instance, watch))
 
-    async def _release_when_gone(
-        self, instance: Instance, service: Service, seen: dict[int, ServicePackageActivation]
-    ) -> None:
+    async def _release_when_gone(self, instance: Instance, watch: Watch) -> None:
         try:
-            await self._service_gone(service, seen)
+            await watch.gone()
         finally:
             self._release(instance)

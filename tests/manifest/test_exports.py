@@ -1,30 +1,14 @@
-"""The public surface of fabrichost.manifest and the lxml confinement rule."""
+"""fabrichost.manifest: the lxml confinement rule and an IO-free model (its ``__all__`` is
+checked with every part's, in tests/test_exports.py)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-from types import ModuleType
 
-import fabrichost.manifest
 from fabrichost import manifest
 
 PACKAGE = Path(manifest.__file__).parent
-
-
-def test_all_is_a_tuple_naming_exactly_the_public_names() -> None:
-    exported = fabrichost.manifest.__all__
-    assert isinstance(exported, tuple)
-    assert len(set(exported)) == len(exported)
-    for name in exported:
-        assert not name.startswith("_")
-        assert getattr(manifest, name) is not None
-    public = {
-        name
-        for name, value in vars(manifest).items()
-        if not name.startswith("_") and not isinstance(value, ModuleType)
-    }
-    assert public - {"annotations"} == set(exported)
 
 
 def imports_of(path: Path) -> set[str]:

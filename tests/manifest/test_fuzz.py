@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from fabrichost.errors import Diagnostic, ManifestError
 from fabrichost.manifest import check_path, load_document
 from fabrichost.manifest._xml import parse_xml
+from tests.conftest import LOAD_TOLERANT
 
 from .test_corpus import CORPUS, ROWS
 
@@ -28,8 +29,7 @@ pytestmark = pytest.mark.skipif(not SAMPLE, reason=f"corpus not found at {CORPUS
 
 FUZZ: Final = settings(
     max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[*LOAD_TOLERANT, HealthCheck.function_scoped_fixture],
 )
 
 

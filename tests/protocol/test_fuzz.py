@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from fabrichost.errors import LocalProtocolError, RemoteProtocolError
@@ -135,7 +135,6 @@ def drain(conn: Connection) -> None:
             return
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(Role), st.lists(st.binary(min_size=1, max_size=64), max_size=8), st.booleans()
 )
@@ -148,7 +147,6 @@ def test_random_bytes_only_ever_raise_remote_protocol_error(
         drain(conn)
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(Role),
     st.lists(

@@ -42,7 +42,7 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         yield store
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(row=instance_rows)
 def test_any_instance_row_round_trips(shared_store: Store, row: InstanceRow) -> None:
     shared_store.add_instance(row)
@@ -63,7 +63,7 @@ updates = st.lists(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(current=st.integers(min_value=0, max_value=3), steps=updates)
 def test_only_the_current_generation_changes_an_instance(
     shared_store: Store, current: int, steps: list[tuple[int, InstanceStatus, str | None]]
