@@ -308,3 +308,29 @@ def test_a_type_whose_image_store_copy_was_lost_can_be_provisioned_again(
     stop_background(cluster.state_dir)
     with _restarted(cluster.state_dir) as client:  # and it is there after the next restart
         assert [t["Name"] for t in client.application_types()] == ["GuestAppType"]
+
+
+def test_a_partition_restored_on_fewer_nodes_still_has_a_primary(cluster3: Cluster) -> None:
+    cluster3.client.deploy(MANIFESTS / "MyApp", "fabric:/App1")
+    cluster3.client.create_service(
+        "fabric:/App1",
+        ServiceDescription(
+            name="fabric:/App1/S",
+            type_name="MyServiceType",
+            kind=ServiceKind.STATEFUL,
+            partition_count=1,
+            target_replica_set_size=3,
+            min_replica_set_size=2,
+        ),
+        wait=True,
+    )
+    (partition,) = cluster3.client.partitions("fabric:/App1/S")
+    pid = partition["PartitionInformation"]["Id"]
+    primary = next(r for r in cluster3.client.replicas(pid) if r["ReplicaRole"] == "Primary")
+    _kill_agent(cluster3.state_dir)
+    # Restarting with fewer nodes drops the replicas of nodes that no longer exist.
+    nodes = 2 if primary["NodeName"] == "_Node_2" else 1
+    with _restarted(cluster3.state_dir, nodes=nodes) as client:
+        client.wait_service_ready("fabric:/App1/S", 30)
+        roles = [r["ReplicaRole"] for r in client.replicas(pid)]
+        assert roles.count("Primary") == 1, roles

@@ -349,3 +349,13 @@ def test_a_start_whose_input_is_not_json_is_refused_and_starts_nothing(
     with pytest.raises(NotFoundError):
         jobs.client.instance_status("nan-1")
     assert jobs.client.instances() == []  # the list still answers
+
+
+def test_a_retried_start_without_an_instance_id_names_the_same_instance(cluster: Cluster) -> None:
+    cluster.client.deploy(MANIFESTS / "SingletonJobs", "fabric:/Jobs")
+    url = f"{cluster.client.endpoint}/orchestrators/EternalJob"
+    first = httpx.post(url, json={}, headers={"Idempotency-Key": "k"}, timeout=30)
+    second = httpx.post(url, json={}, headers={"Idempotency-Key": "k"}, timeout=30)
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert first.json()["id"] == second.json()["id"]
+    cluster.client.terminate_instance(first.json()["id"])

@@ -1,9 +1,8 @@
-"""Regressions of a review of the command line, the client and the HTTP front door.
+"""The command line against a real agent: what deploy, create, the deployed queries and the
+view report (and what they did not do), and who may drive the agent's HTTP API.
 
-The first half needs no agent (argument checks, the client against an httpx ``MockTransport``);
-the second half, marked ``integration``, runs the command line in-process against a real agent
-(the ``cluster`` fixtures of ``tests/integration/conftest.py``, which stop it and check that no
-process is left behind).
+Runs the command line in-process against a real agent (the ``cluster`` fixture of
+``tests/integration/conftest.py``, which stops it and checks that no process is left behind).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import psutil
 import pytest
 
 from fabrichost.cli import main
-from fabrichost.client import FabricClient
 from tests.integration.conftest import MANIFESTS, cluster, write_guest_package
 
 if TYPE_CHECKING:
@@ -25,68 +23,9 @@ if TYPE_CHECKING:
 
     from tests.integration.conftest import Cluster
 
-__all__ = ("cluster",)  # the fixture, re-exported for the integration tests below
+__all__ = ("cluster",)  # the fixture, re-exported for the tests below
 
-ID_RULE = "letters, digits and ._:@- only"
-
-
-# -- without an agent ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("bad", ["", "..", ".", "a b", "-x", "a/b"])
-def test_a_bad_instance_id_is_a_usage_error_stating_the_rule(
-    bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code = main(["instance", "start", "EchoJob", "--id", bad, "--state-dir", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert ID_RULE in err
-    assert "Traceback" not in err
-
-
-@pytest.mark.parametrize("command", ["status", "terminate", "purge"])
-@pytest.mark.parametrize("bad", ["", ".", ".."])
-def test_an_instance_id_that_cannot_be_a_path_segment_is_a_usage_error(
-    command: str, bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["instance", command, bad, "--state-dir", str(tmp_path)]) == 2
-    assert ID_RULE in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("bad", ["", "..", "a b"])
-def test_the_client_refuses_a_bad_instance_id_before_sending(bad: str) -> None:
-    sent: list[httpx.Request] = []
-
-    def agent(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(202)
-
-    with FabricClient("http://agent", transport=httpx.MockTransport(agent)) as client:
-        with pytest.raises(ValueError, match="1-256 characters"):
-            client.start_instance("EchoJob", bad)
-        with pytest.raises(ValueError, match="not valid"):
-            client.instance_status("..")
-    assert sent == []
-
-
-def test_stateless_and_stateful_together_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv = ["service", "create", "fabric:/A/S", "--type", "T", "--stateless", "--stateful"]
-    assert main([*argv, "--state-dir", str(tmp_path)]) == 2
-    assert "exclude each other" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("name", ["fabric:/App1", "fabric:/", "App1/S"])
-def test_a_service_name_without_a_service_segment_is_a_usage_error(
-    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv = ["service", "create", name, "--type", "T", "--stateless"]
-    assert main([*argv, "--state-dir", str(tmp_path)]) == 2
-    assert "fabric:/<Application>/<Service>" in capsys.readouterr().err
-
-
-# -- against a real agent -----------------------------------------------------------------------
+pytestmark = pytest.mark.integration
 
 
 def fh(cluster: Cluster, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -102,7 +41,6 @@ def deploy_myapp(cluster: Cluster, capsys: pytest.CaptureFixture[str], name: str
     assert code == 0, err
 
 
-@pytest.mark.integration
 def test_deployed_queries_without_app_list_every_application_on_the_node(
     cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,7 +63,6 @@ def test_deployed_queries_without_app_list_every_application_on_the_node(
     assert "fabric:/A2/S" in out
 
 
-@pytest.mark.integration
 def test_create_and_deploy_say_what_they_did_not_do(
     cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -158,7 +95,6 @@ def test_create_and_deploy_say_what_they_did_not_do(
     assert "MyCodePackage" in err
 
 
-@pytest.mark.integration
 def test_a_deploy_refused_for_a_bad_parameter_leaves_no_type_behind(
     cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -174,7 +110,6 @@ def test_a_deploy_refused_for_a_bad_parameter_leaves_no_type_behind(
     assert [t["Name"] for t in cluster.client.application_types()] == ["MyAppType"]
 
 
-@pytest.mark.integration
 def test_the_first_view_shows_the_cpu_a_busy_process_uses(cluster: Cluster, tmp_path: Path) -> None:
     busy = "while True:\n    pass\n"
     package = write_guest_package(tmp_path / "Busy", script=busy, default_service=True)
@@ -208,7 +143,6 @@ def test_the_first_view_shows_the_cpu_a_busy_process_uses(cluster: Cluster, tmp_
     assert process["CpuPercent"] > 0.0, process
 
 
-@pytest.mark.integration
 def test_only_the_agents_own_origin_may_drive_it(cluster: Cluster) -> None:
     endpoint = cluster.client.endpoint
     port = endpoint.rsplit(":", 1)[1]

@@ -1,4 +1,6 @@
-"""Regression tests for what an independent review of the manifest layer found."""
+"""Hostile or broken input the manifest layer refuses with a diagnostic, never a crash: a
+DOCTYPE naming a FIFO (not opened), too many attributes, an overlong program name, a symlink
+loop, a settings file linking outside the package."""
 
 from __future__ import annotations
 

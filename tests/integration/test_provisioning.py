@@ -1,0 +1,133 @@
+"""Provisioning packages: concurrent provisions of one package, programs written as on
+Windows, a copy that fails, and package problems that name their file and line (SPEC §2)."""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from fabrichost.errors import ApiError
+from fabrichost.wire import ServiceDescription, ServiceKind
+from tests.integration.conftest import write_guest_package
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.integration.conftest import Cluster
+
+pytestmark = pytest.mark.integration
+SLEEPER = "import signal\nsignal.pause()\n"
+
+
+def test_concurrent_provisions_of_one_package_all_succeed(cluster: Cluster, tmp_path: Path) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    url = f"{cluster.client.endpoint}/ApplicationTypes/$/Provision"
+    body = {"ApplicationTypeBuildPath": str(package), "ReuseExisting": True}
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(
+            pool.map(lambda _: httpx.post(url, json=body, timeout=60).status_code, range(4))
+        )
+    assert codes.count(200) >= 1
+    assert set(codes) <= {200, 409}, codes  # never a 500
+    image_store = cluster.state_dir / "ImageStore"
+    assert not list(image_store.rglob(".provision-*")), "staging folders left behind"
+
+
+def test_a_program_written_windows_style_runs_as_the_check_resolved_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    code = package / "GuestPkg" / "Code"
+    (code / "bin").mkdir()
+    (code / "run.sh").rename(code / "bin" / "run.sh")
+    manifest = package / "GuestPkg" / "ServiceManifest.xml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "<Program>run.sh</Program>", "<Program>\n   bin\\run.sh\n  </Program>"
+        )
+    )
+    manifest.write_text(
+        manifest.read_text().replace("<WorkingFolder>CodePackage</WorkingFolder>", "")
+    )
+    (code / "bin" / "run.sh").write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "$(dirname "$0")/../main.py"\n'
+    )
+    cluster.client.deploy(package, "fabric:/G")
+    cluster.client.create_service(
+        "fabric:/G",
+        ServiceDescription(name="fabric:/G/Web", type_name="GuestType", kind=ServiceKind.STATELESS),
+        wait=True,
+    )
+
+
+def test_a_provision_that_fails_on_the_copy_leaves_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    code = package / "GuestPkg" / "Code"
+    (code / "real.sh").write_text((code / "run.sh").read_text())
+    (code / "real.sh").chmod(0o755)
+    (code / "run.sh").unlink()
+    (code / "run.sh").symlink_to(code / "real.sh")  # inside the source, outside any copy
+    with pytest.raises(ApiError) as caught:
+        cluster.client.provision(package)
+    assert str(package) in caught.value.message, "the error names the user's own file"
+    versions = list((cluster.state_dir / "ImageStore").glob("*/*"))
+    assert versions == [], f"left in the image store: {versions}"
+
+
+def test_an_undeclared_name_in_a_parameter_file_names_that_file_and_line(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fabrichost.cli import main
+
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    params = tmp_path / "Local.xml"
+    params.write_text(
+        '<Application Name="fabric:/G" xmlns="http://schemas.microsoft.com/2011/01/fabric">\n'
+        '  <Parameters>\n    <Parameter Name="Bogus" Value="1" />\n  </Parameters>\n'
+        "</Application>\n"
+    )
+    code = main(
+        [
+            "app",
+            "deploy",
+            str(package),
+            "--params-file",
+            str(params),
+            "--state-dir",
+            str(cluster.state_dir),
+        ]
+    )
+    assert code == 1
+    assert f"{params}:3:" in capsys.readouterr().err
+    assert cluster.client.applications() == []
+
+
+def test_a_service_group_default_service_is_refused_not_dropped(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    manifest = package / "ApplicationManifest.xml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "</ApplicationManifest>",
+            """
+  <DefaultServices>
+    <ServiceGroup Name="Group">
+      <StatelessServiceGroup ServiceTypeName="GuestType" InstanceCount="1">
+        <SingletonPartition />
+        <Members><Member Name="A" ServiceTypeName="GuestType" /></Members>
+      </StatelessServiceGroup>
+    </ServiceGroup>
+  </DefaultServices>
+</ApplicationManifest>""",
+        )
+    )
+    with pytest.raises(ApiError, match=r"ApplicationManifest.xml:\d+: ServiceGroup 'Group'"):
+        cluster.client.deploy(package, "fabric:/G")
+    assert cluster.client.application_types() == []
