@@ -4,7 +4,8 @@ Every import counts, wherever it is written: at the top of a module, inside a fu
 ``TYPE_CHECKING`` (a type-only import still ties the two modules together for a reader and for
 the type checker). The rules:
 
-* the layers: each part of ``fabrichost`` imports only the parts listed for it in ``LAYERS``;
+* the layers: each part of ``fabrichost`` imports only the parts listed for it in ``LAYERS``,
+  and inside the agent each module only its own tier or lower ones (``AGENT_TIERS``);
 * no import cycle between any two modules;
 * no module imports another part's private (``_name``) module: parts talk through the names
   their ``__init__`` exports;
@@ -47,6 +48,64 @@ LAYERS: Final[dict[str, frozenset[str]]] = {
     "root": frozenset({"errors"}),
     "__main__": frozenset({"cli"}),
 }
+
+#: Inside the agent, tiers from the bottom up; a module imports its own tier or lower ones.
+#: ClusterState sits above the mechanisms because its nodes hold their activations.
+AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
+    (
+        "model and pure helpers",
+        frozenset(
+            {
+                "_model",
+                "_spec",
+                "_settings",
+                "_tasks",
+                "_backoff",
+                "_ports",
+                "_environment",
+                "_lock",
+                "_naming",
+                "_node_choice",
+                "_crash",
+            }
+        ),
+    ),
+    (
+        "mechanisms",
+        frozenset(
+            {
+                "_proctree",
+                "_console",
+                "_entrypoint",
+                "_process",
+                "_channel",
+                "_fence",
+                "_activation",
+                "_provision",
+            }
+        ),
+    ),
+    ("state", frozenset({"_state"})),
+    ("persistence", frozenset({"_persist", "_restore"})),
+    (
+        "services",
+        frozenset(
+            {
+                "_requests",
+                "_election",
+                "_repair",
+                "_placement",
+                "_failover",
+                "_app_types",
+                "_catalog",
+                "_service_removal",
+                "_instances",
+                "_instance_events",
+            }
+        ),
+    ),
+    ("the facade", frozenset({"_cluster"})),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +235,21 @@ def cycles(imports: tuple[Import, ...]) -> list[list[str]]:
     return found
 
 
+def agent_tier_violations(imports: tuple[Import, ...]) -> list[str]:
+    tier_of = {m: i for i, (_, members) in enumerate(AGENT_TIERS) for m in members}
+    bad = []
+    for imp in imports:
+        source, target = imp.importer.split("."), imp.target.split(".")
+        if source[:2] != ["fabrichost", "agent"] or target[:2] != ["fabrichost", "agent"]:
+            continue
+        if len(source) < 3 or len(target) < 3:
+            continue  # the package's face imports every tier
+        low, high = tier_of[target[2]], tier_of[source[2]]
+        if low > high:
+            bad.append(f"{imp} ({AGENT_TIERS[high][0]} importing {AGENT_TIERS[low][0]})")
+    return bad
+
+
 def long_classes(paths: dict[str, Path]) -> list[str]:
     found = []
     for module, path in paths.items():
@@ -194,6 +268,16 @@ def test_every_part_imports_only_the_layers_below_it() -> None:
 def test_every_part_is_in_the_layer_table() -> None:
     parts = {part_of(m) for m in modules()}
     assert parts == set(LAYERS)
+
+
+def test_the_agent_s_tiers_import_downward_only() -> None:
+    assert agent_tier_violations(all_imports()) == []
+
+
+def test_every_agent_module_has_a_tier() -> None:
+    agent = {m.split(".")[2] for m in modules() if m.startswith("fabrichost.agent.")}
+    tiered = {m for _, members in AGENT_TIERS for m in members}
+    assert agent == tiered
 
 
 def test_no_module_imports_another_part_s_private_module() -> None:
@@ -251,6 +335,14 @@ def test_the_layer_rule_refuses_an_upward_import() -> None:
     upward = _fake(("fabrichost.agent._daemon", "fabrichost.api._app"))
     (violation,) = layer_violations(upward)
     assert violation.startswith("fabrichost.agent._daemon:1 imports fabrichost.api._app")
+
+
+def test_the_agent_tier_rule_refuses_a_mechanism_importing_the_cluster() -> None:
+    upward = _fake(("fabrichost.agent._activation", "fabrichost.agent._cluster"))
+    assert agent_tier_violations(upward) == [
+        "fabrichost.agent._activation:1 imports fabrichost.agent._cluster "
+        "(mechanisms importing the facade)"
+    ]
 
 
 def test_imports_inside_functions_and_type_checking_blocks_are_seen(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ The parts, from the bottom up (``docs/architecture.md`` draws them):
 Events flow up through callbacks wired here: an activation tells placement's callback that a
 replica changed, and the cluster tells the instances, then failover; a host's notification
 reaches the instances the same way; the catalog tells the instances when an application is
-being deleted. Nothing below imports anything above it.
+being deleted. Nothing below imports anything above it (``AGENT_TIERS`` in
+``tests/test_architecture.py``).
 """
 
 from __future__ import annotations

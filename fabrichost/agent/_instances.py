@@ -212,6 +212,11 @@ class InstanceManager:
     def _undo_create(self, instance: Instance, previous: Instance | None) -> None:
         """A start that failed changes nothing: the finished run it replaced comes back."""
         instance.released.set()  # the failed create removed what it had started
+        leftover = self._state.find_service(instance.service_name)
+        if leftover is not None and leftover.instance_id == instance.instance_id:
+            # The create was cut short before it could remove its service (cancelled, or a
+            # bug): with no instance behind it any more, a plain delete must be able to take it.
+            leftover.instance_id = None
         if self.instances.get(instance.instance_id) is not instance:
             return
         with self._persist.transaction():
@@ -279,6 +284,8 @@ class InstanceManager:
                 instance.instance_id,
                 instance.generation,
             )
+        if not status.active:
+            instance.finished.set()  # once written: a waiter never sees an unrecorded end
 
     async def _remove_service(self, instance: Instance) -> None:
         """Delete a finished instance's service; release its ID once its process is gone."""

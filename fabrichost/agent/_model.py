@@ -209,8 +209,6 @@ class Instance:
     event_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def touch(self, status: InstanceStatus) -> None:
-        """Take ``status`` now; a final one sets :attr:`finished`."""
+        """Take ``status`` now (the caller records it, then sets :attr:`finished` if final)."""
         self.status = status
         self.updated_at = _now()
-        if not status.active:
-            self.finished.set()

@@ -1,6 +1,6 @@
 """Where replicas go: a partition's replicas on distinct nodes, balanced by replica count.
 
-Pure functions; the cluster calls them with the nodes that are up and the current load.
+Pure functions; placement calls them with the nodes that are up and the current load.
 """
 
 from __future__ import annotations

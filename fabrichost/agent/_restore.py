@@ -3,8 +3,9 @@
 Types are loaded from their image store copies, applications instantiated with their stored
 parameters, services rebuilt from their descriptions, partitions keep their ids and replicas
 their nodes. A row that cannot be restored (its image store copy is gone, its node no longer
-exists) is reported and dropped, never half-used. Nothing is started here: the cluster fences
-the earlier run's processes first (``Cluster.restore``).
+exists) is reported and its row dropped, never half-used; a partition left without a Primary
+gets one, recorded. Nothing is started here: the cluster fences the earlier run's processes
+first (``Cluster.restore``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The runtime model of one cluster, and the read-only queries every part of the agent asks.
 
-Theory of operation. Everything runs on one asyncio event loop. The catalog, placement and
-failover write this model; everyone reads it. A check and the write that follows it happen with
+Theory of operation. Everything runs on one asyncio event loop. The services (application
+types, catalog, placement, failover, instances) and the restore write this model; everyone
+reads it. A check and the write that follows it happen with
 no ``await`` between them, which is what makes them atomic. A reader that must wait for the
 model to change takes :meth:`Changes.next` *before* it checks, then awaits it, so no change is
 missed between the check and the wait.

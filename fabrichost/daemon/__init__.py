@@ -7,14 +7,12 @@ imports ``fabrichost.api``.
 
 from __future__ import annotations
 
-from fabrichost.daemon._control import AGENT_EXIT_TIMEOUT as AGENT_EXIT_TIMEOUT
 from fabrichost.daemon._control import Started as Started
 from fabrichost.daemon._control import running_agent as running_agent
 from fabrichost.daemon._control import start_agent as start_agent
 from fabrichost.daemon._control import start_background as start_background
 from fabrichost.daemon._control import stop_background as stop_background
 from fabrichost.daemon._foreground import main as main
-from fabrichost.daemon._nodes import recorded_node_count as recorded_node_count
 from fabrichost.daemon._serve import listen as listen
 from fabrichost.daemon._serve import serve as serve
 from fabrichost.daemon._statedir import LOG_FILE as LOG_FILE
@@ -22,14 +20,12 @@ from fabrichost.daemon._statedir import StateDirLock as StateDirLock
 from fabrichost.daemon._statedir import read_node_count as read_node_count
 
 __all__ = (
-    "AGENT_EXIT_TIMEOUT",
     "LOG_FILE",
     "Started",
     "StateDirLock",
     "listen",
     "main",
     "read_node_count",
-    "recorded_node_count",
     "running_agent",
     "serve",
     "start_agent",

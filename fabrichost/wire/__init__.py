@@ -25,7 +25,6 @@ from fabrichost.wire._http import PROVISION_HEADER as PROVISION_HEADER
 from fabrichost.wire._http import STATUS_OF as STATUS_OF
 from fabrichost.wire._http import error_answer as error_answer
 from fabrichost.wire._http import error_from_answer as error_from_answer
-from fabrichost.wire._json_text import MAX_DEPTH as MAX_JSON_DEPTH
 from fabrichost.wire._json_text import parse_json_text as parse_json_text
 from fabrichost.wire._names import INSTANCE_ID_RULE as INSTANCE_ID_RULE
 from fabrichost.wire._names import id_to_name as id_to_name
@@ -44,7 +43,6 @@ __all__ = (
     "INSTANCE_ID_RULE",
     "INT64_MAX",
     "INT64_MIN",
-    "MAX_JSON_DEPTH",
     "MAX_PARTITIONS",
     "MAX_REPLICAS",
     "PROVISION_HEADER",

@@ -10,6 +10,7 @@ system-wide monotonic clock) and checks what the kernel saw.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -23,10 +24,13 @@ import httpx
 import psutil
 import pytest
 
+from fabrichost.agent import Cluster as AgentCluster
+from fabrichost.agent import ServicePackageActivation
 from fabrichost.client import FabricClient
 from fabrichost.daemon import start_background, stop_background
 from sample_services.jobs import read_journal
 from tests.integration.conftest import (
+    MANIFESTS,
     job_processes,
     marked_processes,
     write_stateless_host_package,
@@ -372,3 +376,45 @@ def test_a_start_while_its_application_is_deleted_never_overlaps(
     assert job_processes(races.state_dir, "x") == []
     _assert_no_overlap(journal)
     assert len(_lifetimes(journal)) == 1
+
+
+class _HeldExclusive(ServicePackageActivation):
+    """An exclusive activation that waits for the test before it starts its real processes."""
+
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def activate(self) -> None:
+        if self.identity.service_name:
+            type(self).held.set()
+            await type(self).release.wait()
+        await super().activate()
+
+
+@pytest.mark.anyio
+async def test_a_start_cut_short_leaves_nothing_a_plain_delete_cannot_remove(
+    tmp_path: Path,
+) -> None:
+    """A start cancelled after its service was committed (before its process started) is
+    undone; the service it left has no instance behind it, so deleting it works, as it did
+    before services carried their owner."""
+    _HeldExclusive.held, _HeldExclusive.release = asyncio.Event(), asyncio.Event()
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    cluster = AgentCluster(state_dir, activation_factory=_HeldExclusive)
+    try:
+        ptype = await cluster.types.provision(MANIFESTS / "SingletonJobs")
+        await cluster.catalog.create_application("fabric:/Jobs", ptype.name, ptype.version, {})
+        start = asyncio.create_task(cluster.instances.start("EternalJob", "cut", "null"))
+        async with asyncio.timeout(30):
+            await _HeldExclusive.held.wait()
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        assert "cut" not in cluster.instances.instances
+        await cluster.catalog.delete_service("fabric:/Jobs/cut")
+        assert cluster.state.find_service("fabric:/Jobs/cut") is None
+        assert [row.name for row in cluster.persist.service_rows()] == []
+    finally:
+        _HeldExclusive.release.set()
+        await cluster.shutdown()
