@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fabrichost.api import _json as J
+from fabrichost.api._access import AccessCheck, AccessPolicy, OriginCheck, error_response
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
 from fabrichost.api._view import node_view
 from fabrichost.errors import ApiError, FabricHostError, NotFoundError
@@ -35,55 +35,10 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from starlette.requests import Request
-    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from fabrichost.agent import Application, Cluster, Node, ServicePackageActivation
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
-
-
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"Error": {"Code": code, "Message": message}}, status_code=status)
-
-
-def same_origin(origin: str, scope: Scope) -> bool:
-    """True if ``origin`` is the agent's own: http, a loopback name, the port it serves on."""
-    try:
-        parts = urlsplit(origin)
-        port = parts.port or (80 if parts.scheme == "http" else None)
-    except ValueError:
-        return False
-    server = scope.get("server")
-    own_port = server[1] if server else None
-    host = (parts.hostname or "").lower()
-    return (
-        parts.scheme == "http"
-        and host in {h.strip("[]") for h in LOOPBACK_HOSTS}
-        and port is not None
-        and port == own_port
-        and parts.path in ("", "/")
-    )
-
-
-class _OriginCheck:
-    """Refuse browser requests from other origins: a page must not drive a local agent, not
-    even one served by another local server (another port of localhost is another origin).
-    Requests without ``Origin`` (command lines, sfctl) and from the agent's own origin pass."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            raw = headers.get(b"origin")
-            origin = raw.decode("latin-1") if raw is not None else ""
-            if origin and not same_origin(origin, scope):
-                await error_response(
-                    403, "FABRIC_E_ACCESS_DENIED", f"requests from origin {origin} are refused"
-                )(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -350,9 +305,13 @@ class _Api:
 
 
 def build_app(
-    cluster: Cluster, *, status: Callable[[], dict[str, Any]], shutdown: Callable[[], None]
+    cluster: Cluster,
+    *,
+    status: Callable[[], dict[str, Any]],
+    shutdown: Callable[[], None],
+    access: AccessPolicy,
 ) -> Starlette:
-    """The ASGI application serving ``cluster``."""
+    """The ASGI application serving ``cluster`` to whom ``access`` lets in."""
     api = _Api(cluster, status, shutdown)
     inst = InstanceRoutes(cluster, if_exists_of, request_id_of)
     status_route = STATUS_ROOT + "/{instance}"
@@ -405,7 +364,8 @@ def build_app(
     return Starlette(
         routes=routes,
         middleware=[
+            Middleware(AccessCheck, policy=access),
             Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS),
-            Middleware(_OriginCheck),
+            Middleware(OriginCheck),
         ],
     )

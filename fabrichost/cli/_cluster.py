@@ -17,7 +17,13 @@ from fabrichost.cli._output import (
     state_dir_option,
 )
 from fabrichost.cli._render import render_view
-from fabrichost.daemon import read_node_count, running_agent, start_agent, stop_background
+from fabrichost.daemon import (
+    read_node_count,
+    running_agent,
+    start_agent,
+    stop_background,
+    uid_of,
+)
 
 NODES_OPTION = click.option(
     "--nodes",
@@ -35,12 +41,37 @@ PORT_OPTION = click.option(
 )
 
 
+def _uids(ctx: click.Context, param: click.Parameter, users: tuple[str, ...]) -> tuple[int, ...]:
+    try:
+        return tuple(uid_of(user) for user in users)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+ALLOW_USER_OPTION = click.option(
+    "--allow-user",
+    "allow_users",
+    multiple=True,
+    callback=_uids,
+    metavar="USER",
+    help="Also serve this local user (name or uid; repeatable). By default the agent serves "
+    "only its own user (and root); see docs/security.md.",
+)
+
+
 @cli.command()
 @state_dir_option
 @NODES_OPTION
 @PORT_OPTION
+@ALLOW_USER_OPTION
 @json_option
-def up(state_dir: str | None, nodes: int | None, port: int, as_json: bool) -> None:
+def up(
+    state_dir: str | None,
+    nodes: int | None,
+    port: int,
+    allow_users: tuple[int, ...],
+    as_json: bool,
+) -> None:
     """Start the local cluster's agent in the background; return once it serves.
 
     If an agent already serves the state directory, it is reported as it is (exit 0), unless
@@ -48,7 +79,7 @@ def up(state_dir: str | None, nodes: int | None, port: int, as_json: bool) -> No
     """
     path = state_dir_of(state_dir)
     before = read_node_count(path)
-    outcome = start_agent(path, nodes=nodes, port=port)
+    outcome = start_agent(path, nodes=nodes, port=port, allow_users=allow_users)
     record = outcome.record
     if not outcome.started and nodes is not None and nodes != record.NodeCount:
         raise click.ClickException(
@@ -124,6 +155,7 @@ def status(state_dir: str | None, as_json: bool) -> None:
 @state_dir_option
 @NODES_OPTION
 @PORT_OPTION
+@ALLOW_USER_OPTION
 @click.option("--ready-fd", type=int, default=None, hidden=True)
 @click.option(
     "--restart-delay",
@@ -136,6 +168,7 @@ def agent(
     state_dir: str | None,
     nodes: int | None,
     port: int,
+    allow_users: tuple[int, ...],
     ready_fd: int | None,
     restart_delay: float,
 ) -> None:
@@ -153,6 +186,8 @@ def agent(
     ]
     if ready_fd is not None:
         argv += ["--ready-fd", str(ready_fd)]
+    for uid in allow_users:
+        argv += ["--allow-user", str(uid)]
     raise ExitCode(agent_main(argv))
 
 

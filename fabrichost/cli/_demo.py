@@ -13,6 +13,7 @@ import click
 import watchfiles
 
 from fabrichost.cli._apps import _parse_params
+from fabrichost.cli._cluster import ALLOW_USER_OPTION
 from fabrichost.cli._group import EXIT_ERROR, ExitCode, cli
 from fabrichost.cli._output import console
 from fabrichost.cli._render import render_view
@@ -45,7 +46,7 @@ def demo(nodes: int, keep: bool, state_dir: str | None) -> None:
     record = start_background(path, nodes=nodes, port=0)
     out.print(f"agent {record.AgentProcessId} at {record.Endpoint}, {nodes} node(s)")
     try:
-        with FabricClient(record.Endpoint) as client:
+        with FabricClient.for_state_dir(path) as client:
 
             def show(number: int, step: Step) -> None:
                 out.rule(f"Step {number}: {step.title}")
@@ -80,6 +81,7 @@ def demo(nodes: int, keep: bool, state_dir: str | None) -> None:
     help="Node count (default: the state directory's recorded count, 1 for a new one).",
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True)
+@ALLOW_USER_OPTION
 @click.option(
     "--state-dir",
     "state_dir",
@@ -93,6 +95,7 @@ def run_package(
     params: tuple[str, ...],
     nodes: int | None,
     port: int,
+    allow_users: tuple[int, ...],
     state_dir: str | None,
 ) -> None:
     """Run an agent in the foreground, deploy PACKAGE and follow its console output."""
@@ -101,7 +104,9 @@ def run_package(
     app_name = name or f"fabric:/{package.resolve().name}"
     (path / "_App").mkdir(parents=True, exist_ok=True)  # followed for console output
     try:
-        ok = asyncio.run(_run(path, package, app_name, _parse_params(params), nodes, port))
+        ok = asyncio.run(
+            _run(path, package, app_name, _parse_params(params), nodes, port, allow_users)
+        )
     finally:
         if temporary:
             shutil.rmtree(path, ignore_errors=True)
@@ -116,9 +121,12 @@ async def _run(
     params: dict[str, str],
     nodes: int | None,
     port: int,
+    allow_users: tuple[int, ...],
 ) -> bool:
     ready: asyncio.Future[AgentRecord] = asyncio.get_running_loop().create_future()
-    agent = asyncio.create_task(serve(path, port=port, nodes=nodes, on_ready=ready.set_result))
+    agent = asyncio.create_task(
+        serve(path, port=port, nodes=nodes, on_ready=ready.set_result, allow_users=allow_users)
+    )
     stopped = asyncio.Event()
     agent.add_done_callback(lambda _: stopped.set())
     waiters: set[asyncio.Future[Any]] = {agent, ready}
@@ -128,7 +136,7 @@ async def _run(
         return False
     record = ready.result()
     out = console()
-    client = FabricClient(record.Endpoint)
+    client = FabricClient.for_state_dir(path)
     ok = True
     try:
         # The client is synchronous and this loop serves the agent: call it from a thread.

@@ -15,7 +15,9 @@ Errors come back as the same exceptions the agent raised
 (409, the name is taken), and so on, each carrying the answer's ``status``. Every call has a
 deadline (``timeout``, default 60 s, plus the wait time of calls that wait). ``transport`` is an
 httpx transport to send through instead of the network (``httpx.MockTransport`` in tests, as
-httpx itself is tested).
+httpx itself is tested). ``token`` is the agent's token, sent as ``Authorization: Bearer``;
+``for_state_dir`` reads it from the state directory, so the agent serves its user's client even
+where the kernel cannot tell who connects (docs/security.md).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from fabrichost.wire import (
     AgentRecord,
     error_from_answer,
     name_to_id,
+    read_token,
     service_description_json,
 )
 
@@ -78,10 +81,14 @@ class FabricClient(InstancesMixin):
         *,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._timeout = timeout
-        self._http = httpx.Client(base_url=endpoint, timeout=timeout, transport=transport)
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.Client(
+            base_url=endpoint, timeout=timeout, transport=transport, headers=headers
+        )
 
     @classmethod
     def for_state_dir(
@@ -97,7 +104,10 @@ class FabricClient(InstancesMixin):
                 f"no agent is running for the state directory {state_dir}; "
                 "start one with `fabrichost up`"
             )
-        return cls(record.Endpoint, timeout=timeout, transport=transport)
+        # The agent's token, when this user can read it: the agent then serves this client
+        # whatever the kernel says of the connection (docs/security.md).
+        token = read_token(state_dir)
+        return cls(record.Endpoint, timeout=timeout, transport=transport, token=token)
 
     def __enter__(self) -> FabricClient:
         return self

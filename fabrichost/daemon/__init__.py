@@ -7,6 +7,7 @@ imports ``fabrichost.api``.
 
 from __future__ import annotations
 
+from fabrichost.api import uid_of as uid_of
 from fabrichost.daemon._control import Started as Started
 from fabrichost.daemon._control import running_agent as running_agent
 from fabrichost.daemon._control import start_agent as start_agent
@@ -31,4 +32,5 @@ __all__ = (
     "start_agent",
     "start_background",
     "stop_background",
+    "uid_of",
 )

@@ -25,10 +25,10 @@ import psutil
 from fabrichost.agent import sweep_strays
 from fabrichost.daemon._statedir import LOG_FILE, StateDirLock, start_turn
 from fabrichost.errors import FabricHostError
-from fabrichost.wire import AGENT_FILE, AgentRecord
+from fabrichost.wire import AGENT_FILE, AgentRecord, read_token
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
     from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -56,23 +56,33 @@ def start_background(
     return start_agent(state_dir, nodes=nodes, port=port, timeout=timeout).record
 
 
-def start_agent(state_dir: Path, *, nodes: int | None, port: int, timeout: float = 30.0) -> Started:
+def start_agent(
+    state_dir: Path,
+    *,
+    nodes: int | None,
+    port: int,
+    timeout: float = 30.0,
+    allow_users: Collection[int] = (),
+) -> Started:
     """Start an agent for ``state_dir`` unless one serves it already; return once one serves.
 
     ``nodes`` None keeps the node count the state directory records (1 for a fresh one).
     Concurrent calls for one directory take turns (``up.lock``): one starts the agent, the
     others find it serving (``started`` False). An agent started by other means that wins the
-    directory's lock meanwhile is waited for and reported the same way.
+    directory's lock meanwhile is waited for and reported the same way. ``allow_users`` are
+    uids served besides the agent's own user (``serve``).
     """
     deadline = time.monotonic() + timeout
     with start_turn(state_dir, deadline):
         existing = running_agent(state_dir)
         if existing is not None:
             return Started(existing, started=False)
-        return _spawn(state_dir, nodes, port, deadline)
+        return _spawn(state_dir, nodes, port, deadline, allow_users)
 
 
-def _spawn(state_dir: Path, nodes: int | None, port: int, deadline: float) -> Started:
+def _spawn(
+    state_dir: Path, nodes: int | None, port: int, deadline: float, allow_users: Collection[int]
+) -> Started:
     read_end, write_end = os.pipe()
     args = [
         sys.executable,
@@ -87,6 +97,8 @@ def _spawn(state_dir: Path, nodes: int | None, port: int, deadline: float) -> St
     ]
     if nodes is not None:
         args += ["--nodes", str(nodes)]
+    for uid in allow_users:
+        args += ["--allow-user", str(uid)]
     with (state_dir / LOG_FILE).open("ab") as log_file:
         proc = subprocess.Popen(
             args,
@@ -206,8 +218,10 @@ def _stop_agent(
     except ProcessLookupError:  # it exited just now
         return True
     try:
+        token = read_token(state_dir)
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"{record.Endpoint}/$/fabrichost/Shutdown", timeout=5.0)
+            httpx.post(f"{record.Endpoint}/$/fabrichost/Shutdown", timeout=5.0, headers=headers)
         if not _wait_exit(pidfd, max(deadline - time.monotonic(), AGENT_EXIT_TIMEOUT)):
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             _wait_exit(pidfd, 5.0)

@@ -13,12 +13,20 @@ import logging
 from typing import TYPE_CHECKING
 
 from fabrichost.agent import AgentSettings, RestartPolicy
+from fabrichost.api import uid_of
 from fabrichost.daemon._serve import serve
 from fabrichost.errors import FabricHostError
 from fabrichost.wire import resolve_state_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+
+def _uid(user: str) -> int:
+    try:
+        return uid_of(user)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=19080)
     parser.add_argument("--ready-fd", type=int, default=None)
     parser.add_argument("--restart-delay", type=float, default=0.5)
+    parser.add_argument(
+        "--allow-user",
+        dest="allow_users",
+        action="append",
+        type=_uid,
+        default=[],
+        metavar="USER",
+        help="also serve this user (name or uid); repeatable",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -48,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings=settings,
                 nodes=args.nodes,
                 ready_fd=args.ready_fd,
+                allow_users=args.allow_users,
             )
         )
     except FabricHostError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -20,14 +21,14 @@ import uvicorn
 
 from fabrichost import __version__
 from fabrichost.agent import AgentSettings, Cluster, Persistence
-from fabrichost.api import build_app
+from fabrichost.api import AccessPolicy, build_app
 from fabrichost.daemon._nodes import settle_node_count
-from fabrichost.daemon._statedir import StateDirLock
+from fabrichost.daemon._statedir import StateDirLock, write_token
 from fabrichost.errors import FabricHostError
-from fabrichost.wire import AGENT_FILE, AgentRecord
+from fabrichost.wire import AGENT_FILE, TOKEN_FILE, AgentRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator
     from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,14 @@ def listen(port: int) -> socket.socket:
         sock.bind(("127.0.0.1", port))
     except OSError as exc:
         sock.close()
-        raise FabricHostError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = (
+                "; another program (perhaps an agent of another state directory) holds it: "
+                "choose another port (`--port 0` picks a free one) or stop that agent "
+                "(`fabrichost down --state-dir ...`)"
+            )
+        raise FabricHostError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}{hint}") from exc
     sock.listen(128)
     sock.set_inheritable(False)
     return sock
@@ -69,8 +77,12 @@ async def serve(
     nodes: int | None = None,
     ready_fd: int | None = None,
     on_ready: Callable[[AgentRecord], None] | None = None,
+    allow_users: Collection[int] = (),
 ) -> None:
     """Run the agent until SIGINT/SIGTERM or ``POST /$/fabrichost/Shutdown``.
+
+    The API serves the agent's own user, root, the uids in ``allow_users``, and whoever sends
+    the token it writes to the state directory (``fabrichost.api.AccessPolicy``).
 
     ``nodes`` is the node count asked for; None keeps the count the state directory records
     (``settings.node_count`` for a fresh one). ``ready_fd`` (a pipe's write end) gets ``ready``
@@ -80,7 +92,8 @@ async def serve(
     """
     ready = _ReadyPipe(ready_fd)
     try:
-        await _serve(state_dir, port, settings or AgentSettings(), nodes, ready, on_ready)
+        settings = settings or AgentSettings()
+        await _serve(state_dir, port, settings, nodes, ready, on_ready, frozenset(allow_users))
     except FabricHostError as exc:
         ready.say(f"error {exc}")  # nothing if it said ready already
         raise
@@ -113,6 +126,7 @@ async def _serve(
     nodes: int | None,
     ready: _ReadyPipe,
     on_ready: Callable[[AgentRecord], None] | None,
+    allow_users: frozenset[int],
 ) -> None:
     lock = StateDirLock(state_dir)
     lock.acquire()
@@ -130,7 +144,10 @@ async def _serve(
             except BaseException:
                 await cluster.shutdown()  # what the restore started so far; closes the store
                 raise
-            await _serve_cluster(cluster, sock, ready, on_ready)
+            access = AccessPolicy(
+                uids=frozenset({os.geteuid(), 0}) | allow_users, token=write_token(state_dir)
+            )
+            await _serve_cluster(cluster, sock, access, ready, on_ready)
     finally:
         lock.release()
 
@@ -138,6 +155,7 @@ async def _serve(
 async def _serve_cluster(
     cluster: Cluster,
     sock: socket.socket,
+    access: AccessPolicy,
     ready: _ReadyPipe,
     on_ready: Callable[[AgentRecord], None] | None,
 ) -> None:
@@ -166,7 +184,7 @@ async def _serve_cluster(
             ],
         }
 
-    app = build_app(cluster, status=status, shutdown=stop.set)
+    app = build_app(cluster, status=status, shutdown=stop.set, access=access)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     server = _Server(config)
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -188,8 +206,9 @@ async def _serve_cluster(
         await cluster.shutdown()
         server.should_exit = True
         await _server_stopped(server_task)
-        with contextlib.suppress(OSError):
-            (state_dir / AGENT_FILE).unlink()
+        for name in (AGENT_FILE, TOKEN_FILE):
+            with contextlib.suppress(OSError):
+                (state_dir / name).unlink()
 
 
 async def _server_stopped(server_task: asyncio.Task[None]) -> None:

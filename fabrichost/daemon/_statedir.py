@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
@@ -20,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Final
 import psutil
 
 from fabrichost.errors import FabricHostError
-from fabrichost.wire import AgentRecord
+from fabrichost.wire import TOKEN_FILE, AgentRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -37,6 +38,30 @@ LOG_FILE: Final = "agent.log"
 PROBE_PATIENCE: Final = 1.0
 
 
+def make_private_dir(state_dir: Path) -> None:
+    """Create ``state_dir`` readable by its user only (0700), or make an existing one of this
+    user so: it holds the agent's token, its logs, the image store and the services' work
+    folders, which are nobody else's business (docs/security.md)."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = state_dir.stat()
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        state_dir.chmod(0o700)
+
+
+def write_token(state_dir: Path) -> str:
+    """Write a new random token to ``state_dir/token`` (0600, replaced atomically) and return
+    it. The client of the agent's user reads it (``fabrichost.wire.read_token``)."""
+    token = secrets.token_urlsafe(32)
+    tmp = state_dir / (TOKEN_FILE + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    tmp.replace(state_dir / TOKEN_FILE)
+    return token
+
+
 class StateDirLock:
     """The exclusive lock of one state directory, held for the agent's lifetime."""
 
@@ -45,7 +70,7 @@ class StateDirLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         f = self.path.open("a+")
         # A probe (`is_held_elsewhere`, run by `up`, `down` and `status` while an agent
         # starts) holds the lock for an instant: only a lock still held after a short while
@@ -138,7 +163,7 @@ def start_turn(
     """Hold ``up.lock`` (waiting until ``deadline``, a ``time.monotonic()`` value): one ``up``
     at a time starts an agent for ``state_dir``, and ``down`` waits for a start to finish.
     ``on_wait`` is called once if the lock is busy."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state_dir)
     with (state_dir / START_LOCK_FILE).open("a+") as f:
         waited = False
         while True:

@@ -32,7 +32,9 @@ from fabrichost.wire._names import is_valid_instance_id as is_valid_instance_id
 from fabrichost.wire._names import name_to_id as name_to_id
 from fabrichost.wire._record import AGENT_FILE as AGENT_FILE
 from fabrichost.wire._record import ENV_STATE_DIR as ENV_STATE_DIR
+from fabrichost.wire._record import TOKEN_FILE as TOKEN_FILE
 from fabrichost.wire._record import AgentRecord as AgentRecord
+from fabrichost.wire._record import read_token as read_token
 from fabrichost.wire._record import resolve_state_dir as resolve_state_dir
 from fabrichost.wire._vocabulary import IfExists as IfExists
 from fabrichost.wire._vocabulary import InstanceStatus as InstanceStatus
@@ -47,6 +49,7 @@ __all__ = (
     "MAX_REPLICAS",
     "PROVISION_HEADER",
     "STATUS_OF",
+    "TOKEN_FILE",
     "ActivationMode",
     "AgentRecord",
     "IfExists",
@@ -61,6 +64,7 @@ __all__ = (
     "name_to_id",
     "parse_json_text",
     "parse_service_description",
+    "read_token",
     "resolve_state_dir",
     "service_description_json",
 )

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Final
 
 AGENT_FILE: Final = "agent.json"
+# The agent's token: a secret, readable by the agent's user only, that lets a client in when the
+# kernel cannot tell its user (docs/security.md). A new one on every start.
+TOKEN_FILE: Final = "token"
 ENV_STATE_DIR: Final = "FABRICHOST_STATE_DIR"
 
 
@@ -49,3 +52,11 @@ class AgentRecord:
             return cls(**data)
         except (OSError, ValueError, TypeError):
             return None
+
+
+def read_token(state_dir: Path) -> str | None:
+    """The token of the agent of ``state_dir``, if this user can read it."""
+    try:
+        return (state_dir / TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None

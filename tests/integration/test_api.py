@@ -144,8 +144,17 @@ def test_only_loopback_hosts_and_origins_are_served(cluster: Cluster) -> None:
     assert httpx.get(url, headers={"Host": "evil.example"}, timeout=10).status_code == 400
     refused = httpx.get(url, headers={"Origin": "http://evil.example"}, timeout=10)
     assert refused.status_code == 403
-    own = cluster.client.endpoint.replace("127.0.0.1", "localhost")
+    own = cluster.client.endpoint  # http://127.0.0.1:<port>
     assert httpx.get(url, headers={"Origin": own}, timeout=10).status_code == 200
+    # The agent listens on 127.0.0.1 only: whatever holds [::1]:<port>, where a browser may
+    # take `localhost`, is not the agent, so neither origin is its own.
+    for name in ("[::1]", "localhost"):
+        alias = own.replace("127.0.0.1", name)
+        node_stop = httpx.post(
+            cluster.client.endpoint + "/Nodes/_Node_0/$/Stop", headers={"Origin": alias}
+        )
+        assert node_stop.status_code == 403, (alias, node_stop.text)
+    assert [n["NodeStatus"] for n in cluster.client.nodes()] == ["Up"]
     # Another local port is another origin (say, a dev server's page): refused too.
     other = httpx.get(url, headers={"Origin": "http://localhost:8080"}, timeout=10)
     assert other.status_code == 403
