@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from fabrichost.daemon import listen
+from fabrichost.errors import FabricHostError
 
 
 def test_connections_the_agent_accepts_have_nagle_off() -> None:
@@ -37,3 +40,16 @@ def test_connections_the_agent_accepts_have_nagle_off() -> None:
             await server.wait_closed()
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_a_port_in_use_says_how_to_get_another() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(FabricHostError) as caught:
+            listen(port).close()
+    message = str(caught.value)
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in message
+    assert "--port 0" in message
+    assert "fabrichost down" in message
