@@ -64,20 +64,24 @@ def test_a_program_written_windows_style_runs_as_the_check_resolved_it(
     )
 
 
-def test_a_provision_that_fails_on_the_copy_leaves_nothing(
-    cluster: Cluster, tmp_path: Path
+@pytest.mark.parametrize("name", ["secret.txt", "rootdir"])
+def test_a_link_out_of_the_package_is_refused_and_leaves_nothing(
+    cluster: Cluster, tmp_path: Path, name: str
 ) -> None:
     package = write_guest_package(tmp_path / "G", script=SLEEPER)
-    code = package / "GuestPkg" / "Code"
-    (code / "real.sh").write_text((code / "run.sh").read_text())
-    (code / "real.sh").chmod(0o755)
-    (code / "run.sh").unlink()
-    (code / "run.sh").symlink_to(code / "real.sh")  # inside the source, outside any copy
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the package's")
+    target = str(outside) if name == "secret.txt" else "/"
+    (package / "GuestPkg" / "Code" / name).symlink_to(target)
     with pytest.raises(ApiError) as caught:
-        cluster.client.provision(package)
-    assert str(package) in caught.value.message, "the error names the user's own file"
-    versions = list((cluster.state_dir / "ImageStore").glob("*/*"))
-    assert versions == [], f"left in the image store: {versions}"
+        cluster.client.deploy(package, "fabric:/G")
+    message = caught.value.message
+    assert message.startswith(f"{package}: GuestPkg/Code/{name}: symbolic link to {target!r}")
+    assert "leads outside the package" in message
+    assert "ImageStore" not in message
+    assert list((cluster.state_dir / "ImageStore").rglob("*")) == []
+    assert cluster.client.application_types() == []
+    assert cluster.client.applications() == []
 
 
 def test_an_undeclared_name_in_a_parameter_file_names_that_file_and_line(
