@@ -6,7 +6,7 @@ copy in use is never overwritten, and provisioning the very same content again i
 by its digest. The copy holds no symbolic links (see :mod:`_image_copy`): a link inside the
 package is copied as what it names, and one that leads outside it is refused. Everything that
 can fail (validation, parameters, programs) fails here, before any process starts or any state
-changes.
+changes, and names the user's own files: the image store is an implementation detail.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from fabrichost.manifest import ServiceDescription as ManifestServiceDescription
 from fabrichost.manifest import instantiate as instantiate_manifest
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from fabrichost.manifest import (
         CodePackage,
@@ -64,12 +64,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class ProvisionedType:
-    """An application type registered in the cluster: its image store copy, loaded."""
+    """An application type registered in the cluster: its image store copy, loaded.
+
+    ``source`` is how the user knows the package: the build path it was provisioned from, or,
+    when that is not known (a type restored from the store), the type's name, so that errors
+    read ``GuestAppType/ApplicationManifest.xml:13``.
+    """
 
     name: str
     version: str
     digest: str
     package: ApplicationPackage
+    source: str = ""
+
+    def in_user_terms(self, text: str) -> str:
+        """``text`` with the image store copy named as the user knows the package."""
+        return text.replace(str(self.package.root), self.source or self.name)
 
     @property
     def default_parameters(self) -> tuple[tuple[str, str], ...]:
@@ -85,16 +95,15 @@ class ResolvedApplication:
     default_services: list[ServiceDescription] = field(default_factory=list)
 
 
-def renamed(exc: ManifestError, copy: Path, original: str) -> ManifestError:
-    """``exc`` with the folder ``copy`` named ``original`` in every file name and message."""
-    prefix = str(copy)
-
-    def name(text: str) -> str:
-        return text.replace(prefix, original)
-
+def _renamed(exc: ManifestError, rename: Callable[[str], str]) -> ManifestError:
+    """``exc`` with ``rename`` applied to every file name and message."""
     return ManifestError(
-        [Diagnostic(name(d.file), d.line, name(d.message)) for d in exc.diagnostics]
+        [Diagnostic(rename(d.file), d.line, rename(d.message)) for d in exc.diagnostics]
     )
+
+
+def _renaming(copy: Path, original: Path) -> Callable[[str], str]:
+    return lambda text: text.replace(str(copy), str(original))
 
 
 def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
@@ -138,8 +147,10 @@ def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
     try:
         package = load_application_package(dest)
     except ManifestError as exc:  # the copy was checked: only if the image store was tampered with
-        raise renamed(exc, dest, str(package_dir)) from None
-    return ProvisionedType(app.application_type_name, app.application_type_version, digest, package)
+        raise _renamed(exc, _renaming(dest, package_dir)) from None
+    return ProvisionedType(
+        app.application_type_name, app.application_type_version, digest, package, str(package_dir)
+    )
 
 
 def _copy_into(package_dir: Path, folder: Path, version: str) -> tuple[str, Path]:
@@ -171,7 +182,7 @@ def _load_copy(copy: Path, original: Path) -> None:
     try:
         load_application_package(copy)
     except ManifestError as exc:
-        raise renamed(exc, copy, str(original)) from None
+        raise _renamed(exc, _renaming(copy, original)) from None
 
 
 def _check_folder_names(file: str, line: int, *names: str) -> None:
@@ -189,7 +200,19 @@ def _check_folder_names(file: str, line: int, *names: str) -> None:
 
 
 def instantiate(ptype: ProvisionedType, parameters: Mapping[str, str]) -> ResolvedApplication:
-    """Resolve an application of ``ptype`` with ``parameters``; raise before any state changes."""
+    """Resolve an application of ``ptype`` with ``parameters``; raise before any state changes.
+
+    Raises:
+        ManifestError: naming the user's package (``ptype.source``), not the image store copy.
+    """
+    try:
+        return _instantiate(ptype, parameters)
+    except ManifestError as exc:
+        # No image store path, not even in a traceback's chained exception.
+        raise _renamed(exc, ptype.in_user_terms) from None
+
+
+def _instantiate(ptype: ProvisionedType, parameters: Mapping[str, str]) -> ResolvedApplication:
     instance = instantiate_manifest(ptype.package, parameters)
     packages = {}
     for item in instance.imports:
