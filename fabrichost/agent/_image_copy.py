@@ -9,7 +9,8 @@ Strategy: the copy holds no symbolic links. A link whose target lies inside the 
 copied as the file or folder it names, so the copy is a snapshot that a later change of the
 link, or of what it names, cannot reach. A link that leads outside the package, to nothing, or
 round in a loop is refused, named relative to the package with its target; so is anything that
-is neither a file nor a folder (a FIFO would block the copy for ever). Files are read in
+is neither a file nor a folder (a FIFO would block the copy for ever), and links that would copy
+one file or folder more than ``MAX_COPIES`` times. Files are read in
 ``CHUNK``-sized pieces for copying and hashing, so memory stays bounded whatever the package
 holds.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Final
 
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 CHUNK: Final = 1 << 20  # 1 MiB: large enough for throughput, small enough for any agent
+#: How often one file or folder of the package may be copied (once as itself, the rest through
+#: links). Without a bound, a few links (two in each of 30 nested folders, each to the next)
+#: make a copy exponentially large; with it, a copy is at most this many times the package.
+MAX_COPIES: Final = 16
 
 
 def read_chunks(path: Path, size: int = CHUNK) -> Iterator[bytes]:
@@ -75,6 +81,7 @@ class _Copier:
     def __init__(self, source: Path) -> None:
         self.source = source
         self.root = Path(os.path.realpath(source))
+        self.copies: Counter[Path] = Counter()  # real path -> times copied so far
 
     def refuse(self, rel: PurePosixPath, message: str) -> ManifestError:
         return ManifestError(Diagnostic(str(self.source), None, f"{rel}: {message}"))
@@ -104,6 +111,13 @@ class _Copier:
         self, path: Path, dest: Path, rel: PurePosixPath, ancestors: tuple[Path, ...]
     ) -> None:
         real = self.follow(path, rel) if path.is_symlink() else path
+        self.copies[real] += 1
+        if self.copies[real] > MAX_COPIES:
+            raise self.refuse(
+                rel,
+                f"the package's symbolic links would copy {real.relative_to(self.root)} more "
+                f"than {MAX_COPIES} times",
+            )
         mode = os.stat(real, follow_symlinks=False).st_mode
         if stat.S_ISDIR(mode):
             if real in ancestors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fabrichost.agent._image_copy import copy_package, package_digest, read_chunks
+from fabrichost.agent._image_copy import MAX_COPIES, copy_package, package_digest, read_chunks
 from fabrichost.errors import ManifestError
 from tests.integration.conftest import write_guest_package
 
@@ -115,6 +116,23 @@ def test_a_link_loop_or_a_dangling_link_is_refused(
     message = _refusal(package, tmp_path / "copy")
     assert message.startswith(f"GuestPkg/Code/{name}: symbolic link to {target!r} "), message
     assert why in message
+
+
+def test_links_that_would_copy_a_folder_without_bound_are_refused(tmp_path: Path) -> None:
+    """Two links in each folder to the next: folder n is reached 2**n times."""
+    package = _package(tmp_path)
+    data = package / "GuestPkg" / "Data"
+    for level in range(8):
+        (data / f"d{level}").mkdir(parents=True)
+        (data / f"d{level}" / "x.txt").write_text("x")
+        if level:
+            (data / f"d{level - 1}" / "a").symlink_to(f"../d{level}")
+            (data / f"d{level - 1}" / "b").symlink_to(f"../d{level}")
+    message = _refusal(package, tmp_path / "copy")
+    assert message.startswith("GuestPkg/Data/d0/a/"), message
+    assert re.search(
+        f"links would copy GuestPkg/Data/d[0-7] more than {MAX_COPIES} times$", message
+    )
 
 
 def test_a_fifo_in_the_package_is_refused_not_waited_on(tmp_path: Path) -> None:
