@@ -34,6 +34,8 @@ CHUNK: Final = 1 << 20  # 1 MiB: large enough for throughput, small enough for a
 #: links). Without a bound, a few links (two in each of 30 nested folders, each to the next)
 #: make a copy exponentially large; with it, a copy is at most this many times the package.
 MAX_COPIES: Final = 16
+#: Folders nested deeper are refused: the copy recurses, and Python's stack is finite.
+MAX_DEPTH: Final = 200
 
 
 def read_chunks(path: Path, size: int = CHUNK) -> Iterator[bytes]:
@@ -70,9 +72,17 @@ def copy_package(source: Path, dest: Path) -> None:
     Raises:
         ManifestError: naming ``source`` and the offending entry relative to it: a link that
             leads outside the package, to nothing or into a loop, or an entry that is neither a
-            file nor a folder. ``dest`` may then hold a partial copy: the caller discards it.
+            file nor a folder; or ``dest`` is inside ``source``. ``dest`` may then hold a
+            partial copy: the caller discards it.
     """
-    _Copier(source).copy_folder(Path(os.path.realpath(source)), dest, PurePosixPath(), ())
+    copier = _Copier(source)
+    if Path(os.path.realpath(dest)).is_relative_to(copier.root):
+        # The copy would copy itself as it grows (a --state-dir inside the package folder).
+        raise copier.refuse(
+            PurePosixPath(os.path.relpath(dest, source)),
+            "the image store is inside the package: use a state directory outside it",
+        )
+    copier.copy_folder(copier.root, dest, PurePosixPath(), ())
 
 
 class _Copier:
@@ -91,6 +101,8 @@ class _Copier:
     ) -> None:
         """Copy the real folder ``folder``; ``ancestors`` are the real folders being copied
         around it, so a link back to one of them is a loop rather than an endless copy."""
+        if len(ancestors) >= MAX_DEPTH:
+            raise self.refuse(rel, f"folders are nested more than {MAX_DEPTH} deep")
         dest.mkdir()
         ancestors = (*ancestors, folder)
         with os.scandir(folder) as scan:

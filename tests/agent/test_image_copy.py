@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fabrichost.agent._image_copy import MAX_COPIES, copy_package, package_digest, read_chunks
+from fabrichost.agent._image_copy import (
+    MAX_COPIES,
+    MAX_DEPTH,
+    copy_package,
+    package_digest,
+    read_chunks,
+)
 from fabrichost.errors import ManifestError
 from tests.integration.conftest import write_guest_package
 
@@ -133,6 +139,30 @@ def test_links_that_would_copy_a_folder_without_bound_are_refused(tmp_path: Path
     assert re.search(
         f"links would copy GuestPkg/Data/d[0-7] more than {MAX_COPIES} times$", message
     )
+
+
+def test_a_copy_into_the_package_itself_is_refused_before_it_starts(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    store = package / "state" / "ImageStore"  # an agent started with --state-dir <package>/state
+    store.mkdir(parents=True)
+    message = _refusal(package, store / "copy")
+    assert message == (
+        "state/ImageStore/copy: the image store is inside the package: "
+        "use a state directory outside it"
+    )
+    assert list(store.iterdir()) == []
+
+
+def test_folders_nested_too_deep_to_copy_are_refused(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    deep = package / "GuestPkg" / "Data"
+    deep.mkdir()
+    for _ in range(MAX_DEPTH):  # a path well within PATH_MAX, deeper than the copy recurses
+        deep /= "d"
+        deep.mkdir()
+    message = _refusal(package, tmp_path / "copy")
+    assert message.startswith("GuestPkg/Data/d/d/"), message
+    assert message.endswith(f": folders are nested more than {MAX_DEPTH} deep")
 
 
 def test_a_fifo_in_the_package_is_refused_not_waited_on(tmp_path: Path) -> None:
