@@ -9,10 +9,10 @@ Strategy: the copy holds no symbolic links. A link whose target lies inside the 
 copied as the file or folder it names, so the copy is a snapshot that a later change of the
 link, or of what it names, cannot reach. A link that leads outside the package, to nothing, or
 round in a loop is refused, named relative to the package with its target; so is anything that
-is neither a file nor a folder (a FIFO would block the copy for ever), and links that would copy
-one file or folder more than ``MAX_COPIES`` times. Files are read in
-``CHUNK``-sized pieces for copying and hashing, so memory stays bounded whatever the package
-holds.
+is neither a file nor a folder (a FIFO would block the copy for ever), links that would copy
+one file or folder more than ``MAX_COPIES`` times, folders nested over ``MAX_DEPTH`` deep, and
+a destination inside the package. Files are read in ``CHUNK``-sized pieces for copying and
+hashing, so memory stays bounded whatever the package holds.
 """
 
 from __future__ import annotations
