@@ -81,6 +81,7 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_channel",
                 "_fence",
                 "_activation",
+                "_image_copy",
                 "_provision",
             }
         ),

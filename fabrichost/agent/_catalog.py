@@ -350,7 +350,16 @@ class Catalog:
                         return
                     await changed.wait()
         except TimeoutError:
-            reasons = sorted({state.replica_reason(r) for r in pending})
+            reasons = sorted(
+                {self._in_user_terms(r.service, state.replica_reason(r)) for r in pending}
+            )
             raise ActivationError(
                 f"service {name} is not ready after {within:g} s: " + "; ".join(reasons)
             ) from None
+
+    def _in_user_terms(self, service: Service, reason: str) -> str:
+        """``reason`` naming the user's package rather than its image store copy: a program
+        that cannot start is fixed in the package it was deployed from."""
+        app = service.application
+        ptype = self._state.application_types.get((app.type_name, app.type_version))
+        return reason if ptype is None else ptype.in_user_terms(reason)

@@ -3,13 +3,15 @@ application of that type becomes the :mod:`_spec` records the activations run.
 
 The image store keeps each provisioned copy at ``ImageStore/<Type>/<Version>-<digest>``, so a
 copy in use is never overwritten, and provisioning the very same content again is recognised
-by its digest. Everything that can fail (validation, parameters, programs) fails here, before
-any process starts or any state changes.
+by its digest. The copy holds no symbolic links (see :mod:`_image_copy`): a link inside the
+package is copied as what it names, and one that leads outside it is refused. Everything that
+can fail (validation, parameters, programs) fails here, before any process starts or any state
+changes, and names the user's own files: the image store is an implementation detail.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import shutil
 import sys
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fabrichost.agent._image_copy import copy_package, package_digest
 from fabrichost.agent._model import (
     ActivationMode,
     PartitionScheme,
@@ -49,7 +52,7 @@ from fabrichost.manifest import ServiceDescription as ManifestServiceDescription
 from fabrichost.manifest import instantiate as instantiate_manifest
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from fabrichost.manifest import (
         CodePackage,
@@ -61,12 +64,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class ProvisionedType:
-    """An application type registered in the cluster: its image store copy, loaded."""
+    """An application type registered in the cluster: its image store copy, loaded.
+
+    ``source`` is how the user knows the package: the build path it was provisioned from, or,
+    when that is not known (a type restored from the store), the type's name, so that errors
+    read ``GuestAppType/ApplicationManifest.xml:13``.
+    """
 
     name: str
     version: str
     digest: str
     package: ApplicationPackage
+    source: str = ""
+
+    def in_user_terms(self, text: str) -> str:
+        """``text`` with the image store copy named as the user knows the package."""
+        return text.replace(str(self.package.root), self.source or self.name)
 
     @property
     def default_parameters(self) -> tuple[tuple[str, str], ...]:
@@ -82,21 +95,23 @@ class ResolvedApplication:
     default_services: list[ServiceDescription] = field(default_factory=list)
 
 
-def package_digest(root: Path) -> str:
-    """A digest of every file's relative path, mode and bytes below ``root``."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+def _renamed(exc: ManifestError, rename: Callable[[str], str]) -> ManifestError:
+    """``exc`` with ``rename`` applied to every file name and message."""
+    return ManifestError(
+        [Diagnostic(rename(d.file), d.line, rename(d.message)) for d in exc.diagnostics]
+    )
+
+
+def _renaming(copy: Path, original: Path) -> Callable[[str], str]:
+    return lambda text: text.replace(str(copy), str(original))
 
 
 def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
     """Validate ``package_dir`` and copy it into ``image_store``; return the loaded copy.
 
     Raises:
-        ManifestError: the package is not valid (nothing is copied).
+        ManifestError: the package is not valid, or holds a link that leads outside it
+            (nothing is left in the image store).
     """
     if not package_dir.is_dir():
         raise ManifestError(
@@ -106,7 +121,7 @@ def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
                 "not a folder: an application package is a folder with ApplicationManifest.xml",
             )
         )
-    source = load_application_package(package_dir)
+    source = load_application_package(package_dir)  # refused before anything is copied
     app = source.application
     if app.default_service_groups:  # valid Service Fabric, but never silently dropped
         raise ManifestError(
@@ -121,25 +136,45 @@ def provision_package(package_dir: Path, image_store: Path) -> ProvisionedType:
             ]
         )
     _check_folder_names(app.file, app.line, app.application_type_name, app.application_type_version)
-    digest = package_digest(package_dir)
-    dest = image_store / app.application_type_name / f"{app.application_type_version}-{digest[:16]}"
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".provision-", dir=dest.parent))
-        try:
-            shutil.copytree(package_dir, staging / "pkg", symlinks=True)
-            # The copy is checked before it gets its name: a link that only resolved inside the
-            # original folder fails here, and nothing is left behind in the image store.
+    folder = image_store / app.application_type_name
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        digest, dest = _copy_into(package_dir, folder, app.application_type_version)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # a type folder this provision made, left empty: nothing is left
+        raise
+    try:
+        package = load_application_package(dest)
+    except ManifestError as exc:  # the copy was checked: only if the image store was tampered with
+        raise _renamed(exc, _renaming(dest, package_dir)) from None
+    return ProvisionedType(
+        app.application_type_name, app.application_type_version, digest, package, str(package_dir)
+    )
+
+
+def _copy_into(package_dir: Path, folder: Path, version: str) -> tuple[str, Path]:
+    """Copy the package into ``folder/<version>-<digest>`` unless that copy exists already.
+
+    The digest is taken of the copy, so it names exactly what was copied even if the package
+    changed meanwhile. The copy is checked before it gets its name: a problem the copy has and
+    the package had not fails here, with nothing left behind.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=".provision-", dir=folder))
+    try:
+        copy_package(package_dir, staging / "pkg")
+        digest = package_digest(staging / "pkg")
+        dest = folder / f"{version}-{digest[:16]}"
+        if not dest.exists():
             _load_copy(staging / "pkg", package_dir)
             try:
                 os.replace(staging / "pkg", dest)  # atomic: a half copy is never seen
             except OSError:
                 if not dest.is_dir():  # a concurrent provision of the same content won: fine
                     raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    package = load_application_package(dest)
-    return ProvisionedType(app.application_type_name, app.application_type_version, digest, package)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return digest, dest
 
 
 def _load_copy(copy: Path, original: Path) -> None:
@@ -147,12 +182,7 @@ def _load_copy(copy: Path, original: Path) -> None:
     try:
         load_application_package(copy)
     except ManifestError as exc:
-        raise ManifestError(
-            [
-                Diagnostic(d.file.replace(str(copy), str(original)), d.line, d.message)
-                for d in exc.diagnostics
-            ]
-        ) from None
+        raise _renamed(exc, _renaming(copy, original)) from None
 
 
 def _check_folder_names(file: str, line: int, *names: str) -> None:
@@ -170,7 +200,19 @@ def _check_folder_names(file: str, line: int, *names: str) -> None:
 
 
 def instantiate(ptype: ProvisionedType, parameters: Mapping[str, str]) -> ResolvedApplication:
-    """Resolve an application of ``ptype`` with ``parameters``; raise before any state changes."""
+    """Resolve an application of ``ptype`` with ``parameters``; raise before any state changes.
+
+    Raises:
+        ManifestError: naming the user's package (``ptype.source``), not the image store copy.
+    """
+    try:
+        return _instantiate(ptype, parameters)
+    except ManifestError as exc:
+        # No image store path, not even in a traceback's chained exception.
+        raise _renamed(exc, ptype.in_user_terms) from None
+
+
+def _instantiate(ptype: ProvisionedType, parameters: Mapping[str, str]) -> ResolvedApplication:
     instance = instantiate_manifest(ptype.package, parameters)
     packages = {}
     for item in instance.imports:

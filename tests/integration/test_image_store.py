@@ -8,6 +8,7 @@ import pytest
 
 from fabrichost.client import FabricClient
 from fabrichost.errors import ApiError, ConflictError, NotFoundError
+from fabrichost.wire import ServiceDescription, ServiceKind
 from tests.integration.conftest import write_guest_package
 
 if TYPE_CHECKING:
@@ -42,6 +43,35 @@ def test_unprovision_removes_the_type_and_its_copy(cluster: Cluster, tmp_path: P
         cluster.client.unprovision("GuestAppType", "1.0.0")
     cluster.client.deploy(package, "fabric:/G")  # and it can be provisioned again
     assert _copies(cluster) == [copy]
+
+
+def test_links_inside_the_package_are_copied_as_what_they_name(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    code = package / "GuestPkg" / "Code"
+    (code / "real.sh").write_text((code / "run.sh").read_text())
+    (code / "real.sh").chmod(0o755)
+    (code / "run.sh").unlink()
+    (code / "run.sh").symlink_to(code / "real.sh")  # the program: absolute, inside the package
+    (code / "lib").mkdir()
+    (code / "lib" / "data.txt").write_text("v1")
+    (code / "data.txt").symlink_to("lib/data.txt")
+    (code / "alias.txt").symlink_to("data.txt")  # a link to a link
+    (code / "libdir").symlink_to("lib")
+    cluster.client.deploy(package, "fabric:/G")
+    (copy,) = _copies(cluster)
+    copied = cluster.state_dir / "ImageStore" / copy / "GuestPkg" / "Code"
+    assert [p for p in copied.rglob("*") if p.is_symlink()] == []
+    for name in ("data.txt", "alias.txt", "libdir/data.txt"):
+        assert (copied / name).read_text() == "v1", name
+    (code / "lib" / "data.txt").write_text("v2")  # the user's package changes later:
+    assert (copied / "alias.txt").read_text() == "v1"  # the provisioned type does not
+    cluster.client.create_service(  # and the linked program runs from the copy
+        "fabric:/G",
+        ServiceDescription(name="fabric:/G/Web", type_name="GuestType", kind=ServiceKind.STATELESS),
+        wait=True,
+    )
 
 
 def test_a_provision_refused_for_different_content_leaves_no_copy(

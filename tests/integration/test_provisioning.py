@@ -1,18 +1,22 @@
 """Provisioning packages: concurrent provisions of one package, programs written as on
-Windows, a copy that fails, and package problems that name their file and line (SPEC §2)."""
+Windows, a copy that fails, and package problems that name their file and line (SPEC §2) in
+the user's package, never in the image store copy."""
 
 from __future__ import annotations
 
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
+from fabrichost.daemon import stop_background
 from fabrichost.errors import ApiError
 from fabrichost.wire import ServiceDescription, ServiceKind
 from tests.integration.conftest import write_guest_package
+from tests.integration.test_durability import _restarted
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,20 +68,24 @@ def test_a_program_written_windows_style_runs_as_the_check_resolved_it(
     )
 
 
-def test_a_provision_that_fails_on_the_copy_leaves_nothing(
-    cluster: Cluster, tmp_path: Path
+@pytest.mark.parametrize("name", ["secret.txt", "rootdir"])
+def test_a_link_out_of_the_package_is_refused_and_leaves_nothing(
+    cluster: Cluster, tmp_path: Path, name: str
 ) -> None:
     package = write_guest_package(tmp_path / "G", script=SLEEPER)
-    code = package / "GuestPkg" / "Code"
-    (code / "real.sh").write_text((code / "run.sh").read_text())
-    (code / "real.sh").chmod(0o755)
-    (code / "run.sh").unlink()
-    (code / "run.sh").symlink_to(code / "real.sh")  # inside the source, outside any copy
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the package's")
+    target = str(outside) if name == "secret.txt" else "/"
+    (package / "GuestPkg" / "Code" / name).symlink_to(target)
     with pytest.raises(ApiError) as caught:
-        cluster.client.provision(package)
-    assert str(package) in caught.value.message, "the error names the user's own file"
-    versions = list((cluster.state_dir / "ImageStore").glob("*/*"))
-    assert versions == [], f"left in the image store: {versions}"
+        cluster.client.deploy(package, "fabric:/G")
+    message = caught.value.message
+    assert message.startswith(f"{package}: GuestPkg/Code/{name}: symbolic link to {target!r}")
+    assert "leads outside the package" in message
+    assert "ImageStore" not in message
+    assert list((cluster.state_dir / "ImageStore").rglob("*")) == []
+    assert cluster.client.application_types() == []
+    assert cluster.client.applications() == []
 
 
 def test_an_undeclared_name_in_a_parameter_file_names_that_file_and_line(
@@ -131,3 +139,86 @@ def test_a_service_group_default_service_is_refused_not_dropped(
     with pytest.raises(ApiError, match=r"ApplicationManifest.xml:\d+: ServiceGroup 'Group'"):
         cluster.client.deploy(package, "fabric:/G")
     assert cluster.client.application_types() == []
+
+
+def _counted_package(root: Path) -> tuple[Path, int]:
+    """A guest package whose default service's InstanceCount is the parameter Count; and the
+    line of the manifest that uses it."""
+    package = write_guest_package(root, script=SLEEPER, default_service=True)
+    manifest = package / "ApplicationManifest.xml"
+    manifest.write_text(
+        manifest.read_text()
+        .replace("<Parameters>", '<Parameters><Parameter Name="Count" DefaultValue="1" />')
+        .replace('InstanceCount="1"', 'InstanceCount="[Count]"')
+    )
+    lines = manifest.read_text().splitlines()
+    return package, next(n for n, text in enumerate(lines, 1) if "[Count]" in text)
+
+
+def test_a_bad_param_names_the_users_manifest_not_the_image_store_copy(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fabrichost.cli import main
+
+    package, line = _counted_package(tmp_path / "G")
+    state = ["--state-dir", str(cluster.state_dir)]
+    assert main(["app", "deploy", str(package), "--param", "Count=abc", *state]) == 1
+    err = capsys.readouterr().err
+    assert f"{package}/ApplicationManifest.xml:{line}: InstanceCount" in err
+    assert "ImageStore" not in err
+    assert cluster.client.applications() == []
+    assert cluster.client.application_types() == []  # the deploy took its type back
+
+
+def test_a_program_missing_at_create_names_the_users_service_manifest(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER)
+    manifest = package / "GuestPkg" / "ServiceManifest.xml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "<ExeHost>\n        <Program>run.sh</Program>",
+            '<ExeHost IsExternalExecutable="true">\n        <Program>no-such-program</Program>',
+        )
+    )
+    with pytest.raises(ApiError) as caught:
+        cluster.client.deploy(package, "fabric:/G")
+    message = caught.value.message
+    assert message.startswith(f"{manifest}:"), message
+    assert "external program 'no-such-program' not found" in message
+    assert "ImageStore" not in message
+    assert cluster.client.applications() == []
+
+
+def test_a_type_restored_after_a_restart_is_named_by_its_type_in_errors(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The agent no longer knows the build path: the package is named relative to itself."""
+    package, line = _counted_package(tmp_path / "G")
+    cluster.client.provision(package)
+    stop_background(cluster.state_dir)
+    with _restarted(cluster.state_dir) as client:
+        with pytest.raises(ApiError) as caught:
+            client.create_application("fabric:/G", "GuestAppType", "1.0.0", {"Count": "abc"})
+        message = caught.value.message
+        assert message.startswith(f"GuestAppType/ApplicationManifest.xml:{line}: InstanceCount")
+        assert "ImageStore" not in message
+        assert client.applications() == []
+
+
+def test_a_program_that_cannot_start_is_named_in_the_users_package(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    package = write_guest_package(tmp_path / "G", script=SLEEPER, default_service=True)
+    program = package / "GuestPkg" / "Code" / "run.sh"
+    program.write_text("echo no interpreter line\n")  # exec fails: Exec format error
+    cluster.client.deploy(package, "fabric:/G")
+    deadline = time.monotonic() + 60
+    while True:  # until the agent has tried to start it and says why it is not ready
+        with pytest.raises(ApiError) as caught:
+            cluster.client.wait_service_ready("fabric:/G/Web", 1)
+        if "cannot start" in caught.value.message or time.monotonic() > deadline:
+            break
+    message = caught.value.message
+    assert f"cannot start {program} (working folder {program.parent})" in message, message
+    assert "ImageStore" not in message

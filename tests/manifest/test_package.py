@@ -192,6 +192,21 @@ def test_symlinked_code_folder_pointing_outside_is_refused(tmp_path: Path) -> No
     assert "outside" in found
 
 
+@pytest.mark.parametrize(
+    "name", ["ApplicationManifest.xml", "WebPkg/ServiceManifest.xml", "WebPkg/Config/Settings.xml"]
+)
+def test_a_manifest_linking_outside_the_package_is_not_read(tmp_path: Path, name: str) -> None:
+    """The loader reads no file outside the package, even a valid one a link names."""
+    root = make_package(tmp_path / "app")
+    inside = root / name
+    outside = tmp_path / "elsewhere.xml"
+    inside.rename(outside)
+    inside.symlink_to(outside)
+    (found,) = failure(root)
+    assert found.startswith(f"{inside}: links outside the package: ")
+    assert f"resolves to {outside}, outside {root}" in found
+
+
 def test_service_package_folder_escape_is_refused(tmp_path: Path) -> None:
     text = app_manifest(
         DEFAULT_IMPORT.replace('ServiceManifestName="WebPkg"', 'ServiceManifestName="../WebPkg"')
