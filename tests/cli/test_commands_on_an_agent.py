@@ -147,10 +147,10 @@ def test_only_the_agents_own_origin_may_drive_it(cluster: Cluster) -> None:
     endpoint = cluster.client.endpoint
     port = endpoint.rsplit(":", 1)[1]
     stop = f"{endpoint}/Nodes/_Node_0/$/Stop"
-    refused = ("http://localhost:1234", "http://127.0.0.1:1", "null", "https://localhost")
     # The agent listens on 127.0.0.1 only: a page from [::1]:<port> (where a browser may take
     # `localhost`) is some other program's.
-    refused += (f"http://[::1]:{port}", f"http://localhost:{port}")
+    refused = ["http://localhost:1234", "http://127.0.0.1:1", "null", "https://localhost"]
+    refused += [f"http://[::1]:{port}", f"http://localhost:{port}"]
     for origin in refused:
         response = httpx.post(stop, headers={"Origin": origin}, timeout=10)
         assert response.status_code == 403, (origin, response.text)
