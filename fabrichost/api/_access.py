@@ -48,21 +48,25 @@ class AccessPolicy:
     peer_uid: Callable[[Address, Address], int | None] = field(default=tcp_peer_uid)
 
     def refusal(self, scope: Scope) -> str | None:
-        """Why the request of ``scope`` is refused, or None when it is served."""
+        """Why the request of ``scope`` is refused, or None when it is served.
+
+        A token that is not this agent's (say, an old one: a new one is made on every start)
+        does not refuse a user the kernel vouches for; it is only no help.
+        """
         presented = _bearer_token(scope)
-        if presented is not None:
-            if self.token is not None and hmac.compare_digest(presented, self.token):
-                return None
-            return "the token sent (Authorization: Bearer) is not this agent's token"
+        if presented and self.token is not None and hmac.compare_digest(presented, self.token):
+            return None
         client, server = scope.get("client"), scope.get("server")
         uid = self.peer_uid(tuple(client), tuple(server)) if client and server else None
+        if uid is not None and uid in self.uids:
+            return None
+        if presented is not None:
+            return "the token sent (Authorization: Bearer) is not this agent's token"
         if uid is None:
             return (
                 "this agent cannot tell which user is connecting; send the agent's token "
                 "(the state directory's `token` file) as `Authorization: Bearer <token>`"
             )
-        if uid in self.uids:
-            return None
         served = ", ".join(user_name(u) for u in sorted(self.uids))
         return (
             f"this agent serves only {served}, not {user_name(uid)}: its owner can allow a "
@@ -101,7 +105,8 @@ def _bearer_token(scope: Scope) -> str | None:
 
 class AccessCheck:
     """ASGI middleware: answer 403 (SF's error JSON) to a request :class:`AccessPolicy`
-    refuses, before anything reads it."""
+    refuses, before anything reads it. Only plain HTTP is served: any other kind of
+    connection (a WebSocket upgrade) is closed."""
 
     def __init__(self, app: ASGIApp, policy: AccessPolicy) -> None:
         self.app = app
@@ -113,6 +118,9 @@ class AccessCheck:
             if reason is not None:
                 await error_response(403, ACCESS_DENIED, reason)(scope, receive, send)
                 return
+        elif scope["type"] != "lifespan":
+            await send({"type": "websocket.close", "code": 1008})
+            return
         await self.app(scope, receive, send)
 
 

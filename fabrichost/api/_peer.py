@@ -21,8 +21,13 @@ _SOCK_DIAG_BY_FAMILY: Final = 20
 _NLM_F_REQUEST: Final = 0x1
 _NLMSG_ERROR: Final = 2
 _NO_COOKIE: Final = 0xFFFFFFFF
-# A socket in TIME_WAIT is a kernel leftover whose owner is no longer known: it reports uid 0.
-_TCP_TIME_WAIT: Final = 6
+# The states of a client socket still held open by its owner: connected, or shut down for
+# writing (FIN_WAIT1/2) or read to its end (CLOSE_WAIT). A socket its owner has closed is an
+# orphan, or a TIME_WAIT leftover reported in FIN_WAIT2 with uid 0 and inode 0; a LISTEN
+# socket is what the kernel falls back to when no connection matches. None of them tells
+# who sent a request.
+_OWNED_STATES: Final = frozenset({1, 4, 5, 8})  # ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT
+_SOCKID_ADDRESSES: Final = 36  # ports and addresses: the part of inet_diag_sockid asked about
 _ALL_STATES: Final = 0xFFFFFFFF
 
 _NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
@@ -62,8 +67,9 @@ def diag_request(local: Address, remote: Address, sequence: int = 1) -> bytes:
     return header + body
 
 
-def owner_in_reply(reply: bytes) -> int | None:
-    """The uid in the kernel's answer to :func:`diag_request`; None when it found no socket."""
+def owner_in_reply(reply: bytes, request: bytes) -> int | None:
+    """The uid in the kernel's answer to ``request`` (:func:`diag_request`), or None unless
+    the answer is the very socket asked about, still open in its owner's hands."""
     if len(reply) < _NLMSGHDR.size:
         return None
     length, kind, _flags, _sequence, _port = _NLMSGHDR.unpack_from(reply)
@@ -71,9 +77,13 @@ def owner_in_reply(reply: bytes) -> int | None:
         return None  # e.g. ENOENT: the socket is gone (the client hung up)
     if length < _NLMSGHDR.size + _REPLY.size or len(reply) < length:
         return None
-    fields = _REPLY.unpack_from(reply, _NLMSGHDR.size)
-    state, uid = fields[1], fields[8]
-    return None if state == _TCP_TIME_WAIT else int(uid)
+    _family, state, _timer, _retrans, sockid, *_queues, uid, inode = _REPLY.unpack_from(
+        reply, _NLMSGHDR.size
+    )
+    asked = request[_NLMSGHDR.size + 8 : _NLMSGHDR.size + 8 + _SOCKID_ADDRESSES]
+    if sockid[:_SOCKID_ADDRESSES] != asked or state not in _OWNED_STATES or inode == 0:
+        return None
+    return int(uid)
 
 
 def tcp_peer_uid(client: Address, server: Address) -> int | None:
@@ -82,7 +92,8 @@ def tcp_peer_uid(client: Address, server: Address) -> int | None:
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as diag:
             diag.settimeout(2.0)
-            diag.send(diag_request(client, server))
-            return owner_in_reply(diag.recv(8192))
+            request = diag_request(client, server)
+            diag.send(request)
+            return owner_in_reply(diag.recv(8192), request)
     except (OSError, ValueError):
         return None

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pwd
 import secrets
 import time
 from pathlib import Path
@@ -41,11 +42,28 @@ PROBE_PATIENCE: Final = 1.0
 def make_private_dir(state_dir: Path) -> None:
     """Create ``state_dir`` readable by its user only (0700), or make an existing one of this
     user so: it holds the agent's token, its logs, the image store and the services' work
-    folders, which are nobody else's business (docs/security.md)."""
+    folders, which are nobody else's business (docs/security.md).
+
+    A directory of another user is refused: its owner could read the token and the logs, or
+    point this user's clients at a server of theirs by rewriting ``agent.json``.
+    """
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = state_dir.stat()
-    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+    if info.st_uid != os.geteuid():
+        raise FabricHostError(
+            f"the state directory {state_dir} belongs to {_user(info.st_uid)}, not to "
+            f"{_user(os.geteuid())} who runs the agent: its owner could read the agent's token "
+            "and logs. Use a directory of your own (--state-dir)."
+        )
+    if info.st_mode & 0o077:
         state_dir.chmod(0o700)
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def write_token(state_dir: Path) -> str:

@@ -55,8 +55,12 @@ class AgentRecord:
 
 
 def read_token(state_dir: Path) -> str | None:
-    """The token of the agent of ``state_dir``, if this user can read it."""
+    """The token of the agent of ``state_dir``, if this user owns it (a token file of another
+    user is not this user's agent's: it is not sent)."""
     try:
-        return (state_dir / TOKEN_FILE).read_text().strip() or None
+        with (state_dir / TOKEN_FILE).open() as f:
+            if os.fstat(f.fileno()).st_uid != os.geteuid():
+                return None
+            return f.read().strip() or None
     except OSError:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -10,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from fabrichost.api import AccessPolicy, uid_of
-from fabrichost.api._access import same_origin
+from fabrichost.api._access import AccessCheck, same_origin
 from fabrichost.api._peer import diag_request, owner_in_reply, tcp_peer_uid
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, MutableMapping
 
 SERVER = ("127.0.0.1", 19080)
 CLIENT = ("127.0.0.1", 45000)
@@ -55,11 +56,13 @@ def test_a_connection_whose_user_is_unknown_is_refused() -> None:
 
 def test_the_token_lets_anyone_in_and_a_wrong_one_is_refused() -> None:
     assert _policy(4242).refusal(_scope({"Authorization": "Bearer s3cret"})) is None
-    wrong = _policy(1000).refusal(_scope({"Authorization": "Bearer guess"}))
+    wrong = _policy(4242).refusal(_scope({"Authorization": "Bearer guess"}))
     assert wrong is not None
     assert "not this agent's token" in wrong
-    # An agent without a token refuses every token, even an empty one.
-    assert _policy(1000, token=None).refusal(_scope({"Authorization": "Bearer "})) is not None
+    # A stale token (the agent restarted) does not refuse a user the kernel vouches for.
+    assert _policy(1000).refusal(_scope({"Authorization": "Bearer guess"})) is None
+    # An agent without a token lets no token in, not even an empty one.
+    assert _policy(4242, token=None).refusal(_scope({"Authorization": "Bearer "})) is not None
 
 
 def test_another_authorization_scheme_is_ignored() -> None:
@@ -80,6 +83,23 @@ def test_only_the_agents_own_origin_is_its_own() -> None:
         "null",
     ):
         assert not same_origin(other, scope), other
+
+
+def test_only_plain_http_is_served() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("reached the application")
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    check = AccessCheck(app, _policy(1000))
+    asyncio.run(check({**_scope(), "type": "websocket"}, receive, send))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
 
 
 def test_users_are_named_or_numbered() -> None:
@@ -115,6 +135,29 @@ def test_the_owner_of_a_connections_client_socket_is_found(
     assert tcp_peer_uid(client.getpeername(), client.getsockname()) == os.geteuid()
 
 
+def test_a_client_socket_closed_by_its_owner_has_no_owner(
+    connection: tuple[socket.socket, socket.socket, socket.socket],
+) -> None:
+    # A client can send a request and close at once, leaving an orphan that the kernel reports
+    # with uid 0: were it taken for root, anyone's request would be served while queued.
+    _, client, accepted = connection
+    peer, server = accepted.getpeername(), accepted.getsockname()
+    client.close()
+    assert tcp_peer_uid(peer, server) is None
+
+
+def test_a_listening_socket_is_not_taken_for_a_connection(
+    connection: tuple[socket.socket, socket.socket, socket.socket],
+) -> None:
+    # With no connection at the four-tuple asked about, the kernel may answer with a listener
+    # bound to the address: it is not the client.
+    listener, _, _ = connection
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        assert tcp_peer_uid(other.getsockname(), listener.getsockname()) is None
+
+
 def test_a_closed_connection_has_no_owner(
     connection: tuple[socket.socket, socket.socket, socket.socket],
 ) -> None:
@@ -139,5 +182,5 @@ def test_the_query_and_the_answer_follow_the_kernels_layout() -> None:
     assert message[28:32] == socket.inet_aton("127.0.0.1")
     with pytest.raises(ValueError, match="mixed"):
         diag_request(("127.0.0.1", 1), ("::1", 2))
-    assert owner_in_reply(b"") is None
-    assert owner_in_reply(b"\x00" * 15) is None
+    assert owner_in_reply(b"", message) is None
+    assert owner_in_reply(b"\x00" * 15, message) is None

@@ -144,3 +144,16 @@ def _has_other_user() -> bool:
     except KeyError:
         return False
     return True
+
+
+def test_a_state_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    # Its owner could read the agent's token and logs, or rewrite agent.json.
+    uid = _other_uid()
+    state_dir = (tmp_path / "theirs").resolve()
+    state_dir.mkdir(mode=0o777)
+    os.chown(state_dir, uid, -1)
+    code = cli_main(["up", "--state-dir", str(state_dir), "--port", "0"])
+    assert code == 1
+    assert not (state_dir / TOKEN_FILE).exists()
+    assert not (state_dir / AGENT_FILE).exists()
+    assert agents_serving(state_dir) == []
