@@ -135,9 +135,11 @@ def _carries(pid: int, name: str, value: str) -> psutil.Process | None:
 
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
+    seen = {pid}  # a pid reused in the middle of the walk must not make it loop
     stack = [pid]
     while stack:
-        children = _children(stack.pop())
+        children = [child for child in _children(stack.pop()) if child not in seen]
+        seen.update(children)
         found += children
         stack += children
     return found

@@ -70,7 +70,7 @@ class ChildProcess:
         self._loop = asyncio.get_running_loop()
         self.pid: int = popen.pid
         note_spawned(self.pid)  # reaped here, never by the orphan reaper
-        self._finisher: asyncio.Task[None] | None = None
+        self._finisher: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
         self.exited: asyncio.Future[int] = self._loop.create_future()
         self.deactivating = False  # set when we asked it to go: its exit is not a failure
         self._loop.add_reader(pidfd, self._reap)
