@@ -74,6 +74,7 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
         "mechanisms",
         frozenset(
             {
+                "_orphans",
                 "_proctree",
                 "_console",
                 "_entrypoint",

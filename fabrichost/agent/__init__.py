@@ -23,6 +23,7 @@ from fabrichost.agent._model import Partition as Partition
 from fabrichost.agent._model import Replica as Replica
 from fabrichost.agent._model import ReplicaStatus as ReplicaStatus
 from fabrichost.agent._model import Service as Service
+from fabrichost.agent._orphans import adopt_orphans as adopt_orphans
 from fabrichost.agent._persist import Persistence as Persistence
 from fabrichost.agent._placement import ActivationFactory as ActivationFactory
 from fabrichost.agent._provision import ProvisionedType as ProvisionedType
@@ -51,6 +52,7 @@ __all__ = (
     "RestartPolicy",
     "Service",
     "ServicePackageActivation",
+    "adopt_orphans",
     "processes_carrying",
     "sweep_strays",
 )

@@ -32,7 +32,7 @@ from fabrichost.agent._environment import (
     ApplicationFolders,
     code_package_environment,
 )
-from fabrichost.agent._fence import INCARNATION_ENV, kill_incarnation
+from fabrichost.agent._fence import INCARNATION_ENV
 from fabrichost.agent._lock import acquire_nowait
 from fabrichost.agent._model import ReplicaRole, ReplicaStatus, ServiceKind
 from fabrichost.agent._process import CodePackageSupervisor, EntryPoint, LaunchSpec
@@ -95,14 +95,15 @@ class CodePackageHost:
             log_dir=folders.log,
             console_retention=spec.console_retention,
             console_max_bytes=spec.console_max_bytes,
+            # What a main process leaves behind (a daemonised grandchild holding the lock) is
+            # killed when it exits, before anything else happens to the slot.
+            leftover_marker=INCARNATION_ENV,
         )
         self.supervisor = CodePackageSupervisor(launch, policy=policy, hooks=self)
         self.channel: HostChannel | None = None
         self.lock_path = activation.lock_path(spec.name)
         self._pending_pair: tuple[socket.socket, socket.socket] | None = None
         self._pending_lock: int | None = None
-        self._pending_incarnation = ""
-        self._incarnations: dict[int, str] = {}  # pid -> incarnation id (see _fence)
 
     # -- supervisor hooks (called on the event loop by the supervisor's task) -------------------
 
@@ -110,8 +111,7 @@ class CodePackageHost:
         self._close_pending_pair()
         # Raises while an earlier incarnation may live: the supervisor retries with backoff.
         self._pending_lock = lock_fd = acquire_nowait(self.lock_path)
-        self._pending_incarnation = uuid.uuid4().hex
-        env = {LOCK_FD_ENV: str(lock_fd), INCARNATION_ENV: self._pending_incarnation}
+        env = {LOCK_FD_ENV: str(lock_fd), INCARNATION_ENV: uuid.uuid4().hex}
         if self.activation.package.is_guest:
             return (lock_fd,), env
         agent_end, host_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -120,7 +120,6 @@ class CodePackageHost:
         return (lock_fd, host_end.fileno()), env
 
     def on_main_started(self, pid: int) -> None:
-        self._incarnations[pid] = self._pending_incarnation
         if self._pending_lock is not None:
             os.close(self._pending_lock)  # the child holds the lock now, for as long as it lives
             self._pending_lock = None
@@ -148,12 +147,6 @@ class CodePackageHost:
             channel.close()
         self.activation.host_lost(self, f"process {pid} exited with code {returncode}")
         self.activation.process_changed(self, None)
-        incarnation = self._incarnations.pop(pid, None)
-        if incarnation is not None:  # what it left behind (e.g. a setsid grandchild) goes too
-            self.activation.spawn(self._sweep(incarnation))
-
-    async def _sweep(self, incarnation: str) -> None:
-        await asyncio.to_thread(kill_incarnation, incarnation)  # a /proc scan: off the loop
 
     def on_setup_failed(self, returncode: int) -> None:
         log.info("setup entry point of %s exited with %s", self.spec.name, returncode)

@@ -64,6 +64,8 @@ class LaunchSpec:
 
     ``env`` is the complete environment of the child (the agent's own plus ``Fabric_*``).
     ``log_dir`` None sends stdout and stderr to /dev/null (no ConsoleRedirection).
+    ``leftover_marker`` names a variable the hooks give each main process a unique value of:
+    when a main process exits, whatever still carries its value is killed (``_proctree``).
     """
 
     code_package_name: str
@@ -74,6 +76,7 @@ class LaunchSpec:
     log_dir: Path | None = None
     console_retention: int = 2
     console_max_bytes: int = 20480 * 1024
+    leftover_marker: str | None = None
 
 
 class SupervisorHooks(Protocol):

@@ -58,27 +58,9 @@ def sweep_strays(state_dir: Path, grace: float = 2.0) -> list[int]:
     return [p.pid for p in strays]
 
 
-INCARNATION_ENV = "FABRICHOST_INCARNATION"  # unique per main process; its descendants inherit it
-
-
-def kill_incarnation(incarnation: str) -> list[int]:
-    """SIGKILL what is left of one exited process: descendants that carry its incarnation id.
-
-    A child that left the process group (``setsid``) outlives the group's SIGKILL and would keep
-    the slot's incarnation lock (and the console pipes) busy forever; it does not outlive this.
-    """
-    leftovers = processes_carrying(INCARNATION_ENV, incarnation)
-    for proc in leftovers:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()  # psutil checks the create time: a reused pid is left alone
-    psutil.wait_procs(leftovers, timeout=5.0)
-    if leftovers:
-        log.warning(
-            "killed %d process(es) left behind by an exited code package: %s",
-            len(leftovers),
-            [p.pid for p in leftovers],
-        )
-    return [p.pid for p in leftovers]
+# Unique per main process; its descendants inherit it. When the main process exits, whatever
+# still carries it is killed (ChildProcess's leftover_marker).
+INCARNATION_ENV = "FABRICHOST_INCARNATION"
 
 
 def fence_previous_run(state_dir: Path, lock_paths: Iterable[str]) -> list[str]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -369,10 +370,16 @@ class CodePackageSupervisor:
                 raise ProcessError(f"prepare_main hook failed: {exc!r}") from exc
             env = {**env, **extra_env}
         argv = [resolve_program(record.entry), *record.entry.arguments]
+        spawn = functools.partial(
+            ChildProcess.spawn,
+            argv,
+            cwd=str(record.entry.working_dir),
+            env=env,
+            pass_fds=pass_fds,
+            leftover_marker=None if record.setup else self.spec.leftover_marker,
+        )
         if self.spec.log_dir is None:
-            return ChildProcess.spawn(
-                argv, cwd=str(record.entry.working_dir), env=env, pass_fds=pass_fds
-            )
+            return spawn()
         prefix = console_prefix(
             self.spec.code_package_name, self.spec.service_package_name, setup=record.setup
         )
@@ -389,14 +396,7 @@ class CodePackageSupervisor:
             ) from exc
         self._redirectors = [r for r in self._redirectors if not r.closed] + redirectors
         try:
-            return ChildProcess.spawn(
-                argv,
-                cwd=str(record.entry.working_dir),
-                env=env,
-                pass_fds=pass_fds,
-                stdout=out_w,
-                stderr=err_w,
-            )
+            return spawn(stdout=out_w, stderr=err_w)
         except ProcessError:
             for redirector in redirectors:
                 redirector.close()

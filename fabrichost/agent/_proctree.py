@@ -12,9 +12,17 @@ period, then :meth:`ChildProcess.kill_tree`: SIGKILL to the leader through its p
 and to every psutil descendant (which catches grandchildren that moved to a session of their own).
 :func:`wait_gone` then waits, again on pidfds, until those processes are dead.
 
+Leftovers: a descendant that left the group (``setsid``, a daemon) and whose parent exited is out of
+reach of the group's SIGKILL and of the leader's psutil tree. A child spawned with a
+``leftover_marker`` (the name of a variable whose value is unique to this process, inherited by
+everything it starts) has them killed when it exits, however it exits: ``exited`` resolves only
+once every process carrying that value, and everything below it, is dead (found cheaply among the
+agent's adopted orphans, see ``_orphans``), so a restart never runs beside the old one's leftovers.
+
 Orphaned zombies: when a stray is killed after its parent died, it is reparented to PID 1 (or a
-subreaper). If that process never reaps, the stray stays a zombie: dead, holding no memory, fds or
-pipes, but with a pid. Here a zombie counts as gone.
+subreaper, such as the agent itself: ``_orphans`` reaps those). If that process never reaps, the
+stray stays a zombie: dead, holding no memory, fds or pipes, but with a pid. Here a zombie counts
+as gone.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from fabrichost.agent._orphans import adopting, find_leftovers, note_reaped, note_spawned
 from fabrichost.errors import ProcessError
 
 if TYPE_CHECKING:
@@ -39,6 +48,8 @@ __all__ = ("ChildProcess", "wait_gone")
 log = logging.getLogger(__name__)
 
 _KILL_TIMEOUT = 5.0  # a SIGKILLed process is gone in milliseconds; this only bounds a bug
+# Rounds of looking for leftovers again: one may have forked while its parent was being killed.
+_LEFTOVER_ROUNDS = 5
 
 
 class ChildProcess:
@@ -46,14 +57,20 @@ class ChildProcess:
 
     Create with :meth:`spawn` on the event loop. ``exited`` resolves with the return code
     (negative = killed by that signal, as :mod:`subprocess` reports it) once the child is
-    reaped; stray members of its process group are SIGKILLed just before that.
+    reaped; stray members of its process group are SIGKILLed just before that, and its
+    leftovers (see the module doc) are dead by then.
     """
 
-    def __init__(self, popen: subprocess.Popen[bytes], pidfd: int) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], pidfd: int, mark: tuple[str, str] | None = None
+    ) -> None:
         self._popen = popen
         self._pidfd = pidfd
+        self._mark = mark
         self._loop = asyncio.get_running_loop()
         self.pid: int = popen.pid
+        note_spawned(self.pid)  # reaped here, never by the orphan reaper
+        self._finisher: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
         self.exited: asyncio.Future[int] = self._loop.create_future()
         self.deactivating = False  # set when we asked it to go: its exit is not a failure
         self._loop.add_reader(pidfd, self._reap)
@@ -68,9 +85,12 @@ class ChildProcess:
         pass_fds: Sequence[int] = (),
         stdout: int = subprocess.DEVNULL,
         stderr: int = subprocess.DEVNULL,
+        leftover_marker: str | None = None,
     ) -> ChildProcess:
         """Start ``argv`` in its own session; raise :class:`ProcessError` if it cannot start.
 
+        ``leftover_marker`` names a variable of ``env`` whose value only this process and its
+        descendants carry: whatever carries it when the child exits is killed (module doc).
         No ``preexec_fn``: that would disable the vfork fast path of :mod:`subprocess`.
         """
         try:
@@ -97,7 +117,10 @@ class ChildProcess:
             popen.kill()
             popen.wait()
             raise ProcessError(f"cannot watch process {popen.pid}: {exc}") from exc
-        return cls(popen, pidfd)
+        mark = None
+        if leftover_marker is not None and leftover_marker in env:
+            mark = (leftover_marker, env[leftover_marker])
+        return cls(popen, pidfd, mark)
 
     @property
     def returncode(self) -> int | None:
@@ -166,15 +189,54 @@ class ChildProcess:
         except TimeoutError:
             log.error("processes of group %d survived SIGKILL for %.0f s", self.pid, _KILL_TIMEOUT)
 
-    def _reap(self) -> None:
+    def _reap(self, *, wait: bool = True) -> None:
         if self._popen.returncode is not None:
             return
         self._killpg(signal.SIGKILL)  # strays of the group; the leader is a zombie (see module doc)
         returncode = self._popen.wait()
+        note_reaped(self.pid)
         self._loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
+        if self._mark is not None and wait:
+            self._finisher = self._loop.create_task(self._kill_leftovers(self._mark, returncode))
+        else:
+            if self._mark is not None and adopting():  # the cheap look only: we cannot wait
+                for proc in find_leftovers(*self._mark):
+                    with contextlib.suppress(psutil.Error):
+                        proc.kill()
+            self._set_exited(returncode)
+
+    def _set_exited(self, returncode: int) -> None:
         if not self.exited.done():
             self.exited.set_result(returncode)
+
+    async def _kill_leftovers(self, mark: tuple[str, str], returncode: int) -> None:
+        """SIGKILL what carries ``mark`` until nothing does, then resolve ``exited``."""
+        try:
+            async with asyncio.timeout(_KILL_TIMEOUT):
+                for _ in range(_LEFTOVER_ROUNDS):
+                    if adopting():  # the agent's own children: a few /proc reads
+                        leftovers = find_leftovers(*mark)
+                    else:  # every process on the machine: off the loop
+                        leftovers = await asyncio.to_thread(find_leftovers, *mark)
+                    if not leftovers:
+                        break
+                    log.warning(
+                        "killing %d process(es) left behind by pid %d: %s",
+                        len(leftovers),
+                        self.pid,
+                        [p.pid for p in leftovers],
+                    )
+                    for proc in leftovers:
+                        with contextlib.suppress(psutil.Error):
+                            proc.kill()  # psutil checks the create time: a reused pid is spared
+                    await wait_gone(None, leftovers)
+        except TimeoutError:
+            log.error("leftovers of pid %d survived SIGKILL for %.0f s", self.pid, _KILL_TIMEOUT)
+        except Exception:
+            log.exception("looking for the leftovers of pid %d failed", self.pid)
+        finally:
+            self._set_exited(returncode)
 
     def kill_now(self) -> None:
         """Kill the tree and reap synchronously: the last resort when we cannot await.
@@ -183,7 +245,7 @@ class ChildProcess:
         """
         if self._popen.returncode is None:
             self.kill_tree()
-            self._reap()
+            self._reap(wait=False)
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from fabrichost.agent import AgentSettings, RestartPolicy
+from fabrichost.agent import AgentSettings, RestartPolicy, adopt_orphans
 from fabrichost.api import uid_of
 from fabrichost.daemon._serve import serve
 from fabrichost.errors import FabricHostError
@@ -20,6 +20,7 @@ from fabrichost.wire import resolve_state_dir
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
 
 def _uid(user: str) -> int:
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = AgentSettings(restart_policy=RestartPolicy(base_delay=args.restart_delay))
     try:
         asyncio.run(
-            serve(
+            _agent(
                 resolve_state_dir(args.state_dir),
                 port=args.port,
                 settings=settings,
@@ -72,3 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("fabrichost.agent").error("%s", exc)
         return 1
     return 0
+
+
+async def _agent(
+    state_dir: Path, *, port: int, settings: AgentSettings, nodes: int | None, ready_fd: int | None
+) -> None:
+    # This process is the agent and nothing else, so it may adopt the orphans of everything it
+    # starts: a code package's daemonised grandchild is then found among its own children.
+    adopt_orphans(asyncio.get_running_loop())
+    await serve(state_dir, port=port, settings=settings, nodes=nodes, ready_fd=ready_fd)

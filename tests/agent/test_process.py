@@ -41,6 +41,7 @@ pytestmark = pytest.mark.anyio
 
 FAST = RestartPolicy(base_delay=0.0, max_jitter=0.0)
 DEADLINE = 15.0  # generous: only ever reached when something is broken
+INCARNATION = "FABRICHOST_TEST_INCARNATION"  # unique per main process (see Reports)
 
 # Prelude of every script: `report(text)` writes a line to the pipe the hooks passed, if any.
 PRELUDE = """\
@@ -70,7 +71,7 @@ class Reports(SupervisorHooks):
         self.prepared += 1
         read_fd, write_fd = os.pipe()
         self._pending = (read_fd, write_fd)
-        return (write_fd,), {"REPORT_FD": str(write_fd)}
+        return (write_fd,), {"REPORT_FD": str(write_fd), INCARNATION: uuid.uuid4().hex}
 
     def on_main_started(self, pid: int) -> None:
         assert self._pending is not None
@@ -194,6 +195,7 @@ class Harness:
             self.log_dir,
             console_retention=retention,
             console_max_bytes=max_bytes,
+            leftover_marker=INCARNATION,
         )
         hooks = Reports()
         extra = {} if clock is None else {"clock": clock}
@@ -472,6 +474,24 @@ sys.exit(3)
     stray = int(await hooks.read(0))
     await wait_gone(stray)
     await sup.wait_until(lambda s: s.statistics.ExitCount >= 2, DEADLINE)
+
+
+async def test_what_an_exited_main_left_in_a_session_of_its_own_dies_before_the_restart(
+    harness: Harness,
+) -> None:
+    main = """
+code = "import time; time.sleep(600)"
+child = subprocess.Popen([sys.executable, "-S", "-c", code], start_new_session=True)
+report(str(child.pid))
+sys.exit(3)
+"""
+    sup, hooks = harness.supervisor(main=main)
+    await sup.start()
+    await sup.wait_until(lambda s: len(hooks.pipes) >= 1, DEADLINE)
+    stray = int(await hooks.read(0))
+    await sup.wait_until(lambda s: len(hooks.started) >= 2, DEADLINE)
+    assert gone(stray), "the next incarnation started beside its leftover"
+    await sup.stop()
 
 
 async def test_stop_is_idempotent_and_concurrent_callers_all_wait(harness: Harness) -> None:

@@ -100,6 +100,13 @@ def cluster3(tmp_path: Path) -> Iterator[Cluster]:
     yield from _start(tmp_path, nodes=3)
 
 
+@pytest.fixture
+def other_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Another one-node cluster with a state directory of its own, as another developer's
+    project or another pytest-xdist worker has."""
+    yield from _start(tmp_path / "other", nodes=1)
+
+
 def write_guest_package(
     root: Path,
     *,
