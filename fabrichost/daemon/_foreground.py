@@ -76,9 +76,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _agent(
-    state_dir: Path, *, port: int, settings: AgentSettings, nodes: int | None, ready_fd: int | None
+    state_dir: Path,
+    *,
+    port: int,
+    settings: AgentSettings,
+    nodes: int | None,
+    ready_fd: int | None,
+    allow_users: list[int],
 ) -> None:
     # This process is the agent and nothing else, so it may adopt the orphans of everything it
     # starts: a code package's daemonised grandchild is then found among its own children.
     adopt_orphans(asyncio.get_running_loop())
-    await serve(state_dir, port=port, settings=settings, nodes=nodes, ready_fd=ready_fd)
+    await serve(
+        state_dir,
+        port=port,
+        settings=settings,
+        nodes=nodes,
+        ready_fd=ready_fd,
+        allow_users=allow_users,
+    )
