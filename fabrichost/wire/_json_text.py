@@ -3,7 +3,9 @@
 Python's ``json`` reads more than JSON: ``NaN`` and ``Infinity``, and numbers like ``1e400`` that
 overflow to infinity. Stored as they are, they make every later answer that shows them fail (a
 JSON response cannot hold them). Deep nesting exhausts the interpreter's recursion limit when
-the value is encoded again. So the agent, the client and the command line parse with this.
+the value is encoded again. An object that names a key twice is ambiguous (Python keeps the
+last, other readers the first), so it is refused instead of silently losing a value. So the
+agent, the client and the command line parse with this.
 """
 
 from __future__ import annotations
@@ -23,11 +25,16 @@ def parse_json_text(text: str | bytes) -> JSON:
     """The JSON value ``text`` holds.
 
     Raises:
-        ValueError: ``text`` is not JSON, holds a number JSON cannot carry, or nests deeper
-            than :data:`MAX_DEPTH`; the message says which.
+        ValueError: ``text`` is not JSON, holds a number JSON cannot carry, names a key twice
+            in one object, or nests deeper than :data:`MAX_DEPTH`; the message says which.
     """
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
     except RecursionError:
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
     _check_depth(value)
@@ -36,6 +43,17 @@ def parse_json_text(text: str | bytes) -> JSON:
 
 def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key!r} appears twice in one object")
+            seen.add(key)
+    return value
 
 
 def _finite_float(text: str) -> float:
