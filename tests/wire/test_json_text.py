@@ -37,3 +37,17 @@ def test_bytes_are_read_as_utf8_and_keys_keep_their_order() -> None:
 def test_deep_nesting_is_refused_as_a_value_error(text: str) -> None:
     with pytest.raises(ValueError, match="nested more than 100 levels deep"):
         parse_json_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("1e400", "a number too large for JSON (1e400)"),
+        ('{"InstanceCount": 1e400}', "(1e400) in InstanceCount"),
+        ('{"a": [1, {"b": -1e999}]}', "(-1e999) in a[1].b"),
+    ],
+)
+def test_a_number_too_large_for_json_is_refused_saying_where(text: str, words: str) -> None:
+    with pytest.raises(ValueError, match="a number too large for JSON") as refused:
+        parse_json_text(text)
+    assert words in str(refused.value)
