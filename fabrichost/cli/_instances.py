@@ -27,8 +27,9 @@ import click
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
 from fabrichost.client import IF_EXISTS_POLICIES, check_new_instance_id
+from fabrichost.errors import TooLargeError
 from fabrichost.protocol import EVENT_NAME_RULE, is_event_name
-from fabrichost.wire import INSTANCE_ID_RULE, parse_json_text
+from fabrichost.wire import INSTANCE_ID_RULE, check_instance_input, parse_json_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,6 +62,16 @@ def _parse_input(ctx: click.Context, param: click.Parameter, value: str | None) 
         return parse_json_text(value)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON ({exc}): {value!r}") from None
+
+
+def _parse_start_input(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """``--input`` as JSON, refused before anything is sent if its process could not get it."""
+    parsed = _parse_input(ctx, param, value)
+    try:
+        check_instance_input(json.dumps(parsed))  # the text the agent stores and delivers
+    except TooLargeError as exc:
+        raise click.BadParameter(exc.message) from None
+    return parsed
 
 
 def _new_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -106,8 +117,9 @@ def instance() -> None:
     "input_",
     metavar="JSON",
     default=None,
-    callback=_parse_input,
-    help="The instance's input, any JSON value (default: null).",
+    callback=_parse_start_input,
+    help="The instance's input, any JSON value (default: null; at most about 1 MB, "
+    "see docs/limits.md).",
 )
 @click.option(
     "--if-exists",
