@@ -499,7 +499,7 @@ def test_an_instance_input_too_large_to_deliver_is_a_413_and_starts_nothing(
     refused = {
         # 1.1 MB: more than any body the route reads (it was 202, then Pending for ever).
         "big-1": json.dumps("x" * 1_100_000).encode(),
-        # 800 kB of UTF-8, but 6 ASCII bytes a character in the frame that would carry it.
+        # 800 kB of UTF-8, but 7 ASCII bytes a character in the frame that would carry it.
         "wide-1": json.dumps("é" * 400_000, ensure_ascii=False).encode(),
     }
     for instance_id, body in refused.items():

@@ -64,7 +64,7 @@ def test_one_byte_more_is_refused_giving_both_sizes() -> None:
 
 
 def test_escaping_counts_an_input_that_looks_small_is_refused() -> None:
-    # 400 000 characters, 800 000 bytes of UTF-8, but 6 ASCII bytes each in the frame.
+    # 400 000 characters, 800 000 bytes of UTF-8, but 7 ASCII bytes each in the frame.
     input_json = json.dumps("é" * 400_000)
     assert instance_input_size(input_json) > MAX_INSTANCE_INPUT_BYTES
     with pytest.raises(TooLargeError):
