@@ -108,15 +108,42 @@ def test_an_application_name_with_a_dot_segment_is_a_usage_error(
     assert name in err
 
 
+@pytest.mark.parametrize("source", ["argument", "file"])
 def test_an_input_too_large_to_deliver_is_a_usage_error_naming_the_limit(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    big = json.dumps("x" * 1_100_000)
-    argv = ["instance", "start", "EchoJob", "--input", big, "--state-dir", str(tmp_path)]
+    big = json.dumps("x" * 1_100_000)  # a shell cannot pass this as an argument; a file holds it
+    (tmp_path / "big.json").write_text(big)
+    value = big if source == "argument" else f"@{tmp_path / 'big.json'}"
+    argv = ["instance", "start", "EchoJob", "--input", value, "--state-dir", str(tmp_path)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--input" in err
     assert f"at most {MAX_INSTANCE_INPUT_BYTES} bytes" in err
+    assert len(err) < 1000, "the input is not echoed back"
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "cannot read"),
+        (b"{not json" + b" " * 100_000, "not valid JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b" " * (16 * 1024 * 1024 + 1), "larger than 16777216 bytes"),
+    ],
+    ids=["missing", "not-json", "not-utf8", "huge"],
+)
+def test_a_bad_input_file_is_a_usage_error_saying_why(
+    content: bytes | None, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "input.json"
+    if content is not None:
+        path.write_bytes(content)
+    argv = ["instance", "start", "EchoJob", "--input", f"@{path}", "--state-dir", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err
+    assert len(err) < 1000
 
 
 def test_an_input_with_a_key_twice_is_a_usage_error_naming_the_key(
