@@ -127,7 +127,7 @@ def test_an_input_too_large_to_deliver_is_a_usage_error_naming_the_limit(
     ("content", "words"),
     [
         (None, "cannot read"),
-        (b"{not json" + b" " * 100_000, "not valid JSON"),
+        (b"{not json" + b" " * 100_000, "not valid JSON (Expecting property name enclosed in"),
         (b"\xff\xfe", "not UTF-8"),
         (b" " * (16 * 1024 * 1024 + 1), "larger than 16777216 bytes"),
     ],
