@@ -50,7 +50,12 @@ from fabrichost.agent._model import (
 from fabrichost.agent._requests import description_digest
 from fabrichost.agent._service_removal import ServiceRemoval
 from fabrichost.errors import ApiError, ConflictError, FabricHostError, NotFoundError
-from fabrichost.wire import INSTANCE_ID_RULE, IfExists, is_valid_instance_id
+from fabrichost.wire import (
+    INSTANCE_ID_RULE,
+    IfExists,
+    check_instance_input,
+    is_valid_instance_id,
+)
 
 if TYPE_CHECKING:
     from fabrichost.agent._catalog import Catalog
@@ -138,6 +143,8 @@ class InstanceManager:
         request_id: str | None = None,
     ) -> Outcome[Instance]:
         check_instance_id(instance_id)
+        # An input its process cannot be given would leave the instance Pending for ever.
+        check_instance_input(input_json)
         application = self.resolve_function(function_name)
 
         def running() -> Instance | None:

@@ -6,6 +6,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Final
 
 from fabrichost.errors import ApiError
+from fabrichost.wire import DOT_SEGMENT_RULE, dot_segment
 
 if TYPE_CHECKING:
     from fabrichost.agent._model import ServiceDescription
@@ -14,7 +15,8 @@ MAX_NAME_LENGTH: Final = 1024  # an application or service name, "fabric:/" incl
 
 
 def check_name(name: str, parent: str | None = None) -> None:
-    """A name is ``fabric:/`` and non-empty segments; a service's is under its application's."""
+    """A name is ``fabric:/`` and segments, none empty, ``.`` or ``..``; a service's is under its
+    application's."""
     what = "application" if parent is None else "service"
 
     def invalid(reason: str) -> ApiError:
@@ -36,6 +38,9 @@ def check_name(name: str, parent: str | None = None) -> None:
     segments = name.removeprefix("fabric:/").split("/")
     if any(not segment for segment in segments):
         raise invalid("a name cannot have an empty segment ('//' or a trailing '/')")
+    dot = dot_segment(name)
+    if dot is not None:
+        raise invalid(f"its segment {dot!r} is a dot segment; {DOT_SEGMENT_RULE}")
     if segments[0].startswith("fabric:"):
         raise invalid("'fabric:' appears twice")
     if parent is not None and not name.startswith(parent + "/"):

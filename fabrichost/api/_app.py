@@ -8,7 +8,6 @@ class (``fabrichost.wire.error_answer``). fabrichost's own additions live under
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from starlette.routing import Route
 
 from fabrichost.api import _json as J
 from fabrichost.api._access import AccessCheck, AccessPolicy, OriginCheck, error_response
+from fabrichost.api._body import read_json_object
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
 from fabrichost.api._view import node_view
 from fabrichost.errors import ApiError, FabricHostError, NotFoundError
@@ -39,19 +39,6 @@ if TYPE_CHECKING:
     from fabrichost.agent import Application, Cluster, Node, ServicePackageActivation
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ApiError("request body must be a JSON object")
-    return data
 
 
 def _parameter_list(value: Any) -> dict[str, str]:
@@ -162,7 +149,7 @@ class _Api:
         return J.paged([J.application_type_info(t) for t in self.state.application_types.values()])
 
     async def provision(self, request: Request) -> Any:
-        body = await _body(request)
+        body = await read_json_object(request)
         path = body.get("ApplicationTypeBuildPath")
         if not isinstance(path, str) or not path:
             raise ApiError("ApplicationTypeBuildPath (the package folder) is required")
@@ -178,7 +165,7 @@ class _Api:
         )
 
     async def unprovision(self, request: Request) -> Any:
-        version = (await _body(request)).get("ApplicationTypeVersion")
+        version = (await read_json_object(request)).get("ApplicationTypeVersion")
         if not isinstance(version, str):
             raise ApiError("ApplicationTypeVersion is required")
         await self.cluster.types.unprovision(request.path_params["type"], version)
@@ -191,7 +178,7 @@ class _Api:
         return J.application_info(self.app_of(request))
 
     async def create_app(self, request: Request) -> Any:
-        body = await _body(request)
+        body = await read_json_object(request)
         params = _parameter_list(body.get("ParameterList"))
         for field in ("Name", "TypeName", "TypeVersion"):
             if not isinstance(body.get(field), str):
@@ -225,8 +212,8 @@ class _Api:
         return J.service_info(service)
 
     async def create_service(self, request: Request) -> Any:
+        description = parse_service_description(await read_json_object(request))
         app = self.app_of(request)
-        description = parse_service_description(await _body(request))
         outcome = await self.cluster.catalog.create_service_with_policy(
             app.name,
             description,
@@ -288,7 +275,7 @@ class _Api:
         ]
 
     async def restart_code_package(self, request: Request) -> Any:
-        body = await _body(request)
+        body = await read_json_object(request)
         wanted_id = body.get("ServicePackageActivationId", "") or ""
         for act in self.activations(request):
             if (

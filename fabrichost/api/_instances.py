@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import JSONResponse, Response
 
 from fabrichost.agent import EVENT_TIMEOUT
+from fabrichost.api._body import MAX_PAYLOAD_BODY_BYTES, read_json
 from fabrichost.errors import ApiError
-from fabrichost.wire import parse_json_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,11 +76,9 @@ class InstanceRoutes:
         self._request_id_of = request_id_of
 
     async def start(self, request: Request) -> Any:
-        raw = await request.body()
-        try:
-            value = parse_json_text(raw) if raw.strip() else None
-        except ValueError as exc:
-            raise ApiError(f"the body (the instance's input) is not valid JSON: {exc}") from exc
+        value = await read_json(
+            request, limit=MAX_PAYLOAD_BODY_BYTES, what="the body (the instance's input)"
+        )
         request_id = self._request_id_of(request)
         instance_id = request.path_params.get("instance") or (
             # A retry of a start without an ID must name the same instance: derive it.
@@ -129,15 +127,15 @@ class InstanceRoutes:
 
         202 (no body) once the instance's host has the event; 400 a bad name or a body that is
         not JSON (an empty one included: send ``null`` for no data); 404 no such instance; 410
-        it has finished. ``?timeout=S`` bounds the wait for a Pending instance (default 30 s).
+        it has finished; 413 a body over 1 MiB, or data that does not fit in one frame.
+        ``?timeout=S`` bounds the wait for a Pending instance (default 30 s).
         """
-        raw = await request.body()
-        try:
-            data = parse_json_text(raw)
-        except ValueError as exc:
-            raise ApiError(
-                f"the body (the event's data) is not valid JSON: {exc}; send null for no data"
-            ) from exc
+        data = await read_json(
+            request,
+            limit=MAX_PAYLOAD_BODY_BYTES,
+            what="the body (the event's data; send null for no data)",
+            allow_empty=False,
+        )
         try:
             within = float(request.query_params.get("timeout", EVENT_TIMEOUT))
         except ValueError:

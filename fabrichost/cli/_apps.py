@@ -15,7 +15,14 @@ from fabrichost.manifest import (
     parse_parameters_file,
     resolve_parameters,
 )
-from fabrichost.wire import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
+from fabrichost.wire import (
+    DOT_SEGMENT_RULE,
+    ActivationMode,
+    PartitionScheme,
+    ServiceDescription,
+    ServiceKind,
+    dot_segment,
+)
 
 if TYPE_CHECKING:
     from fabrichost.client import Created, Deployed, FabricClient
@@ -58,6 +65,16 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"expected K=V, got {item!r}", param_hint="--param")
         params[key] = value
     return params
+
+
+def _check_dot_segments(name: str, param_hint: str) -> None:
+    """Refuse a name with a ``.`` or ``..`` segment before anything is sent: in a URL its id
+    would be resolved to another path, and the agent refuses such names anyway."""
+    dot = dot_segment(name)
+    if dot is not None:
+        raise click.BadParameter(
+            f"{name!r} has the segment {dot!r}: {DOT_SEGMENT_RULE}", param_hint=param_hint
+        )
 
 
 @cli.group()
@@ -116,6 +133,7 @@ def app_deploy(
         name = name or file_app_name
     parameters.update(_parse_params(params))  # the command line wins over the file
     name = name or f"fabric:/{package.resolve().name}"
+    _check_dot_segments(name, "--name")
     with client_for(state_dir) as client:
         outcome = client.deploy_outcome(
             package, name, parameters, if_exists=if_exists, request_id=request_id
@@ -304,6 +322,7 @@ def service_create(
             f"{name!r} names no service: use fabric:/<Application>/<Service>",
             param_hint="NAME",
         )
+    _check_dot_segments(name, "NAME")
     description = ServiceDescription(
         name=name,
         type_name=type_name,

@@ -5,6 +5,7 @@ Usage::
 
     fabrichost app deploy manifests/SingletonJobs --name fabric:/Jobs
     fabrichost instance start EchoJob --id echo-1 --input '{"n": 1}'
+    fabrichost instance start EchoJob --id echo-2 --input @input.json
     fabrichost instance status echo-1 --wait --timeout 30
     fabrichost instance start EternalJob --id daemon --if-exists use-existing
     fabrichost instance terminate daemon && fabrichost instance purge daemon
@@ -20,18 +21,27 @@ one.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from fabrichost.cli._group import cli
 from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
 from fabrichost.client import IF_EXISTS_POLICIES, check_new_instance_id
+from fabrichost.errors import TooLargeError
 from fabrichost.protocol import EVENT_NAME_RULE, is_event_name
-from fabrichost.wire import INSTANCE_ID_RULE, parse_json_text
+from fabrichost.wire import (
+    INSTANCE_ID_RULE,
+    MAX_INSTANCE_INPUT_BYTES,
+    check_instance_input,
+    parse_json_text,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+#: ``--input @FILE`` reads at most this much: pretty-printed JSON may shrink to fit, but not 16x.
+_MAX_INPUT_FILE_BYTES: Final = 16 * 1024 * 1024
 
 
 def _compact(value: object) -> str:
@@ -60,7 +70,40 @@ def _parse_input(ctx: click.Context, param: click.Parameter, value: str | None) 
     try:
         return parse_json_text(value)
     except ValueError as exc:
-        raise click.BadParameter(f"not valid JSON ({exc}): {value!r}") from None
+        shown = value if len(value) <= 80 else value[:77] + "..."  # it may be a file's text
+        raise click.BadParameter(f"not valid JSON ({exc}): {shown!r}") from None
+
+
+def _parse_start_input(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """``--input`` (JSON, or ``@FILE`` holding it) decoded, and refused before anything is sent
+    if its process could not be given it: a command line cannot hold a large input, a file can.
+    """
+    if value is not None and value.startswith("@"):  # no JSON text starts with "@"
+        value = _read_input_file(value[1:])
+    parsed = _parse_input(ctx, param, value)
+    try:
+        check_instance_input(json.dumps(parsed))  # the text the agent stores and delivers
+    except TooLargeError as exc:
+        raise click.BadParameter(exc.message) from None
+    return parsed
+
+
+def _read_input_file(path: str) -> str:
+    """The text of ``--input @FILE``; a file far larger than any input is not read whole."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(_MAX_INPUT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > _MAX_INPUT_FILE_BYTES:
+        raise click.BadParameter(
+            f"{path} is larger than {_MAX_INPUT_FILE_BYTES} bytes; an instance's input takes "
+            f"at most {MAX_INSTANCE_INPUT_BYTES} bytes (docs/limits.md)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not UTF-8 text: {exc}") from None
 
 
 def _new_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -104,10 +147,11 @@ def instance() -> None:
 @click.option(
     "--input",
     "input_",
-    metavar="JSON",
+    metavar="JSON|@FILE",
     default=None,
-    callback=_parse_input,
-    help="The instance's input, any JSON value (default: null).",
+    callback=_parse_start_input,
+    help="The instance's input, any JSON value, or @FILE to read it from FILE (default: null; "
+    "at most about 1 MB, see docs/limits.md).",
 )
 @click.option(
     "--if-exists",

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from fabrichost.protocol import EVENT_NAME_RULE, is_event_name
-from fabrichost.wire import INSTANCE_ID_RULE, IfExists, InstanceStatus, is_valid_instance_id
+from fabrichost.wire import (
+    INSTANCE_ID_RULE,
+    IfExists,
+    InstanceStatus,
+    check_instance_input,
+    is_valid_instance_id,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -94,13 +100,20 @@ class InstancesMixin:
             ``terminatePostUri``, ``purgeHistoryDeleteUri``.
 
         Raises:
-            ValueError: ``if_exists`` is not one of :data:`IF_EXISTS_POLICIES`, or
-                ``instance_id`` breaks :data:`INSTANCE_ID_RULE`.
+            ValueError: ``if_exists`` is not one of :data:`IF_EXISTS_POLICIES`,
+                ``instance_id`` breaks :data:`INSTANCE_ID_RULE`, or ``input`` is not JSON.
+            TooLargeError: ``input`` is larger than its process could be given
+                (:data:`~fabrichost.wire.MAX_INSTANCE_INPUT_BYTES`); nothing was sent.
         """
         if if_exists not in IF_EXISTS_POLICIES:
             raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS_POLICIES)}")
         if function in ("", ".", ".."):
             raise ValueError(f"function {function!r} is not a service type name")
+        try:
+            # The text the agent stores and delivers; a 100 MB input is refused before it is sent.
+            check_instance_input(_json.dumps(input, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the input is not JSON: {exc}") from None
         path = f"/orchestrators/{quote(function, safe='')}"
         if instance_id is not None:
             path += f"/{_segment(check_new_instance_id(instance_id))}"

@@ -26,7 +26,12 @@ from fabrichost.wire._http import STATUS_OF as STATUS_OF
 from fabrichost.wire._http import error_answer as error_answer
 from fabrichost.wire._http import error_from_answer as error_from_answer
 from fabrichost.wire._json_text import parse_json_text as parse_json_text
+from fabrichost.wire._limits import MAX_INSTANCE_INPUT_BYTES as MAX_INSTANCE_INPUT_BYTES
+from fabrichost.wire._limits import check_instance_input as check_instance_input
+from fabrichost.wire._limits import instance_input_size as instance_input_size
+from fabrichost.wire._names import DOT_SEGMENT_RULE as DOT_SEGMENT_RULE
 from fabrichost.wire._names import INSTANCE_ID_RULE as INSTANCE_ID_RULE
+from fabrichost.wire._names import dot_segment as dot_segment
 from fabrichost.wire._names import id_to_name as id_to_name
 from fabrichost.wire._names import is_valid_instance_id as is_valid_instance_id
 from fabrichost.wire._names import name_to_id as name_to_id
@@ -41,10 +46,12 @@ from fabrichost.wire._vocabulary import InstanceStatus as InstanceStatus
 
 __all__ = (
     "AGENT_FILE",
+    "DOT_SEGMENT_RULE",
     "ENV_STATE_DIR",
     "INSTANCE_ID_RULE",
     "INT64_MAX",
     "INT64_MIN",
+    "MAX_INSTANCE_INPUT_BYTES",
     "MAX_PARTITIONS",
     "MAX_REPLICAS",
     "PROVISION_HEADER",
@@ -57,9 +64,12 @@ __all__ = (
     "PartitionScheme",
     "ServiceDescription",
     "ServiceKind",
+    "check_instance_input",
+    "dot_segment",
     "error_answer",
     "error_from_answer",
     "id_to_name",
+    "instance_input_size",
     "is_valid_instance_id",
     "name_to_id",
     "parse_json_text",

@@ -379,6 +379,24 @@ def test_echo_job_completes_with_its_input_as_output(
 
 
 @pytest.mark.integration
+def test_an_input_read_from_a_file_reaches_the_job(
+    jobs: Callable[..., tuple[int, str, str]],
+    cluster: Cluster,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    data = {"text": "y" * 500_000}  # more than a command line can hold
+    (tmp_path / "input.json").write_text(json.dumps(data, indent=2))
+    code, _, err = jobs(
+        "instance", "start", "EchoJob", "--id", "file-1", "--input", f"@{tmp_path / 'input.json'}"
+    )
+    assert code == 0, err
+    status = status_of(cluster, capsys, "file-1", "--wait", "--timeout", "60")
+    assert status["runtimeStatus"] == "Completed", status["error"]
+    assert status["output"] == data
+
+
+@pytest.mark.integration
 def test_echo_job_fails_with_the_error_it_raised(
     jobs: Callable[..., tuple[int, str, str]], cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:

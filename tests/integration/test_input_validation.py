@@ -3,7 +3,8 @@
 Regressions of a review: an out-of-range partition key left a half-created service behind, an
 application and a service could share a name (and an entity id), ManifestVersion held the
 manifest's name, service names were checked loosely, and an undeclared ``--param`` named an
-image store file.
+image store file. Then (issue 8): names with dot segments were accepted, and an instance input
+too large to deliver was answered 202 and left Pending for ever.
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ import pytest
 
 from fabrichost.agent import Application, Persistence, Service
 from fabrichost.agent import Cluster as AgentCluster
-from fabrichost.errors import ApiError, ConflictError, ManifestError
+from fabrichost.errors import ApiError, ConflictError, ManifestError, NotFoundError
 from fabrichost.store import Store
-from fabrichost.wire import PartitionScheme, ServiceDescription, ServiceKind
-from tests.integration.conftest import MANIFESTS, write_guest_package
+from fabrichost.wire import (
+    MAX_INSTANCE_INPUT_BYTES,
+    PartitionScheme,
+    ServiceDescription,
+    ServiceKind,
+)
+from tests.integration.conftest import MANIFESTS, job_processes, write_guest_package
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -453,3 +459,69 @@ def test_partition_scheme_round_trips_through_the_client(cluster: Cluster, tmp_p
     cluster.client.create_service("fabric:/G", description, wait=True, wait_timeout=30)
     names = [p["PartitionInformation"]["Name"] for p in cluster.client.partitions("fabric:/G/N")]
     assert sorted(names) == ["a", "b"]
+
+
+# -- G: names with dot segments (issue 8) -------------------------------------------------------
+
+
+def test_names_with_dot_segments_are_a_400_naming_the_name_and_change_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    guest(cluster, tmp_path)
+    create_app = f"{cluster.client.endpoint}/Applications/$/Create"
+    for name in ("fabric:/..", "fabric:/../..", "fabric:/a/b/../c", "fabric:/%2e%2e", "fabric:/."):
+        body = {"Name": name, "TypeName": "GuestAppType", "TypeVersion": "1.0.0"}
+        response = httpx.post(create_app, json=body, timeout=30)
+        assert response.status_code == 400, (name, response.text)
+        code, message = error_of(response)
+        assert code == "FABRIC_E_INVALID_NAME_URI"
+        assert f"invalid application name {name!r}" in message
+        assert "'.' or '..'" in message
+    for name in ("fabric:/G/..", "fabric:/G/a/../b", "fabric:/G/%2E%2e", "fabric:/G/./S"):
+        response = post_service(cluster, "G", stateless(name))
+        assert response.status_code == 400, (name, response.text)
+        code, message = error_of(response)
+        assert code == "FABRIC_E_INVALID_NAME_URI"
+        assert f"invalid service name {name!r}" in message
+        assert "dot segment" in message
+    assert [a["Name"] for a in cluster.client.applications()] == ["fabric:/G"]
+    assert service_names(cluster, "fabric:/G") == []
+
+
+# -- H: an instance input is at most what one frame can deliver (issue 8) ------------------------
+
+
+def test_an_instance_input_too_large_to_deliver_is_a_413_and_starts_nothing(
+    cluster: Cluster,
+) -> None:
+    cluster.client.deploy(MANIFESTS / "SingletonJobs", "fabric:/Jobs")
+    url = f"{cluster.client.endpoint}/orchestrators/EchoJob"
+    refused = {
+        # 1.1 MB: more than any body the route reads (it was 202, then Pending for ever).
+        "big-1": json.dumps("x" * 1_100_000).encode(),
+        # 800 kB of UTF-8, but 7 ASCII bytes a character in the frame that would carry it.
+        "wide-1": json.dumps("é" * 400_000, ensure_ascii=False).encode(),
+    }
+    for instance_id, body in refused.items():
+        response = httpx.post(f"{url}/{instance_id}", content=body, timeout=60)
+        assert response.status_code == 413, (instance_id, response.text[:300])
+        code, message = error_of(response)
+        assert code == "FABRIC_E_VALUE_TOO_LARGE"
+        assert "bytes" in message
+        with pytest.raises(NotFoundError):
+            cluster.client.instance_status(instance_id)
+        assert job_processes(cluster.state_dir, instance_id) == []
+    assert (
+        str(MAX_INSTANCE_INPUT_BYTES)
+        in error_of(httpx.post(f"{url}/wide-1", content=refused["wide-1"], timeout=60))[1]
+    )
+    assert cluster.client.instances() == []
+    # 900 kB fits: the job gets it and echoes it back.
+    data = "y" * 900_000
+    response = httpx.post(f"{url}/fits-1", content=json.dumps(data).encode(), timeout=60)
+    assert response.status_code == 202, response.text[:300]
+    status = cluster.client.instance_status("fits-1", wait=True, timeout=60)
+    assert status["runtimeStatus"] == "Completed", {
+        k: status[k] for k in ("runtimeStatus", "error")
+    }
+    assert status["output"] == data
