@@ -62,11 +62,13 @@ MAX_UNREAD: Final = 1024 * 1024  # bytes queued for a host that does not read: i
 
 
 class HostError(ActivationError):
-    """The host answered a request with ``Error``; ``code`` is the protocol's error code."""
+    """The host answered a request with ``Error``; ``code`` is the protocol's error code and
+    ``detail`` the host's own message (for ``ServiceFailed``, the service's exception)."""
 
-    def __init__(self, message: str, code: str) -> None:
+    def __init__(self, message: str, code: str, detail: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.detail = detail
 
 
 class HostChannel:
@@ -240,7 +242,9 @@ class HostChannel:
         finally:
             self._pending.pop(request_id, None)
         if isinstance(reply, Error):
-            raise HostError(f"host {self.pid} answered {reply.code}: {reply.message}", reply.code)
+            raise HostError(
+                f"host {self.pid} answered {reply.code}: {reply.message}", reply.code, reply.message
+            )
         return reply
 
     async def open_replica(
