@@ -27,7 +27,8 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from fabrichost.agent._channel import HostChannel, HostError
+from fabrichost.agent._channel import CHANNEL_CLOSED, HostChannel, HostError
+from fabrichost.agent._entrypoint import EntryPointStatus
 from fabrichost.agent._environment import (
     ActivationIdentity,
     ApplicationFolders,
@@ -167,12 +168,19 @@ class CodePackageHost:
         pid = channel.pid
         if self.channel is not channel or self.supervisor.pid != pid:
             return  # the process is gone already (its exit closed the channel)
+        if self.supervisor.status is EntryPointStatus.STOPPING:
+            return  # stopped (a Ctrl-C, a deactivation): its SIGINT made it close the channel
+        closed = reason == CHANNEL_CLOSED
+        if not closed:
+            log.warning("faulting host %s of %s: %s", pid, self.spec.name, reason)
         # The host broke the protocol or closed its end while the process lives on. A runtime
-        # host exits by itself on EOF; give it a moment, then fault it alone by killing it. It
-        # is a failure: the supervisor restarts it with backoff and counts it in its health.
-        log.warning("faulting host %s of %s: %s", pid, self.spec.name, reason)
+        # host exits by itself on EOF (a host that is exiting, e.g. killed by a restart, closes
+        # it first): give it a moment, then fault it alone by killing it. It is a failure: the
+        # supervisor restarts it with backoff and counts it in its health.
         with contextlib.suppress(TimeoutError, ProcessError):
             await self.supervisor.wait_until(lambda s: s.pid != pid, timeout=1.0)
+        if closed and self.supervisor.pid == pid:
+            log.warning("faulting host %s of %s: %s", pid, self.spec.name, reason)
         if self.supervisor.pid == pid:  # not reaped yet, so the pid is still this process
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -59,6 +59,7 @@ REQUEST_TIMEOUT: Final = 30.0
 HANDSHAKE_TIMEOUT: Final = 30.0  # a host that never says Hello is faulted
 READ_SIZE: Final = 256 * 1024
 MAX_UNREAD: Final = 1024 * 1024  # bytes queued for a host that does not read: it is faulted
+CHANNEL_CLOSED: Final = "the host closed its channel"  # serve()'s reason for an EOF
 
 
 class HostError(ActivationError):
@@ -126,7 +127,7 @@ class HostChannel:
                         data = await reader.read(READ_SIZE)
                     self._conn.receive_data(data)
                 elif event is CLOSED:
-                    return "the host closed its channel"
+                    return CHANNEL_CLOSED
                 elif isinstance(event, Fault):
                     return f"the host gave up on its channel: {event.code}: {event.message}"
                 else:
