@@ -192,7 +192,8 @@ class ClusterState:
 
         A wait reports these at once instead of waiting out its time: the service's own code
         raised while opening the replica, or a code package of its activation keeps failing
-        (its health is Error: it exited, or could not start, that many times in a row).
+        (its health is Error: it exited, or could not start, that many times in a row, and no
+        process of it runs now).
         """
         if replica.failure:
             return replica.failure
@@ -200,7 +201,9 @@ class ClusterState:
         if act is None:
             return None
         for host in act.hosts.values():
-            if host.supervisor.health is HealthState.ERROR:
+            # Not while a process runs: failures are forgotten only after a quiet run, and one
+            # that came up after them may be about to serve.
+            if host.supervisor.health is HealthState.ERROR and host.supervisor.pid is None:
                 return keeps_failing(host)
         return None
 
