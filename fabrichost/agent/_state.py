@@ -192,8 +192,7 @@ class ClusterState:
 
         A wait reports these at once instead of waiting out its time: the service's own code
         raised while opening the replica, or a code package of its activation keeps failing
-        (its health is Error: it exited, or could not start, that many times in a row, and no
-        process of it runs now).
+        (it exited that many times in a row that its health is Error).
         """
         if replica.failure:
             return replica.failure
@@ -201,9 +200,7 @@ class ClusterState:
         if act is None:
             return None
         for host in act.hosts.values():
-            # Not while a process runs: failures are forgotten only after a quiet run, and one
-            # that came up after them may be about to serve.
-            if host.supervisor.health is HealthState.ERROR and host.supervisor.pid is None:
+            if _keeps_exiting(host):
                 return keeps_failing(host)
         return None
 
@@ -228,6 +225,23 @@ class ClusterState:
     def not_ready(self, service: Service) -> list[Replica]:
         """The placed replicas of ``service`` that are not Ready."""
         return [r for r in service.replicas() if r.status is not ReplicaStatus.READY]
+
+
+def _keeps_exiting(host: CodePackageHost) -> bool:
+    """Whether a code package's processes exited in failure so often that its health is Error,
+    and none runs now.
+
+    Exits only: a start refused for a passing reason (an earlier incarnation still holds the
+    slot's lock) is retried and is no verdict. Not while a process runs: failures are forgotten
+    only after a quiet run, and one that came up after them may be about to serve.
+    """
+    supervisor = host.supervisor
+    if supervisor.pid is not None:
+        return False
+    exits = supervisor.statistics.ContinuousExitFailureCount
+    if (setup := supervisor.setup_statistics) is not None:
+        exits = max(exits, setup.ContinuousExitFailureCount)
+    return supervisor.policy.health(exits) is HealthState.ERROR
 
 
 def keeps_failing(host: CodePackageHost) -> str:
