@@ -21,12 +21,14 @@ import contextlib
 import functools
 import logging
 import os
+import random
 import signal
 import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from fabrichost.agent._channel import HostChannel
+from fabrichost.agent._channel import CHANNEL_CLOSED, HostChannel, HostError
+from fabrichost.agent._entrypoint import EntryPointStatus
 from fabrichost.agent._environment import (
     ActivationIdentity,
     ApplicationFolders,
@@ -38,6 +40,7 @@ from fabrichost.agent._model import ReplicaRole, ReplicaStatus, ServiceKind
 from fabrichost.agent._process import CodePackageSupervisor, EntryPoint, LaunchSpec
 from fabrichost.agent._spec import WorkingFolder
 from fabrichost.errors import ActivationError, ProcessError, ProtocolError
+from fabrichost.protocol import ErrorCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping
@@ -158,12 +161,19 @@ class CodePackageHost:
         pid = channel.pid
         if self.channel is not channel or self.supervisor.pid != pid:
             return  # the process is gone already (its exit closed the channel)
+        if self.supervisor.status is EntryPointStatus.STOPPING:
+            return  # stopped (a Ctrl-C, a deactivation): its SIGINT made it close the channel
+        closed = reason == CHANNEL_CLOSED
+        if not closed:
+            log.warning("faulting host %s of %s: %s", pid, self.spec.name, reason)
         # The host broke the protocol or closed its end while the process lives on. A runtime
-        # host exits by itself on EOF; give it a moment, then fault it alone by killing it. It
-        # is a failure: the supervisor restarts it with backoff and counts it in its health.
-        log.warning("faulting host %s of %s: %s", pid, self.spec.name, reason)
+        # host exits by itself on EOF (a host that is exiting, e.g. killed by a restart, closes
+        # it first): give it a moment, then fault it alone by killing it. It is a failure: the
+        # supervisor restarts it with backoff and counts it in its health.
         with contextlib.suppress(TimeoutError, ProcessError):
             await self.supervisor.wait_until(lambda s: s.pid != pid, timeout=1.0)
+        if closed and self.supervisor.pid == pid:
+            log.warning("faulting host %s of %s: %s", pid, self.spec.name, reason)
         if self.supervisor.pid == pid:  # not reaped yet, so the pid is still this process
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -218,6 +228,7 @@ class ServicePackageActivation:
         self._on_process = on_process
         self._type_hosts: dict[str, CodePackageHost] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rng = random.Random()  # the jitter of reopen backoffs
         self.deactivation: asyncio.TimerHandle | None = None
         # Set when activate() has finished, however it ended: a deactivation waits for it, so
         # starting and stopping the same activation never interleave.
@@ -419,6 +430,9 @@ class ServicePackageActivation:
                 self._on_replica_change(replica)
                 return
             except (ProtocolError, ActivationError) as exc:
+                if isinstance(exc, HostError) and exc.code == ErrorCode.SERVICE_FAILED:
+                    self._open_failed(host, channel, replica, exc.detail)
+                    return
                 replica.last_error = f"opening replica {replica.id} failed: {exc}"
                 self._on_replica_change(replica)
                 return
@@ -431,12 +445,43 @@ class ServicePackageActivation:
 
         await asyncio.gather(*(open_one(r) for r in replicas))
 
+    def _open_failed(
+        self, host: CodePackageHost, channel: HostChannel, replica: Replica, error: str
+    ) -> None:
+        """The service's own code raised while opening ``replica`` (``error`` names the
+        exception): say so at once, and open it again after a backoff, as Service Fabric's
+        reconfiguration agent retries a replica whose open fails."""
+        replica.open_failures += 1
+        delay = max(self._policy.delay(replica.open_failures, self._rng), self._policy.base_delay)
+        replica.failure = replica.last_error = (
+            f"replica {replica.id} of {replica.service.name} failed to open on "
+            f"{self.identity.node_name}: {error}"
+        )
+        log.warning("%s; opening it again in %.1f s", replica.failure, delay)
+        self._on_replica_change(replica)
+        self.spawn(self._reopen_later(host, channel, replica, delay))
+
+    async def _reopen_later(
+        self, host: CodePackageHost, channel: HostChannel, replica: Replica, delay: float
+    ) -> None:
+        await asyncio.sleep(delay)
+        # Only while it is still wanted here and the same process still serves its type: a
+        # new incarnation's registration opens it anyway, and a removed replica must stay out.
+        if (
+            replica in self.replicas
+            and replica.status is not ReplicaStatus.READY
+            and host.channel is channel
+            and self._type_hosts.get(replica.service.type_name) is host
+        ):
+            await self._open(host, channel, [replica])
+
     def _mark_ready(self, replica: Replica, host: CodePackageHost, pid: int, address: str) -> None:
         replica.status = ReplicaStatus.READY
         replica.address = address
         replica.host_pid = pid
         replica.code_package_name = host.spec.name
-        replica.last_error = ""
+        replica.last_error = replica.failure = ""
+        replica.open_failures = 0
         self._on_replica_change(replica)
 
     def guest_started(self, host: CodePackageHost, pid: int) -> None:

@@ -16,12 +16,13 @@ deleted (``on_application_deleting``), before its services go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from fabrichost.agent._crash import crash_point
-from fabrichost.agent._model import Application, Partition, new_service
+from fabrichost.agent._model import Application, Partition, ReplicaStatus, new_service
 from fabrichost.agent._naming import absolute, check_name
 from fabrichost.agent._provision import instantiate
 from fabrichost.agent._requests import description_digest
@@ -37,7 +38,7 @@ from fabrichost.wire import MAX_PARTITIONS, IfExists
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from fabrichost.agent._model import Service, ServiceDescription
+    from fabrichost.agent._model import Replica, Service, ServiceDescription
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._placement import Placement
     from fabrichost.agent._requests import Outcome, RequestLedger
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from fabrichost.agent._state import ClusterState
 
 log = logging.getLogger(__name__)
+# Seconds between a wait's checks when nothing it hears of has changed (see wait_service_ready).
+_RECHECK: Final = 1.0
 
 
 class Catalog:
@@ -335,20 +338,38 @@ class Catalog:
             )
 
     async def wait_service_ready(self, name: str, within: float) -> None:
-        """Return once every placed replica is Ready; raise with the reason when ``within`` ends.
+        """Return once every placed replica is Ready; raise with the reason when ``within`` ends,
+        or as soon as one has failed (its service's open raised, its code package keeps failing).
+
+        A guest executable's replica counts once its process has run ``guest_settle`` seconds.
 
         Raises:
-            ActivationError: not every replica was Ready within ``within`` seconds; it says why.
+            ActivationError: a replica failed, or not every replica was Ready within ``within``
+                seconds; it says why.
         """
         state = self._state
         try:
             async with asyncio.timeout(within):
                 while True:
                     changed = state.changes.next()
-                    pending = state.not_ready(state.service(name))
+                    pending, settling = self._pending(name)
+                    failures = sorted(
+                        {
+                            self._in_user_terms(r.service, f)
+                            for r in pending
+                            if (f := state.replica_failure(r))
+                        }
+                    )
+                    if failures:
+                        raise ActivationError(f"service {name} failed: " + "; ".join(failures))
                     if not pending:
                         return
-                    await changed.wait()
+                    # Strategy: a code package that cannot even start reports through no
+                    # callback, and a guest settles with time, not with an event: re-check.
+                    recheck = min(_RECHECK, settling) if settling > 0 else _RECHECK
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(recheck):
+                            await changed.wait()
         except TimeoutError:
             reasons = sorted(
                 {self._in_user_terms(r.service, state.replica_reason(r)) for r in pending}
@@ -363,3 +384,18 @@ class Catalog:
         app = service.application
         ptype = self._state.application_types.get((app.type_name, app.type_version))
         return reason if ptype is None else ptype.in_user_terms(reason)
+
+    def _pending(self, name: str) -> tuple[list[Replica], float]:
+        """The replicas of service ``name`` a wait still waits for (Ready guests whose process
+        has not run long enough among them), and the seconds until those guests would have."""
+        state = self._state
+        settle = self._settings.guest_settle
+        pending: list[Replica] = []
+        settling = 0.0
+        for replica in state.service(name).replicas():
+            if replica.status is not ReplicaStatus.READY:
+                pending.append(replica)
+            elif (left := state.unsettled(replica, settle)) > 0:
+                pending.append(replica)
+                settling = max(settling, left)
+        return pending, settling

@@ -59,14 +59,17 @@ REQUEST_TIMEOUT: Final = 30.0
 HANDSHAKE_TIMEOUT: Final = 30.0  # a host that never says Hello is faulted
 READ_SIZE: Final = 256 * 1024
 MAX_UNREAD: Final = 1024 * 1024  # bytes queued for a host that does not read: it is faulted
+CHANNEL_CLOSED: Final = "the host closed its channel"  # serve()'s reason for an EOF
 
 
 class HostError(ActivationError):
-    """The host answered a request with ``Error``; ``code`` is the protocol's error code."""
+    """The host answered a request with ``Error``; ``code`` is the protocol's error code and
+    ``detail`` the host's own message (for ``ServiceFailed``, the service's exception)."""
 
-    def __init__(self, message: str, code: str) -> None:
+    def __init__(self, message: str, code: str, detail: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.detail = detail
 
 
 class HostChannel:
@@ -124,7 +127,7 @@ class HostChannel:
                         data = await reader.read(READ_SIZE)
                     self._conn.receive_data(data)
                 elif event is CLOSED:
-                    return "the host closed its channel"
+                    return CHANNEL_CLOSED
                 elif isinstance(event, Fault):
                     return f"the host gave up on its channel: {event.code}: {event.message}"
                 else:
@@ -240,7 +243,9 @@ class HostChannel:
         finally:
             self._pending.pop(request_id, None)
         if isinstance(reply, Error):
-            raise HostError(f"host {self.pid} answered {reply.code}: {reply.message}", reply.code)
+            raise HostError(
+                f"host {self.pid} answered {reply.code}: {reply.message}", reply.code, reply.message
+            )
         return reply
 
     async def open_replica(

@@ -42,11 +42,13 @@ __all__ = (
     "console_prefix",
     "list_log_files",
     "open_console",
+    "stderr_tail",
 )
 
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 64 * 1024
+_TAIL_BYTES = 16 * 1024  # how much of a stderr file an error message reads, from its end
 _SUFFIXES = (".out", ".err")
 
 
@@ -279,3 +281,33 @@ def list_log_files(
                 files.append(LogFile(path, setup, suffix[1:], number, st.st_size, st.st_mtime_ns))
     files.sort(key=lambda f: (f.mtime_ns, f.number))
     return files
+
+
+def stderr_tail(log_dir: Path, prefix: str, *, lines: int = 6, width: int = 300) -> list[str]:
+    """The last non-blank lines of the newest ``<prefix>_<n>.err`` file, for error messages.
+
+    Use it to say *why* a code package keeps exiting: the cause (a traceback's last line, a
+    refused registration) is in its stderr, not in its exit code. Bounded, so a chatty process
+    cannot flood a message: reads the file's last 16 KiB at most and keeps ``lines`` lines of at
+    most ``width`` characters. Returns ``[]`` when there is no such file or it cannot be read.
+    """
+    files = _numbered(log_dir, prefix, ".err")
+    for _, path in reversed(files):  # a silent incarnation leaves no file: take the last written
+        try:
+            with path.open("rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - _TAIL_BYTES))
+                data = f.read(_TAIL_BYTES)
+        except OSError:
+            continue
+        text = data.decode("utf-8", errors="replace")
+        kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+        if size > _TAIL_BYTES and kept:
+            kept = kept[1:]  # the first line read is probably cut
+        if kept:
+            return [_shorten(line, width) for line in kept[-lines:]]
+    return []
+
+
+def _shorten(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"

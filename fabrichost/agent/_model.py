@@ -68,6 +68,11 @@ class Replica:
     code_package_name: str = ""
     host_pid: int = 0
     last_error: str = ""
+    # The service's own error from its last open (its code raised; the host answered
+    # ServiceFailed), kept until it opens: a waiting create reports it at once instead of
+    # waiting out its timeout, and the replica's health is Error meanwhile.
+    failure: str = ""
+    open_failures: int = 0  # failed opens in a row: the retry's backoff grows with them
 
     @property
     def service(self) -> Service:

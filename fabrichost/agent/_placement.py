@@ -306,6 +306,9 @@ class Placement:
     def _process_changed(
         self, activation: ServicePackageActivation, host: CodePackageHost, pid: int | None
     ) -> None:
+        # A wait for a service judges its code packages' health too (one that keeps exiting has
+        # failed), and their replicas may not change when a process that never served exits.
+        self._state.changes.notify()
         ident = activation.identity
         key = (
             ident.node_name,

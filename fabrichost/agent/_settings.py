@@ -23,4 +23,8 @@ class AgentSettings:
     # is whole, its service is gone or the agent stops: Service Fabric's failover manager keeps
     # retrying too, instead of waiting for someone to restart a node.
     repair_first_delay: float = 1.0
+    # A wait for a service counts a guest executable's replica Ready once its process has run
+    # this long: Ready comes with the process start, so a program that exits at once (a
+    # syntax error) would otherwise pass for a healthy one.
+    guest_settle: float = 1.0
     repair_max_delay: float = 60.0

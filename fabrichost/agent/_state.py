@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from fabrichost.agent._backoff import HealthState
+from fabrichost.agent._console import console_prefix, stderr_tail
 from fabrichost.agent._environment import ApplicationFolders
 from fabrichost.agent._model import ReplicaStatus
 from fabrichost.errors import NotFoundError
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from pathlib import Path
 
-    from fabrichost.agent._activation import ServicePackageActivation
+    from fabrichost.agent._activation import CodePackageHost, ServicePackageActivation
     from fabrichost.agent._model import Application, Partition, Replica, Service
     from fabrichost.agent._provision import ProvisionedType
     from fabrichost.agent._spec import ServicePackageSpec
@@ -181,12 +184,87 @@ class ClusterState:
                     )
                 stats = host.supervisor.statistics
                 if stats.ContinuousExitFailureCount or stats.ContinuousActivationFailureCount:
-                    return (
-                        f"code package {host.spec.name} keeps failing "
-                        f"(last exit code {stats.LastExitCode})"
-                    )
+                    return keeps_failing(host)
         return f"waiting for a code package to register service type {replica.service.type_name}"
+
+    def replica_failure(self, replica: Replica) -> str | None:
+        """Why a replica that is not Ready has *failed*, or None while it may still come up.
+
+        A wait reports these at once instead of waiting out its time: the service's own code
+        raised while opening the replica, or a code package of its activation keeps failing
+        (it exited that many times in a row that its health is Error).
+        """
+        if replica.failure:
+            return replica.failure
+        act = self.activation_of(replica)
+        if act is None:
+            return None
+        for host in act.hosts.values():
+            if _keeps_exiting(host):
+                return keeps_failing(host)
+        return None
+
+    def unsettled(self, replica: Replica, settle: float) -> float:
+        """Seconds until a Ready guest executable's process has run ``settle`` seconds (0 when
+        it has, or for a replica of a runtime host, which its host opened itself).
+
+        A guest's replica is Ready as soon as its process starts, so a program that exits at
+        once would look Ready to a wait; one that runs this long did not fail at start.
+        """
+        act = self.activation_of(replica)
+        if act is None or not act.package.is_guest:
+            return 0.0
+        host = act.hosts.get(replica.code_package_name)
+        if host is None:
+            return 0.0
+        started = host.supervisor.statistics.LastActivationTime
+        if host.supervisor.pid is None or started is None:
+            return settle
+        return max(0.0, settle - (datetime.now(UTC) - started).total_seconds())
 
     def not_ready(self, service: Service) -> list[Replica]:
         """The placed replicas of ``service`` that are not Ready."""
         return [r for r in service.replicas() if r.status is not ReplicaStatus.READY]
+
+
+def _keeps_exiting(host: CodePackageHost) -> bool:
+    """Whether a code package's processes exited in failure so often that its health is Error,
+    and none runs now.
+
+    Exits only: a start refused for a passing reason (an earlier incarnation still holds the
+    slot's lock) is retried and is no verdict. Not while a process runs: failures are forgotten
+    only after a quiet run, and one that came up after them may be about to serve.
+    """
+    supervisor = host.supervisor
+    if supervisor.pid is not None:
+        return False
+    exits = supervisor.statistics.ContinuousExitFailureCount
+    if (setup := supervisor.setup_statistics) is not None:
+        exits = max(exits, setup.ContinuousExitFailureCount)
+    return supervisor.policy.health(exits) is HealthState.ERROR
+
+
+def keeps_failing(host: CodePackageHost) -> str:
+    """``code package X keeps failing (last exit code N)`` and the end of its stderr, where the
+    cause is (a traceback, a refused registration)."""
+    supervisor = host.supervisor
+    launch = supervisor.spec
+    stats, setup = supervisor.statistics, supervisor.setup_statistics
+    # The entry point that fails is the one to quote: a failing setup never reaches the main.
+    in_setup = setup is not None and setup.max_continuous_failures > stats.max_continuous_failures
+    if in_setup:
+        assert setup is not None
+        stats = setup
+    message = (
+        f"code package {host.spec.name} keeps failing "
+        f"({'setup entry point, ' if in_setup else ''}last exit code {stats.LastExitCode})"
+    )
+    if supervisor.last_activation_error:
+        message = f"code package {host.spec.name} cannot start: {supervisor.last_activation_error}"
+    if launch.log_dir is None:
+        return message
+    prefix = console_prefix(launch.code_package_name, launch.service_package_name, setup=in_setup)
+    tail = stderr_tail(launch.log_dir, prefix)
+    if not tail:
+        return message
+    return message + "; its stderr ends:\n" + "\n".join(f"    {line}" for line in tail)

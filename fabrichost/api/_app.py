@@ -277,7 +277,8 @@ class _Api:
     async def restart_code_package(self, request: Request) -> Any:
         body = await read_json_object(request)
         wanted_id = body.get("ServicePackageActivationId", "") or ""
-        for act in self.activations(request):
+        activations = self.activations(request)
+        for act in activations:
             if (
                 act.package.name == body.get("ServiceManifestName")
                 and act.activation_id == wanted_id
@@ -287,8 +288,30 @@ class _Api:
                     await host.supervisor.restart()
                     return {}
         raise NotFoundError(
-            "no such deployed code package on this node", code="FABRIC_E_CODE_PACKAGE_NOT_FOUND"
+            _no_code_package(
+                self.node_of(request).name, self.app_of(request).name, body, activations
+            ),
+            code="FABRIC_E_CODE_PACKAGE_NOT_FOUND",
         )
+
+
+def _no_code_package(
+    node: str, app: str, body: dict[str, Any], activations: list[ServicePackageActivation]
+) -> str:
+    """What a restart of a code package that is not deployed tells its user: what it looked
+    for, on which node, and what is there instead (so a typo shows)."""
+    here = sorted(
+        f"{a.package.name}/{name}" + (f" (activation {a.activation_id})" if a.activation_id else "")
+        for a in activations
+        for name in a.hosts
+    )
+    wanted = f"{body.get('ServiceManifestName')}/{body.get('CodePackageName')}"
+    if activation_id := body.get("ServicePackageActivationId"):
+        wanted += f" (activation {activation_id})"
+    return (
+        f"{app} has no deployed code package {wanted} on {node}; "
+        f"its code packages there: {', '.join(here) or '(none)'}"
+    )
 
 
 def build_app(

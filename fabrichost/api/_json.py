@@ -84,7 +84,11 @@ def service_info(service: Service) -> Json:
         "HealthState": _service_health(service),
         "ServiceStatus": "Active",
         "IsServiceGroup": False,
-        "HealthWarnings": list(service.health_warnings.values()),
+        # The service's own failures (a replica's open raised) beside the placement warnings.
+        "HealthWarnings": [
+            *service.health_warnings.values(),
+            *(r.failure for r in service.replicas() if r.failure),
+        ],
     }
     if service.kind is ServiceKind.STATEFUL:
         info["HasPersistedState"] = service.has_persisted_state
@@ -92,6 +96,8 @@ def service_info(service: Service) -> Json:
 
 
 def _service_health(service: Service) -> HealthState:
+    if any(r.failure for r in service.replicas()):
+        return HealthState.ERROR
     if any(r.status is not ReplicaStatus.READY for r in service.replicas()):
         return HealthState.WARNING
     return HealthState.WARNING if service.health_warnings else HealthState.OK
@@ -130,16 +136,23 @@ def _replica_id_field(replica: Replica) -> Json:
 
 
 def replica_info(replica: Replica) -> Json:
-    return {
+    info: Json = {
         "ServiceKind": replica.service.kind,
         **_replica_id_field(replica),
         "ReplicaStatus": replica.status,
-        "HealthState": HealthState.OK
-        if replica.status is ReplicaStatus.READY
-        else HealthState.WARNING,
+        "HealthState": _replica_health(replica),
         "NodeName": replica.node_name,
         "Address": replica.address,
     }
+    if replica.status is not ReplicaStatus.READY and replica.last_error:
+        info["HealthDescription"] = replica.last_error  # why: the health event's description
+    return info
+
+
+def _replica_health(replica: Replica) -> HealthState:
+    if replica.failure:  # the service's own code raised opening it
+        return HealthState.ERROR
+    return HealthState.OK if replica.status is ReplicaStatus.READY else HealthState.WARNING
 
 
 def deployed_application_info(state: ClusterState, node: Node, app: Application) -> Json:

@@ -429,9 +429,13 @@ def service_show(name: str, state_dir: str | None, as_json: bool) -> None:
             ("Replica", lambda r: r.get("ReplicaId") or r.get("InstanceId")),
             ("Role", field("ReplicaRole")),
             ("Status", field("ReplicaStatus")),
+            ("Health", field("HealthState")),
             ("Address", field("Address")),
         ],
     )
+    # The reasons behind an unhealthy service (e.g. its open() raised), after the tables.
+    for warning in info.get("HealthWarnings", []):
+        click.echo(f"{info['HealthState'].lower()}: {warning}")
 
 
 @service.command("delete")

@@ -124,9 +124,16 @@ def down(state_dir: str | None) -> None:
     def waiting(message: str) -> None:
         click.echo(message, err=True)
 
-    if stop_background(path, on_wait=waiting):
+    swept: list[int] = []
+    stopped = stop_background(path, on_wait=waiting, on_swept=swept.extend)
+    if stopped:
         click.echo(f"stopped the agent of {path}")
-    else:
+    if swept:  # a killed agent left these behind: something *was* running, say what went
+        pids = ", ".join(map(str, sorted(swept)))
+        click.echo(
+            f"stopped {len(swept)} process(es) an earlier agent of {path} left behind (pids {pids})"
+        )
+    elif not stopped:
         click.echo(f"no agent was running for {path}")
 
 

@@ -193,7 +193,7 @@ def logs(
     with client_for(state_dir) as client:
         apps = [a for a in client.deployed_applications(node) if a["Name"] == app_name]
         if not apps:
-            raise click.ClickException(f"{app_name} has no activation on {node}")
+            raise click.ClickException(_not_deployed(client, app_name, node))
         known = sorted({cp["Name"] for cp in client.deployed_code_packages(node, app_name)})
     log_dir = Path(apps[0]["LogDirectory"])
     files = sorted(log_dir.glob("*.out")) + sorted(log_dir.glob("*.err"))
@@ -211,3 +211,13 @@ def logs(
         click.echo(f"==> {path.name} <==")
         for line in lines:
             click.echo(line)
+
+
+def _not_deployed(client: FabricClient, app_name: str, node: str) -> str:
+    """Why ``app_name`` has nothing on ``node``: it does not exist (a typo), or it runs nothing
+    there (its replicas are on other nodes)."""
+    names = sorted(a["Name"] for a in client.applications())
+    if app_name not in names:
+        known = ", ".join(names) or "(none)"
+        return f"application {app_name} does not exist; applications: {known}"
+    return f"{app_name} has no activation on {node}"

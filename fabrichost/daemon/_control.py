@@ -158,17 +158,28 @@ def _same_process(pid: int, start_time: float) -> bool:
 
 
 def stop_background(
-    state_dir: Path, *, timeout: float = 30.0, on_wait: Callable[[str], None] | None = None
+    state_dir: Path,
+    *,
+    timeout: float = 30.0,
+    on_wait: Callable[[str], None] | None = None,
+    on_swept: Callable[[list[int]], None] | None = None,
 ) -> bool:
     """Stop the agent of ``state_dir`` and every process it started. True if one was running.
 
     An agent that is still starting (an ``up`` waiting for it, or an agent restoring the
     cluster before it serves) is waited for, then stopped: stopping only what it had fenced
     so far would leave it running. One that does not serve within ``timeout`` is killed.
-    ``on_wait`` is told once about each kind of wait.
+    ``on_wait`` is told once about each kind of wait; ``on_swept`` is given the pids of the
+    processes left behind by an earlier agent (a killed one) that were stopped afterwards.
     """
+
+    def sweep() -> None:
+        swept = sweep_strays(state_dir)
+        if swept and on_swept is not None:
+            on_swept(swept)
+
     if not state_dir.is_dir():
-        sweep_strays(state_dir)  # its processes may outlive a deleted directory
+        sweep()  # its processes may outlive a deleted directory
         return False
     deadline = time.monotonic() + timeout
     told: set[str] = set()
@@ -196,7 +207,7 @@ def stop_background(
         finally:
             with contextlib.suppress(OSError):
                 (state_dir / AGENT_FILE).unlink()
-            sweep_strays(state_dir)
+            sweep()
 
 
 def _stop_agent(

@@ -240,7 +240,7 @@ class Host:
         )
         reply = await self._request(hello)
         if not isinstance(reply, Welcome):
-            _log.error("the agent refused this host: %s", reply)
+            _log.error("the agent refused this host: %s", _refusal(reply))
             self._finish(1)
             return
         self._node_name = reply.node_name
@@ -251,7 +251,9 @@ class Host:
         replies = await asyncio.gather(*(self._request(request) for request in requests))
         for request, answer in zip(requests, replies, strict=True):
             if not isinstance(answer, ServiceTypeRegistered):
-                _log.error("the agent refused service type %s: %s", request.service_type, answer)
+                _log.error(
+                    "the agent refused service type %s: %s", request.service_type, _refusal(answer)
+                )
                 self._finish(1)
                 return
         _log.info("registered %s as %s", ", ".join(self._types), self._node_name)
@@ -418,3 +420,11 @@ class Host:
             task.cancel()
         if pending:
             _log.warning("%d replicas did not close within %.1f s", len(pending), timeout)
+
+
+def _refusal(reply: Reply) -> str:
+    """An ``Error`` reply as a reader wants it in the log (the agent quotes the log's last lines
+    when this host keeps exiting): its code and message, not a dataclass repr."""
+    if isinstance(reply, Error):
+        return f"{reply.code}: {reply.message}"
+    return repr(reply)

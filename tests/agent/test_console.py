@@ -13,6 +13,7 @@ from fabrichost.agent._console import (
     RotatingLog,
     console_prefix,
     list_log_files,
+    stderr_tail,
 )
 
 if TYPE_CHECKING:
@@ -153,3 +154,28 @@ async def test_close_keeps_what_is_buffered_even_if_a_writer_holds_the_pipe(
         assert (tmp_path / "C_P_M_0.err").read_bytes() == b"last words\n"
     finally:
         os.close(write_fd)
+
+
+def test_stderr_tail_is_the_last_non_blank_lines_of_the_newest_err_file(tmp_path: Path) -> None:
+    (tmp_path / "Code_Pkg_M_1.err").write_text("old incarnation\n")
+    (tmp_path / "Code_Pkg_M_2.err").write_text("a\nb\n\n  \nc\nd\ne\nf\ng\n\n")
+    (tmp_path / "Code_Pkg_M_2.out").write_text("stdout is not quoted\n")
+    (tmp_path / "Code_Pkg_S_3.err").write_text("the setup's own file\n")
+    assert stderr_tail(tmp_path, "Code_Pkg_M") == ["b", "c", "d", "e", "f", "g"]
+    assert stderr_tail(tmp_path, "Code_Pkg_M", lines=2) == ["f", "g"]
+
+
+def test_stderr_tail_skips_an_empty_newest_file(tmp_path: Path) -> None:
+    (tmp_path / "Code_Pkg_M_1.err").write_text("Traceback...\nValueError: boom\n")
+    (tmp_path / "Code_Pkg_M_2.err").write_text("\n")
+    assert stderr_tail(tmp_path, "Code_Pkg_M") == ["Traceback...", "ValueError: boom"]
+
+
+def test_stderr_tail_is_bounded_for_a_flood(tmp_path: Path) -> None:
+    (tmp_path / "Code_Pkg_M_1.err").write_text("x" * 100_000 + "\n" + "y" * 5_000 + "\nlast\n")
+    tail = stderr_tail(tmp_path, "Code_Pkg_M", width=80)
+    assert tail == ["y" * 79 + "…", "last"]  # the cut first line read (all x) is dropped
+
+
+def test_stderr_tail_of_nothing_is_empty(tmp_path: Path) -> None:
+    assert stderr_tail(tmp_path / "missing", "Code_Pkg_M") == []

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fabrichost.cli import main
-from tests.integration.conftest import marked_processes, write_guest_package
+from tests.integration.conftest import (
+    marked_processes,
+    runtime_host_script,
+    write_guest_package,
+    write_runtime_package,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,6 +65,50 @@ def test_ctrl_c_on_run_stops_everything(tmp_path: Path) -> None:
         assert len(marked_processes(state.resolve())) == 1
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+        assert marked_processes(state.resolve()) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        for leftover in marked_processes(state.resolve()):
+            leftover.kill()
+
+
+def _runtime_package_with_a_default_service(root: Path) -> Path:
+    package = write_runtime_package(root, {"Code": ("RtType", runtime_host_script("RtType"))})
+    manifest = package / "ApplicationManifest.xml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "</ApplicationManifest>",
+            '<DefaultServices><Service Name="S"><StatefulService ServiceTypeName="RtType" '
+            'TargetReplicaSetSize="1" MinReplicaSetSize="1"><SingletonPartition />'
+            "</StatefulService></Service></DefaultServices></ApplicationManifest>",
+        )
+    )
+    return package
+
+
+def test_ctrl_c_on_run_closes_a_runtime_host_without_a_fault_warning(tmp_path: Path) -> None:
+    package = _runtime_package_with_a_default_service(tmp_path / "Rt")
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fabrichost", "run", str(package), "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        seen: list[str] = []
+        # `run` says this once the default service's replica is open in the host.
+        _read_until(proc, "Ctrl-C stops everything", 30, seen)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stdout is not None
+        output = "".join(seen) + proc.stdout.read().decode(errors="replace")
+        assert "received SIGINT" in output  # the host was told, and closed its channel
+        assert "faulting host" not in output, output
         assert marked_processes(state.resolve()) == []
     finally:
         if proc.poll() is None:
