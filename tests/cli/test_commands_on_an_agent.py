@@ -15,8 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from fabrichost.cli import main
-from tests.integration.conftest import MANIFESTS, cluster, write_guest_package
+from tests.integration.conftest import MANIFESTS, cluster, fh, write_guest_package
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,14 +25,6 @@ if TYPE_CHECKING:
 __all__ = ("cluster",)  # the fixture, re-exported for the tests below
 
 pytestmark = pytest.mark.integration
-
-
-def fh(cluster: Cluster, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``fabrichost <argv> --state-dir <the cluster's>``: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    code = main([*argv, "--state-dir", str(cluster.state_dir)])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def deploy_myapp(cluster: Cluster, capsys: pytest.CaptureFixture[str], name: str) -> None:

@@ -20,7 +20,7 @@ from fabrichost.cli import main
 from fabrichost.client import FabricClient
 from fabrichost.errors import ApiError, ConflictError, NotFoundError
 from sample_services.jobs import read_journal
-from tests.integration.conftest import MANIFESTS, cluster
+from tests.integration.conftest import MANIFESTS, cluster, fh
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -311,14 +311,6 @@ def test_raise_event_prints_what_it_raised_and_a_refusal_exits_1(
 
 
 # -- end to end, against a real agent -----------------------------------------------------------
-
-
-def fh(cluster: Cluster, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``fabrichost <argv> --state-dir <the cluster's>``: (exit code, stdout, stderr)."""
-    capsys.readouterr()  # drop what earlier commands printed
-    code = main([*argv, "--state-dir", str(cluster.state_dir)])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def status_of(

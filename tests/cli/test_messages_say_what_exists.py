@@ -12,7 +12,7 @@ import pytest
 
 from fabrichost.agent import ENV_MARKER
 from fabrichost.cli import main
-from tests.integration.conftest import MANIFESTS, cluster, marked_processes
+from tests.integration.conftest import MANIFESTS, cluster, fh, marked_processes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -22,14 +22,6 @@ if TYPE_CHECKING:
 __all__ = ("cluster",)  # the fixture, re-exported for the tests below
 
 pytestmark = pytest.mark.integration
-
-
-def fh(cluster: Cluster, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``fabrichost <argv> --state-dir <the cluster's>``: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    code = main([*argv, "--state-dir", str(cluster.state_dir)])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_restarting_a_code_package_that_is_not_there_names_the_node_and_what_is(

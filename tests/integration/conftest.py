@@ -67,6 +67,17 @@ class Cluster:
         return {**os.environ, "FABRICHOST_STATE_DIR": str(self.state_dir)}
 
 
+def fh(cluster: Cluster, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``fabrichost <argv> --state-dir <the cluster's>`` in-process: (exit code, stdout,
+    stderr of this command alone)."""
+    from fabrichost.cli import main
+
+    capsys.readouterr()  # drop what earlier commands printed
+    code = main([*argv, "--state-dir", str(cluster.state_dir)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def _start(tmp_path: Path, nodes: int) -> Iterator[Cluster]:
     state_dir = (tmp_path / "state").resolve()
     record = start_background(state_dir, nodes=nodes, port=0)

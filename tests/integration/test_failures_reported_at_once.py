@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from fabrichost.cli import main
 from tests.integration.conftest import (
+    fh,
     runtime_host_script,
     write_guest_package,
     write_runtime_package,
@@ -47,14 +47,6 @@ class Svc(StatefulService):
 
 run_host({"FlakyType": Svc})
 """
-
-
-def fh(cluster: Cluster, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``fabrichost <argv> --state-dir <the cluster's>``: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    code = main([*argv, "--state-dir", str(cluster.state_dir)])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _replicas(cluster: Cluster, service: str) -> list[dict[str, Any]]:
