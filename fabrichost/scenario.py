@@ -19,6 +19,7 @@ partition on 3 nodes, so every node shows the same view):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,14 +36,30 @@ EXCLUSIVE = ActivationMode.EXCLUSIVE_PROCESS
 
 
 def manifests_dir() -> Path:
-    """The sample application packages shipped beside the package in a checkout."""
-    folder = Path(__file__).resolve().parents[1] / "manifests"
-    if not (folder / "MyApp" / "ApplicationManifest.xml").is_file():
-        raise FabricHostError(
-            f"the sample packages are not at {folder}; run fabrichost from a "
-            "checkout of the repository (pip install -e .)"
-        )
-    return folder
+    """The sample application packages: those a wheel ships, else those of the checkout.
+
+    A built wheel carries a copy of the repository's ``manifests/`` as ``fabrichost/_samples``
+    (setup.py's build step); an editable install (``pip install -e .``) has none and reads the
+    checkout's ``manifests/`` beside the package. Their code, ``sample_services``, is installed
+    as a top-level package either way; the launchers run it with the agent's interpreter.
+
+    Raises:
+        FabricHostError: neither place has them, with what to do about it.
+    """
+    shipped = resources.files("fabrichost") / "_samples"
+    checkout = Path(__file__).resolve().parents[1] / "manifests"
+    # pip unpacks a wheel to disk, so the shipped folder is a real path; the agent copies it
+    # into its image store like any other package folder.
+    candidates = ([shipped] if isinstance(shipped, Path) else []) + [checkout]
+    for folder in candidates:
+        if (folder / "MyApp" / "ApplicationManifest.xml").is_file():
+            return folder
+    raise FabricHostError(
+        f"the sample packages are in neither {shipped} (an installed wheel) nor {checkout} "
+        "(a checkout); reinstall fabrichost from a wheel built by setup.py "
+        "(pip install . or pip install fabrichost-*.whl), or install a checkout with "
+        "pip install -e ."
+    )
 
 
 def _stateful(
