@@ -91,6 +91,7 @@ def test_issue_9_the_installed_wheel_plays_the_demo_from_any_folder(tmp_path: Pa
     venv = tmp_path / "venv"
     fabrichost = venv / "bin" / "fabrichost"
     state = (tmp_path / "state").resolve()
+    deployed = (tmp_path / "deployed").resolve()
     # Nothing of this checkout or of the test environment may leak into the installed one.
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
     pip = [sys.executable, "-m", "pip"]
@@ -124,5 +125,28 @@ def test_issue_9_the_installed_wheel_plays_the_demo_from_any_folder(tmp_path: Pa
         assert "MyCodePackageB" in out, out
         assert marked_processes(state) == []
         assert agents_serving(state) == []
+
+        # The documented way to deploy a sample from an install: `fabrichost samples`.
+        folder = Path(_run([fabrichost, "samples"], elsewhere, env).strip())
+        assert folder.resolve().is_relative_to(site), folder
+        _run([fabrichost, "up", "--state-dir", deployed, "--port", "0"], elsewhere, env)
+        _run(
+            [
+                fabrichost,
+                "app",
+                "deploy",
+                folder / "MyApp",
+                "--name",
+                "fabric:/App1",
+                "--state-dir",
+                deployed,
+            ],
+            elsewhere,
+            env,
+        )
+        _run([fabrichost, "down", "--state-dir", deployed], elsewhere, env)
+        assert marked_processes(deployed) == []
+        assert agents_serving(deployed) == []
     finally:
         _stop_everything(fabrichost, state, env)
+        _stop_everything(fabrichost, deployed, env)
