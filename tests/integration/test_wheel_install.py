@@ -4,10 +4,11 @@ environment, plays ``fabrichost demo`` from a folder that is not the checkout.
 An editable install reads ``manifests/`` and ``sample_services/`` in the checkout, so only a
 built wheel shows whether they ship. The steps are what a user does: ``pip wheel`` (with build
 isolation, so the build backend comes from the package index as it would for them), a new venv,
-``pip install`` of the wheel, ``fabrichost demo`` from a temporary folder.
+``pip install`` of the wheel, ``fabrichost demo`` from a temporary folder; then a sample
+deployed the documented way, ``app deploy "$(fabrichost samples)/MyApp"``.
 
-Timing (2 busy cores): build ~3 s, venv + install ~4 s (the dependencies come from pip's cache
-after the first run), demo ~4 s. Strategy for the venv: ``--without-pip`` and this environment's
+Timing (2 shared cores): ~12 s in all; build ~3 s, venv + install ~4 s (the dependencies come
+from pip's cache after the first run), demo ~3 s, up + deploy + down ~2 s. Strategy for the venv: ``--without-pip`` and this environment's
 pip driving it with ``--python``, which saves seeding pip into it (~3 s) and installs nothing
 but the wheel and its dependencies; ``--system-site-packages`` would not help (the system has
 none of them) and would risk finding this checkout's editable install instead of the wheel.
