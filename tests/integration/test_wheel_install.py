@@ -8,10 +8,12 @@ isolation, so the build backend comes from the package index as it would for the
 deployed the documented way, ``app deploy "$(fabrichost samples)/MyApp"``.
 
 Timing (2 shared cores): ~12 s in all; build ~3 s, venv + install ~4 s (the dependencies come
-from pip's cache after the first run), demo ~3 s, up + deploy + down ~2 s. Strategy for the venv: ``--without-pip`` and this environment's
-pip driving it with ``--python``, which saves seeding pip into it (~3 s) and installs nothing
-but the wheel and its dependencies; ``--system-site-packages`` would not help (the system has
-none of them) and would risk finding this checkout's editable install instead of the wheel.
+from pip's cache after the first run), demo ~3 s, up + deploy + down ~2 s.
+
+Strategy for the venv: ``--without-pip``, and this environment's pip (>= 22.3, which
+``.ci/run`` upgrades to) drives it with ``--python``: that saves seeding pip into it (~3 s) and
+installs nothing but the wheel and its dependencies. ``--system-site-packages`` would not help
+(the base interpreter has none of them) and could find this checkout instead of the wheel.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def test_issue_9_the_installed_wheel_plays_the_demo_from_any_folder(tmp_path: Pa
             env,
         )
         site = (venv / "lib").resolve()
-        for line in where.split():
+        for line in where.splitlines():
             assert Path(line).resolve().is_relative_to(site), where  # the wheel's, not ours
 
         out = _run([fabrichost, "demo", "--state-dir", state], elsewhere, env)
