@@ -22,9 +22,7 @@ def test_an_endpoint_without_a_uri_scheme_is_host_and_port() -> None:
 
 def test_the_published_address_is_service_fabric_s_endpoints_json() -> None:
     address = endpoints_address({"Web": "http://127.0.0.1:30017/", "Raw": "127.0.0.1:1"})
-    assert address == (
-        '{"Endpoints": {"Web": "http://127.0.0.1:30017/", "Raw": "127.0.0.1:1"}}'
-    )
+    assert address == ('{"Endpoints": {"Web": "http://127.0.0.1:30017/", "Raw": "127.0.0.1:1"}}')
     assert endpoints_of(address) == {"Web": "http://127.0.0.1:30017/", "Raw": "127.0.0.1:1"}
 
 
