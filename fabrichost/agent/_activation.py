@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from fabrichost.agent._channel import CHANNEL_CLOSED, HostChannel, HostError
 from fabrichost.agent._entrypoint import EntryPointStatus
 from fabrichost.agent._environment import (
+    ENDPOINT_HOST,
     ActivationIdentity,
     ApplicationFolders,
     code_package_environment,
@@ -41,6 +42,7 @@ from fabrichost.agent._process import CodePackageSupervisor, EntryPoint, LaunchS
 from fabrichost.agent._spec import WorkingFolder
 from fabrichost.errors import ActivationError, ProcessError, ProtocolError
 from fabrichost.protocol import ErrorCode
+from fabrichost.wire import endpoints_address, listener_address
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping
@@ -219,6 +221,9 @@ class ServicePackageActivation:
         self.failure: str | None = None
         self.replicas: list[Replica] = []
         self.endpoints: dict[str, int] = {}
+        #: What a guest's replicas publish as their address: SF's endpoints JSON, built from the
+        #: manifest's endpoints and their ports once they are allocated ("" without endpoints).
+        self.guest_address = ""
         self.hosts: dict[str, CodePackageHost] = {}
         self._ports = ports
         self._owned_ports: list[int] = []
@@ -266,6 +271,14 @@ class ServicePackageActivation:
                 else:
                     port = endpoint.port
                 self.endpoints[endpoint.name] = port
+            self.guest_address = endpoints_address(
+                {
+                    e.name: listener_address(
+                        ENDPOINT_HOST, self.endpoints[e.name], e.uri_scheme, e.path_suffix
+                    )
+                    for e in self.package.endpoints
+                }
+            )
             for spec in self.package.code_packages:
                 env = code_package_environment(self.identity, spec, self.folders, self.endpoints)
                 self.hosts[spec.name] = CodePackageHost(self, spec, env, self._policy)
@@ -351,7 +364,7 @@ class ServicePackageActivation:
         if self.package.is_guest:
             host = next(iter(self.hosts.values()), None)
             if host is not None and host.supervisor.pid:
-                self._mark_ready(replica, host, host.supervisor.pid, address="")
+                self._mark_ready(replica, host, host.supervisor.pid, self.guest_address)
             return
         host = self._type_hosts.get(replica.service.type_name)
         if host is not None and host.channel is not None:
@@ -486,7 +499,7 @@ class ServicePackageActivation:
 
     def guest_started(self, host: CodePackageHost, pid: int) -> None:
         for replica in self.replicas:
-            self._mark_ready(replica, host, pid, address="")
+            self._mark_ready(replica, host, pid, self.guest_address)
 
     def host_lost(self, host: CodePackageHost, reason: str) -> None:
         for type_name, owner in list(self._type_hosts.items()):

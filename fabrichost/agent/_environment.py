@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 # agent itself was killed (see _fence).
 ENV_MARKER: Final = "FABRICHOST_AGENT_STATE_DIR"
 
+# The IP of every endpoint: given to the process (Fabric_Endpoint_IPOrFQDN_<Name>) and published
+# in a guest's address. 127.0.0.1, not ``localhost``: the ports are reserved for IPv4 loopback,
+# and ``localhost`` may resolve to [::1], where another program may hold the same port.
+ENDPOINT_HOST: Final = "127.0.0.1"
+
 
 @dataclass(frozen=True, slots=True)
 class ApplicationFolders:
@@ -97,6 +102,6 @@ def code_package_environment(
         env["Fabric_ServiceName"] = identity.service_name
     for name, port in endpoints.items():
         env[f"Fabric_Endpoint_{name}"] = str(port)
-        env[f"Fabric_Endpoint_IPOrFQDN_{name}"] = "localhost"
+        env[f"Fabric_Endpoint_IPOrFQDN_{name}"] = ENDPOINT_HOST
     env.update(dict(code_package.environment))
     return env

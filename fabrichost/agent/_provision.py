@@ -233,11 +233,17 @@ def _package_spec(
     endpoints = []
     for ep in manifest.endpoints:
         port = ep.port
+        uri_scheme, path_suffix = ep.uri_scheme or "", ep.path_suffix or ""
         override = overrides.get(ep.name)
-        if override is not None and override.port:
-            # Endpoint overrides are written in the application manifest.
-            port = _port(package.application.file, override.line, override.port)
-        endpoints.append(EndpointSpec(ep.name, port, ep.protocol.value, ep.type.value))
+        if override is not None:
+            if override.port:
+                # Endpoint overrides are written in the application manifest.
+                port = _port(package.application.file, override.line, override.port)
+            uri_scheme = override.uri_scheme or uri_scheme
+            path_suffix = override.path_suffix or path_suffix
+        endpoints.append(
+            EndpointSpec(ep.name, port, ep.protocol.value, ep.type.value, uri_scheme, path_suffix)
+        )
     types = tuple(
         ServiceTypeSpec(
             t.service_type_name,

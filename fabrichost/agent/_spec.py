@@ -51,6 +51,8 @@ class EndpointSpec:
     port: int | None
     protocol: str = "tcp"
     type: str = "Internal"
+    uri_scheme: str = ""  # with path_suffix: how the endpoint's published address is spelled
+    path_suffix: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from fabrichost.cli._group import cli
-from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
+from fabrichost.cli._output import (
+    address_field,
+    client_for,
+    emit,
+    field,
+    json_option,
+    state_dir_option,
+)
 from fabrichost.manifest import (
     load_application_manifest,
     load_application_parameters,
@@ -22,6 +29,7 @@ from fabrichost.wire import (
     ServiceDescription,
     ServiceKind,
     dot_segment,
+    endpoints_of,
 )
 
 if TYPE_CHECKING:
@@ -430,12 +438,46 @@ def service_show(name: str, state_dir: str | None, as_json: bool) -> None:
             ("Role", field("ReplicaRole")),
             ("Status", field("ReplicaStatus")),
             ("Health", field("HealthState")),
-            ("Address", field("Address")),
+            ("Address", address_field()),
         ],
     )
     # The reasons behind an unhealthy service (e.g. its open() raised), after the tables.
     for warning in info.get("HealthWarnings", []):
         click.echo(f"{info['HealthState'].lower()}: {warning}")
+
+
+@service.command("resolve")
+@click.argument("name")
+@state_dir_option
+@json_option
+def service_resolve(name: str, state_dir: str | None, as_json: bool) -> None:
+    """Print where a service's replicas listen: per partition, Primary first.
+
+    One row per endpoint of each Ready replica (a guest's named endpoints, or the address a
+    runtime service's open() returned). --json prints Service Fabric's ResolvedServicePartition
+    list, each Address as published.
+    """
+    with client_for(state_dir) as client:
+        partitions = client.resolve_service(name)
+    if as_json:
+        emit(partitions, True)
+        return
+    rows = [
+        {
+            "Partition": p["PartitionInformation"]["Id"],
+            "Kind": e["Kind"],
+            "Endpoint": endpoint,
+            "Address": address,
+        }
+        for p in partitions
+        for e in p["Endpoints"]
+        for endpoint, address in endpoints_of(e["Address"]).items()
+    ]
+    emit(
+        rows,
+        False,
+        [(h, field(h)) for h in ("Partition", "Kind", "Endpoint", "Address")],
+    )
 
 
 @service.command("delete")

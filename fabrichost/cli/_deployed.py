@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fabrichost.cli._group import cli
-from fabrichost.cli._output import client_for, emit, field, json_option, state_dir_option
+from fabrichost.cli._output import (
+    address_field,
+    client_for,
+    emit,
+    field,
+    json_option,
+    state_dir_option,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -149,6 +156,7 @@ def deployed_replicas(
                 ("Status", field("ReplicaStatus")),
                 ("CodePackage", field("CodePackageName")),
                 ("Pid", field("HostProcessId")),
+                ("Address", address_field()),
                 ("ActivationId", field("ServicePackageActivationId")),
             ],
         )

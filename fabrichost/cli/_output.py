@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fabrichost.client import FabricClient
-from fabrichost.wire import resolve_state_dir
+from fabrichost.wire import endpoints_of, resolve_state_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -72,3 +72,15 @@ def emit(
 
 def field(name: str) -> Callable[[Any], Any]:
     return lambda item: item.get(name, "")
+
+
+def readable_address(address: str) -> str:
+    """A replica address for a table: ``Web=http://127.0.0.1:30017/`` for each endpoint of SF's
+    endpoints JSON (comma-separated), a plain address as it is."""
+    return ", ".join(
+        f"{name}={value}" if name else value for name, value in endpoints_of(address).items()
+    )
+
+
+def address_field(name: str = "Address") -> Callable[[Any], Any]:
+    return lambda item: readable_address(item.get(name, ""))

@@ -9,6 +9,14 @@ Usage::
     client.deploy("manifests/MyApp", "fabric:/App1")
     client.create_service("fabric:/App1", ServiceDescription(...), wait=True)
     client.deployed_replicas("_Node_0", "fabric:/App1")
+    client.endpoints("fabric:/App1/Web")             # {"Web": "http://127.0.0.1:30017/"}
+    client.resolve_service("fabric:/App1/Counter")   # per partition, Primary first
+
+A replica's address (``Address`` in ``replicas()`` and ``deployed_replicas()``) is what Service
+Fabric publishes: its endpoints JSON ``{"Endpoints": {name: address}}`` for a guest executable,
+or the string a runtime service's ``open()`` returned; ``fabrichost.wire.endpoints_of`` reads
+either. :meth:`endpoints` answers a one-partition service in one call, :meth:`resolve_service`
+lists every partition (SF's ``ResolvedServicePartition`` shape).
 
 Errors come back as the same exceptions the agent raised
 (:func:`fabrichost.wire.error_from_answer`): :class:`NotFoundError` (404), :class:`ConflictError`
@@ -30,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from fabrichost.client._instances import InstancesMixin
+from fabrichost.client._resolve import ResolveMixin
 from fabrichost.errors import ApiError, FabricHostError
 from fabrichost.wire import (
     PROVISION_HEADER,
@@ -72,7 +81,7 @@ class Deployed:
     type_provisioned: bool
 
 
-class FabricClient(InstancesMixin):
+class FabricClient(InstancesMixin, ResolveMixin):
     """Client of one agent. Close it with :meth:`close` or use it as a context manager."""
 
     def __init__(

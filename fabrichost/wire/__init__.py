@@ -21,6 +21,9 @@ from fabrichost.wire._descriptions import MAX_REPLICAS as MAX_REPLICAS
 from fabrichost.wire._descriptions import ActivationMode as ActivationMode
 from fabrichost.wire._descriptions import PartitionScheme as PartitionScheme
 from fabrichost.wire._descriptions import ServiceDescription as ServiceDescription
+from fabrichost.wire._endpoints import endpoints_address as endpoints_address
+from fabrichost.wire._endpoints import endpoints_of as endpoints_of
+from fabrichost.wire._endpoints import listener_address as listener_address
 from fabrichost.wire._http import PROVISION_HEADER as PROVISION_HEADER
 from fabrichost.wire._http import STATUS_OF as STATUS_OF
 from fabrichost.wire._http import error_answer as error_answer
@@ -66,11 +69,14 @@ __all__ = (
     "ServiceKind",
     "check_instance_input",
     "dot_segment",
+    "endpoints_address",
+    "endpoints_of",
     "error_answer",
     "error_from_answer",
     "id_to_name",
     "instance_input_size",
     "is_valid_instance_id",
+    "listener_address",
     "name_to_id",
     "parse_json_text",
     "parse_service_description",
