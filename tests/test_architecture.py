@@ -303,10 +303,7 @@ def test_there_is_no_import_cycle() -> None:
 def test_importing_fabrichost_loads_nothing_of_the_local_cluster() -> None:
     # The pytest plugin is imported by every pytest run of an environment with fabrichost.
     heavy = ("fabrichost.local", "fabrichost.daemon", "fabrichost.agent", "uvicorn", "psutil")
-    code = (
-        "import sys, fabrichost, fabrichost.testing.plugin; "
-        "print('\\n'.join(sorted(sys.modules)))"
-    )
+    code = "import sys, fabrichost.testing.plugin; print('\\n'.join(sorted(sys.modules)))"
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
