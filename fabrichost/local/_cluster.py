@@ -16,6 +16,7 @@ import os
 import select
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,9 +76,11 @@ class LocalCluster:
         ).resolve()
         self.deployed: list[str] = []
         """The applications :meth:`deploy` created, in order (the pytest plugin deletes them)."""
-        self._owner: int | None = None
         self._stopped = False
-        read_end, self._owner = os.pipe()  # both close-on-exec (PEP 446)
+        read_end, write_end = os.pipe()  # both close-on-exec (PEP 446)
+        # Closing the write end is what stops the agent: on stop(), at this process's death,
+        # and when a cluster nobody stopped is garbage-collected.
+        self._close_owner = weakref.finalize(self, os.close, write_end)
         try:
             started = start_agent(
                 self.state_dir,
@@ -182,11 +185,6 @@ class LocalCluster:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.agent_pid, 0)  # our child: reap it
         self._remove_temporary()
-
-    def _close_owner(self) -> None:
-        fd, self._owner = self._owner, None
-        if fd is not None:
-            os.close(fd)
 
     def _remove_temporary(self) -> None:
         if self._temporary:
