@@ -42,10 +42,13 @@ LAYERS: Final[dict[str, frozenset[str]]] = {
     "client": frozenset({"errors", "protocol", "wire"}),
     "daemon": frozenset({"root", "errors", "wire", "agent", "api"}),
     "scenario": frozenset({"errors", "wire", "client"}),
+    "local": frozenset({"errors", "wire", "client", "daemon"}),
+    "testing": frozenset({"root", "errors"}),
     "cli": frozenset(
         {"root", "errors", "protocol", "wire", "manifest", "client", "daemon", "scenario"}
     ),
-    "root": frozenset({"errors"}),
+    # The root exports LocalCluster lazily (PEP 562): `import fabrichost` loads none of it.
+    "root": frozenset({"errors", "local"}),
     "__main__": frozenset({"cli"}),
 }
 
@@ -286,8 +289,25 @@ def test_no_module_imports_another_part_s_private_module() -> None:
     assert private_violations(all_imports()) == []
 
 
+def _lazy_export(imp: Import) -> bool:
+    """The root's lazy export of LocalCluster (PEP 562 ``__getattr__``, and its type under
+    ``TYPE_CHECKING``): no import of ``fabrichost`` runs it, so it closes no cycle at import
+    time; ``test_importing_fabrichost_loads_nothing_of_the_local_cluster`` holds it to that."""
+    return imp.importer == "fabrichost" and part_of(imp.target) == "local"
+
+
 def test_there_is_no_import_cycle() -> None:
-    assert cycles(all_imports()) == []
+    assert cycles(tuple(i for i in all_imports() if not _lazy_export(i))) == []
+
+
+def test_importing_fabrichost_loads_nothing_of_the_local_cluster() -> None:
+    # The pytest plugin is imported by every pytest run of an environment with fabrichost.
+    heavy = ("fabrichost.local", "fabrichost.daemon", "fabrichost.agent", "uvicorn", "psutil")
+    code = "import sys, fabrichost.testing.plugin; print('\\n'.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert [m for m in loaded if m.startswith(heavy)] == []
 
 
 def test_no_class_is_longer_than_400_lines() -> None:

@@ -20,10 +20,12 @@ PARTS = (
     "fabrichost.client",
     "fabrichost.daemon",
     "fabrichost.errors",
+    "fabrichost.local",
     "fabrichost.manifest",
     "fabrichost.protocol",
     "fabrichost.runtime",
     "fabrichost.store",
+    "fabrichost.testing",
     "fabrichost.wire",
 )
 

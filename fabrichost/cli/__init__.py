@@ -14,6 +14,7 @@ from fabrichost.cli import _demo as _demo
 from fabrichost.cli import _deployed as _deployed
 from fabrichost.cli import _instances as _instances
 from fabrichost.cli import _manifest as _manifest
+from fabrichost.cli import _run as _run
 from fabrichost.cli import _samples as _samples
 from fabrichost.cli._group import main as main
 from fabrichost.cli._group import run as run

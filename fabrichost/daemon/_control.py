@@ -63,6 +63,8 @@ def start_agent(
     port: int,
     timeout: float = 30.0,
     allow_users: Collection[int] = (),
+    owner_fd: int | None = None,
+    remove_state_on_exit: bool = False,
 ) -> Started:
     """Start an agent for ``state_dir`` unless one serves it already; return once one serves.
 
@@ -71,17 +73,34 @@ def start_agent(
     others find it serving (``started`` False). An agent started by other means that wins the
     directory's lock meanwhile is waited for and reported the same way. ``allow_users`` are
     uids served besides the agent's own user (``serve``).
+
+    ``owner_fd`` ties the agent to its starter: the read end of a pipe whose write end only the
+    starter holds. When the starter closes it or dies (by any signal, SIGKILL too: the kernel
+    closes its fds), the agent stops as on SIGTERM. ``remove_state_on_exit`` makes the agent
+    delete ``state_dir`` once it has stopped (a temporary one).
     """
     deadline = time.monotonic() + timeout
     with start_turn(state_dir, deadline):
         existing = running_agent(state_dir)
         if existing is not None:
             return Started(existing, started=False)
-        return _spawn(state_dir, nodes, port, deadline, allow_users)
+        extra: list[str] = []
+        if owner_fd is not None:
+            extra += ["--owner-fd", str(owner_fd)]
+        if remove_state_on_exit:
+            extra.append("--remove-state-on-exit")
+        pass_fds = () if owner_fd is None else (owner_fd,)
+        return _spawn(state_dir, nodes, port, deadline, allow_users, extra, pass_fds)
 
 
 def _spawn(
-    state_dir: Path, nodes: int | None, port: int, deadline: float, allow_users: Collection[int]
+    state_dir: Path,
+    nodes: int | None,
+    port: int,
+    deadline: float,
+    allow_users: Collection[int],
+    extra: list[str],
+    pass_fds: tuple[int, ...],
 ) -> Started:
     read_end, write_end = os.pipe()
     args = [
@@ -99,13 +118,14 @@ def _spawn(
         args += ["--nodes", str(nodes)]
     for uid in allow_users:
         args += ["--allow-user", str(uid)]
+    args += extra
     with (state_dir / LOG_FILE).open("ab") as log_file:
         proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            pass_fds=(write_end,),
+            pass_fds=(write_end, *pass_fds),  # close_fds: nothing else of ours leaks in
             start_new_session=True,
         )
     os.close(write_end)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 from typing import TYPE_CHECKING
 
 from fabrichost.agent import AgentSettings, RestartPolicy, adopt_orphans
@@ -41,6 +42,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=19080)
     parser.add_argument("--ready-fd", type=int, default=None)
+    parser.add_argument(
+        "--owner-fd",
+        type=int,
+        default=None,
+        help="a pipe's read end: stop once its write end is closed (the owner stopped or died)",
+    )
+    parser.add_argument(
+        "--remove-state-on-exit",
+        action="store_true",
+        help="delete the state directory once stopped (a temporary one)",
+    )
     parser.add_argument("--restart-delay", type=float, default=0.5)
     parser.add_argument(
         "--allow-user",
@@ -67,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 nodes=args.nodes,
                 ready_fd=args.ready_fd,
                 allow_users=args.allow_users,
+                owner_fd=args.owner_fd,
+                remove_state=args.remove_state_on_exit,
             )
         )
     except FabricHostError as exc:
@@ -83,15 +97,25 @@ async def _agent(
     nodes: int | None,
     ready_fd: int | None,
     allow_users: list[int],
+    owner_fd: int | None = None,
+    remove_state: bool = False,
 ) -> None:
     # This process is the agent and nothing else, so it may adopt the orphans of everything it
     # starts: a code package's daemonised grandchild is then found among its own children.
     adopt_orphans(asyncio.get_running_loop())
-    await serve(
-        state_dir,
-        port=port,
-        settings=settings,
-        nodes=nodes,
-        ready_fd=ready_fd,
-        allow_users=allow_users,
-    )
+    try:
+        await serve(
+            state_dir,
+            port=port,
+            settings=settings,
+            nodes=nodes,
+            ready_fd=ready_fd,
+            allow_users=allow_users,
+            owner_fd=owner_fd,
+        )
+    finally:
+        if remove_state:
+            # After serve: every hosted process has stopped and the directory's lock is
+            # released, so nothing writes into it any more (but this process's log, which
+            # lives on unlinked).
+            shutil.rmtree(state_dir, ignore_errors=True)

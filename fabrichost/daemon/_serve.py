@@ -78,8 +78,9 @@ async def serve(
     ready_fd: int | None = None,
     on_ready: Callable[[AgentRecord], None] | None = None,
     allow_users: Collection[int] = (),
+    owner_fd: int | None = None,
 ) -> None:
-    """Run the agent until SIGINT/SIGTERM or ``POST /$/fabrichost/Shutdown``.
+    """Run the agent until SIGINT/SIGTERM, ``POST /$/fabrichost/Shutdown`` or its owner's end.
 
     The API serves the agent's own user, root, the uids in ``allow_users``, and whoever sends
     the token it writes to the state directory (``fabrichost.api.AccessPolicy``).
@@ -87,13 +88,19 @@ async def serve(
     ``nodes`` is the node count asked for; None keeps the count the state directory records
     (``settings.node_count`` for a fresh one). ``ready_fd`` (a pipe's write end) gets ``ready``
     and is closed, and ``on_ready`` is called, once the HTTP socket listens; if the agent cannot
-    start, it gets ``error <message>`` instead. Returns after every hosted process has been
+    start, it gets ``error <message>`` instead. ``owner_fd`` (a pipe's read end whose write
+    end only the agent's starter holds) turns readable when the starter closes it or dies, by
+    any signal: the agent then stops as on SIGTERM. Returns after every hosted process has been
     stopped.
     """
     ready = _ReadyPipe(ready_fd)
+    if owner_fd is not None:
+        os.set_inheritable(owner_fd, False)  # no hosted process needs it
     try:
         settings = settings or AgentSettings()
-        await _serve(state_dir, port, settings, nodes, ready, on_ready, frozenset(allow_users))
+        await _serve(
+            state_dir, port, settings, nodes, ready, on_ready, frozenset(allow_users), owner_fd
+        )
     except FabricHostError as exc:
         ready.say(f"error {exc}")  # nothing if it said ready already
         raise
@@ -127,6 +134,7 @@ async def _serve(
     ready: _ReadyPipe,
     on_ready: Callable[[AgentRecord], None] | None,
     allow_users: frozenset[int],
+    owner_fd: int | None,
 ) -> None:
     lock = StateDirLock(state_dir)
     lock.acquire()
@@ -147,7 +155,7 @@ async def _serve(
             access = AccessPolicy(
                 uids=frozenset({os.geteuid(), 0}) | allow_users, token=write_token(state_dir)
             )
-            await _serve_cluster(cluster, sock, access, ready, on_ready)
+            await _serve_cluster(cluster, sock, access, ready, on_ready, owner_fd)
     finally:
         lock.release()
 
@@ -158,6 +166,7 @@ async def _serve_cluster(
     access: AccessPolicy,
     ready: _ReadyPipe,
     on_ready: Callable[[AgentRecord], None] | None,
+    owner_fd: int | None,
 ) -> None:
     """Serve ``cluster`` on ``sock`` until a stop is asked for, then stop the cluster (while the
     API still answers: a request waiting on it hears that the agent stops), then the server."""
@@ -167,6 +176,15 @@ async def _serve_cluster(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if owner_fd is not None:
+        # EOF (or an error) on the owner's pipe: its last write end is closed, so the owner
+        # has stopped or died. Same path as SIGTERM. Level-triggered: unregister at once.
+        def owner_gone() -> None:
+            loop.remove_reader(owner_fd)
+            log.info("the agent's owner has gone; stopping")
+            stop.set()
+
+        loop.add_reader(owner_fd, owner_gone)
     me = psutil.Process()
     record = AgentRecord(
         endpoint, me.pid, me.create_time(), str(state_dir), cluster.settings.node_count

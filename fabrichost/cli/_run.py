@@ -1,0 +1,155 @@
+"""`fabrichost run PKG`: a LocalCluster in the foreground: deploy, show, follow the console
+output; Ctrl-C stops everything. The cluster belongs to this command: if it is killed, even by
+SIGKILL, the agent stops every process and deletes the temporary state directory itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import click
+import watchfiles
+
+from fabrichost import LocalCluster
+from fabrichost.cli._apps import _parse_params
+from fabrichost.cli._cluster import ALLOW_USER_OPTION
+from fabrichost.cli._group import EXIT_ERROR, ExitCode, cli
+from fabrichost.cli._output import console
+from fabrichost.cli._render import render_view
+from fabrichost.errors import FabricHostError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+@cli.command("run")
+@click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Application name (default fabric:/<folder>).")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="Application parameter.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Node count (default: the state directory's recorded count, 1 for a new one).",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True)
+@ALLOW_USER_OPTION
+@click.option(
+    "--state-dir",
+    "state_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="State directory (default: a new temporary one).",
+)
+def run_package(
+    package: Path,
+    name: str | None,
+    params: tuple[str, ...],
+    nodes: int | None,
+    port: int,
+    allow_users: tuple[int, ...],
+    state_dir: str | None,
+) -> None:
+    """Run a cluster in the foreground, deploy PACKAGE and follow its console output."""
+    app_name = name or f"fabric:/{package.resolve().name}"
+    parameters = _parse_params(params)
+    cluster = LocalCluster(nodes=nodes, state_dir=state_dir, port=port, allow_users=allow_users)
+    follower = ConsoleFollower(cluster.state_dir / "_App")
+    ok = True
+    try:
+        _deploy_and_follow(cluster, package, app_name, parameters, follower)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: the way to stop
+    except FabricHostError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        ok = False
+    finally:
+        follower.print_new()  # open the files that appeared: they outlive their folder
+        cluster.stop()
+        follower.print_new()  # what the hosts said while they stopped
+        follower.close()
+    if not ok:
+        raise ExitCode(EXIT_ERROR)
+
+
+def _deploy_and_follow(
+    cluster: LocalCluster,
+    package: Path,
+    app_name: str,
+    params: dict[str, str],
+    follower: ConsoleFollower,
+) -> None:
+    out = console()
+    cluster.deploy(package, app_name, params)
+    if not cluster.client.services(app_name):
+        out.print(
+            f"{package} has no DefaultServices: create services with `fabrichost "
+            f"service create fabric:/... --state-dir {cluster.state_dir}` while this runs."
+        )
+    out.print(render_view(cluster.client.view()))
+    out.print(
+        f"{app_name} runs; agent at {cluster.endpoint}, state directory {cluster.state_dir}. "
+        "Following console output; Ctrl-C stops everything."
+    )
+    follower.root.mkdir(parents=True, exist_ok=True)
+    asyncio.run(follower.follow(until_exit_of=cluster.agent_pid))
+
+
+class ConsoleFollower:
+    """Prints the console files below ``root`` (<root>/<node>/<application>/log/*), then the
+    lines appended to them.
+
+    Each file is kept open once seen, so what a host writes while the cluster stops is still
+    read after a temporary state directory has been deleted.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files: dict[Path, IO[bytes]] = {}
+
+    async def follow(self, *, until_exit_of: int) -> None:
+        """Print what is there, then what is appended, until process ``until_exit_of`` exits
+        (or the caller is cancelled: Ctrl-C)."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        pidfd = os.pidfd_open(until_exit_of)
+        loop.add_reader(pidfd, stop.set)  # the kernel tells us when the agent exits
+        try:
+            self.print_new()
+            async for changes in watchfiles.awatch(self.root, stop_event=stop, recursive=True):
+                self._print(sorted(Path(name) for _, name in changes))
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+
+    def print_new(self) -> None:
+        """Print what was appended to every console file since it was last read."""
+        self._print([*self._files, *sorted(self.root.glob("*/*/log/*"))])
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+    def _print(self, paths: Iterable[Path]) -> None:
+        for path in dict.fromkeys(paths):
+            if path.suffix not in (".out", ".err"):
+                continue
+            label = f"{path.parent.parent.parent.name}/{path.stem}"
+            for line in self._read(path).decode(errors="replace").splitlines():
+                click.echo(f"[{label}] {line}")
+
+    def _read(self, path: Path) -> bytes:
+        """The bytes appended to ``path`` since the last read (a small local read)."""
+        f = self._files.get(path)
+        if f is None:
+            try:
+                f = self._files[path] = path.open("rb")
+            except FileNotFoundError:  # rotated away since the change was seen
+                return b""
+        with contextlib.suppress(OSError):
+            return f.read()
+        return b""
