@@ -13,6 +13,7 @@ from fabrichost.cli import _cluster as _cluster
 from fabrichost.cli import _demo as _demo
 from fabrichost.cli import _deployed as _deployed
 from fabrichost.cli import _instances as _instances
+from fabrichost.cli import _logs as _logs
 from fabrichost.cli import _manifest as _manifest
 from fabrichost.cli import _run as _run
 from fabrichost.cli import _samples as _samples

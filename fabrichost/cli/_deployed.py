@@ -1,8 +1,7 @@
-"""`fabrichost deployed ...`, `code-package restart` and `logs`: what runs on a node."""
+"""`fabrichost deployed ...` and `code-package restart`: what runs on a node."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -186,46 +185,3 @@ def code_package_restart(
     with client_for(state_dir) as client:
         client.restart_code_package(node, app_name, manifest, code_package_name, activation_id)
     click.echo(f"restarted {code_package_name} of {manifest} on {node}")
-
-
-@cli.command()
-@NODE_OPTION
-@APP_OPTION
-@click.option("--code-package", "code_package_name", default=None, help="Only this code package.")
-@click.option("--tail", type=int, default=50, show_default=True, help="Lines per file.")
-@state_dir_option
-def logs(
-    node: str, app_name: str, code_package_name: str | None, tail: int, state_dir: str | None
-) -> None:
-    """Print the console output (stdout/stderr files in the log folder) of an application."""
-    with client_for(state_dir) as client:
-        apps = [a for a in client.deployed_applications(node) if a["Name"] == app_name]
-        if not apps:
-            raise click.ClickException(_not_deployed(client, app_name, node))
-        known = sorted({cp["Name"] for cp in client.deployed_code_packages(node, app_name)})
-    log_dir = Path(apps[0]["LogDirectory"])
-    files = sorted(log_dir.glob("*.out")) + sorted(log_dir.glob("*.err"))
-    if code_package_name is not None:
-        files = [f for f in files if f.name.startswith(code_package_name + "_")]
-        if not files and code_package_name not in known:  # (an exited one may have left files)
-            raise click.ClickException(
-                f"{app_name} has no code package {code_package_name!r} on {node}; "
-                f"its code packages: {', '.join(known) or '(none)'}"
-            )
-    if not files:
-        click.echo(f"no console output in {log_dir}")
-    for path in sorted(files, key=lambda p: p.stat().st_mtime):
-        lines = path.read_text(errors="replace").splitlines()[-tail:]
-        click.echo(f"==> {path.name} <==")
-        for line in lines:
-            click.echo(line)
-
-
-def _not_deployed(client: FabricClient, app_name: str, node: str) -> str:
-    """Why ``app_name`` has nothing on ``node``: it does not exist (a typo), or it runs nothing
-    there (its replicas are on other nodes)."""
-    names = sorted(a["Name"] for a in client.applications())
-    if app_name not in names:
-        known = ", ".join(names) or "(none)"
-        return f"application {app_name} does not exist; applications: {known}"
-    return f"{app_name} has no activation on {node}"

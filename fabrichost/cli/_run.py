@@ -5,24 +5,19 @@ SIGKILL, the agent stops every process and deletes the temporary state directory
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
 
 import click
-import watchfiles
 
 from fabrichost import LocalCluster
 from fabrichost.cli._apps import _parse_params
 from fabrichost.cli._cluster import ALLOW_USER_OPTION
+from fabrichost.cli._follow import ConsoleFollower
 from fabrichost.cli._group import EXIT_ERROR, ExitCode, cli
+from fabrichost.cli._logs import AgentLabels
 from fabrichost.cli._output import console
 from fabrichost.cli._render import render_view
 from fabrichost.errors import FabricHostError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
 
 
 @cli.command("run")
@@ -57,7 +52,7 @@ def run_package(
     app_name = name or f"fabric:/{package.resolve().name}"
     parameters = _parse_params(params)
     cluster = LocalCluster(nodes=nodes, state_dir=state_dir, port=port, allow_users=allow_users)
-    follower = ConsoleFollower(cluster.state_dir / "_App")
+    follower = ConsoleFollower(cluster.state_dir / "_App", labels=AgentLabels(cluster.client))
     ok = True
     try:
         _deploy_and_follow(cluster, package, app_name, parameters, follower)
@@ -96,60 +91,3 @@ def _deploy_and_follow(
     )
     follower.root.mkdir(parents=True, exist_ok=True)
     asyncio.run(follower.follow(until_exit_of=cluster.agent_pid))
-
-
-class ConsoleFollower:
-    """Prints the console files below ``root`` (<root>/<node>/<application>/log/*), then the
-    lines appended to them.
-
-    Each file is kept open once seen, so what a host writes while the cluster stops is still
-    read after a temporary state directory has been deleted.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._files: dict[Path, IO[bytes]] = {}
-
-    async def follow(self, *, until_exit_of: int) -> None:
-        """Print what is there, then what is appended, until process ``until_exit_of`` exits
-        (or the caller is cancelled: Ctrl-C)."""
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        pidfd = os.pidfd_open(until_exit_of)
-        loop.add_reader(pidfd, stop.set)  # the kernel tells us when the agent exits
-        try:
-            self.print_new()
-            async for changes in watchfiles.awatch(self.root, stop_event=stop, recursive=True):
-                self._print(sorted(Path(name) for _, name in changes))
-        finally:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-
-    def print_new(self) -> None:
-        """Print what was appended to every console file since it was last read."""
-        self._print([*self._files, *sorted(self.root.glob("*/*/log/*"))])
-
-    def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files.clear()
-
-    def _print(self, paths: Iterable[Path]) -> None:
-        for path in dict.fromkeys(paths):
-            if path.suffix not in (".out", ".err"):
-                continue
-            label = f"{path.parent.parent.parent.name}/{path.stem}"
-            for line in self._read(path).decode(errors="replace").splitlines():
-                click.echo(f"[{label}] {line}")
-
-    def _read(self, path: Path) -> bytes:
-        """The bytes appended to ``path`` since the last read (a small local read)."""
-        f = self._files.get(path)
-        if f is None:
-            try:
-                f = self._files[path] = path.open("rb")
-            except FileNotFoundError:  # rotated away since the change was seen
-                return b""
-        with contextlib.suppress(OSError):
-            return f.read()
-        return b""

@@ -160,4 +160,4 @@ def test_logs_shows_a_code_packages_console_output(
         capsys.readouterr()
         assert main(args) == 0
         out = capsys.readouterr().out
-    assert "Code_GuestPkg_M_" in out
+    assert "_Node_0 fabric:/Chatty GuestPkg/Code | hello from the guest" in out
