@@ -22,7 +22,6 @@ from fabrichost.daemon import (
     running_agent,
     start_agent,
     stop_background,
-    uid_of,
 )
 
 NODES_OPTION = click.option(
@@ -43,6 +42,8 @@ PORT_OPTION = click.option(
 
 def _uids(ctx: click.Context, param: click.Parameter, users: tuple[str, ...]) -> tuple[int, ...]:
     try:
+        from fabrichost.daemon import uid_of  # (loads the HTTP server's code: only when asked)
+
         return tuple(uid_of(user) for user in users)
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None

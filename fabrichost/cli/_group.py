@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 conflict (a name that is already taken).
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import TYPE_CHECKING, Final
 
@@ -30,7 +31,43 @@ class ExitCode(Exception):
         self.code = code
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Which module defines each top-level command. A command's module is imported only when that
+#: command runs (or ``--help`` lists them all), so ``fabrichost --version`` or a query loads
+#: neither the agent nor the HTTP server. ``tests/cli/test_lazy_commands.py`` keeps this true.
+COMMAND_MODULES: Final[dict[str, str]] = {
+    "app": "_apps",
+    "service": "_apps",
+    "up": "_cluster",
+    "down": "_cluster",
+    "status": "_cluster",
+    "view": "_cluster",
+    "node": "_cluster",
+    "agent": "_cluster",
+    "demo": "_demo",
+    "deployed": "_deployed",
+    "code-package": "_deployed",
+    "instance": "_instances",
+    "logs": "_logs",
+    "manifest": "_manifest",
+    "run": "_run",
+    "samples": "_samples",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use (see :data:`COMMAND_MODULES`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"fabrichost.cli.{module}")  # registers its commands
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fabrichost")
 def cli() -> None:
     """fabrichost: a local process host for Service Fabric application packages."""

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from fabrichost.agent import sweep_strays
 from fabrichost.daemon._statedir import LOG_FILE, StateDirLock, start_turn
 from fabrichost.errors import FabricHostError
 from fabrichost.wire import AGENT_FILE, AgentRecord, read_token
@@ -194,6 +193,8 @@ def stop_background(
     """
 
     def sweep() -> None:
+        from fabrichost.agent import sweep_strays  # (the agent's code: only when needed)
+
         swept = sweep_strays(state_dir)
         if swept and on_swept is not None:
             on_swept(swept)
