@@ -401,6 +401,15 @@ class ServicePackageActivation:
         replica.role = role
         self._on_replica_change(replica)
 
+    def type_host(self, type_name: str) -> CodePackageHost | None:
+        """The code package whose running process serves ``type_name`` now (SF's registered
+        service type): the one that registered it, or a guest's running process."""
+        if self.package.is_guest:
+            host = next(iter(self.hosts.values()), None)
+            return host if host is not None and host.supervisor.pid else None
+        host = self._type_hosts.get(type_name)
+        return host if host is not None and host.channel is not None else None
+
     # -- events from code package hosts ---------------------------------------------------------
 
     def type_registered(self, host: CodePackageHost, type_name: str) -> None:

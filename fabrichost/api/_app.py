@@ -22,6 +22,7 @@ from fabrichost.api import _paging as P
 from fabrichost.api._access import AccessCheck, AccessPolicy, OriginCheck, error_response
 from fabrichost.api._body import read_json_object
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
+from fabrichost.api._queries import QueryRoutes
 from fabrichost.api._view import node_view
 from fabrichost.errors import ApiError, FabricHostError, NotFoundError
 from fabrichost.wire import (
@@ -397,6 +398,9 @@ def build_app(
     status_route = STATUS_ROOT + "/{instance}"
     r = Route
     nodes = "/Nodes/{node}/$/GetApplications/{app}"
+    types = "/ApplicationTypes/{type}"
+    replica = "/Nodes/{node}/$/GetPartitions/{partition}/$/GetReplicas/{replica}"
+    q = QueryRoutes(cluster)
     routes = [
         r("/$/fabrichost/Status", guarded(api.get_status)),
         r("/$/fabrichost/Shutdown", guarded(api.post_shutdown), methods=["POST"]),
@@ -409,6 +413,11 @@ def build_app(
         r("/ApplicationTypes", guarded(api.get_app_types)),
         r("/ApplicationTypes/$/Provision", guarded(api.provision), methods=["POST"]),
         r("/ApplicationTypes/{type}/$/Unprovision", guarded(api.unprovision), methods=["POST"]),
+        r("/ApplicationTypes/{type}", guarded(api.get_app_type)),
+        r(types + "/$/GetApplicationManifest", guarded(q.application_manifest)),
+        r(types + "/$/GetServiceManifest", guarded(q.service_manifest)),
+        r(types + "/$/GetServiceTypes", guarded(q.service_types)),
+        r(types + "/$/GetServiceTypes/{service_type}", guarded(q.service_type)),
         r("/Applications", guarded(api.get_apps)),
         r("/Applications/$/Create", guarded(api.create_app), methods=["POST"]),
         r("/Applications/{app}", guarded(api.get_app)),
@@ -422,7 +431,13 @@ def build_app(
         r("/Applications/{app}/$/GetServices/{service}", guarded(api.get_service)),
         r("/Services/{service}/$/Delete", guarded(api.delete_service), methods=["POST"]),
         r("/Services/{service}/$/GetPartitions", guarded(api.get_partitions)),
+        r("/Services/{service}/$/GetPartitions/{partition}", guarded(q.service_partition)),
+        r("/Services/{service}/$/GetApplicationName", guarded(q.application_name)),
+        r("/Services/{service}/$/ResolvePartition", guarded(q.resolve)),
+        r("/Partitions/{partition}", guarded(q.partition)),
+        r("/Partitions/{partition}/$/GetServiceName", guarded(q.service_name)),
         r("/Partitions/{partition}/$/GetReplicas", guarded(api.get_partition_replicas)),
+        r("/Partitions/{partition}/$/GetReplicas/{replica}", guarded(q.replica)),
         r("/Nodes/{node}/$/GetApplications", guarded(api.deployed_apps)),
         r(nodes, guarded(api.deployed_app)),
         r(nodes + "/$/GetServicePackages", guarded(api.deployed_packages)),
@@ -433,6 +448,9 @@ def build_app(
             methods=["POST"],
         ),
         r(nodes + "/$/GetReplicas", guarded(api.deployed_replicas)),
+        r(nodes + "/$/GetServiceTypes", guarded(q.deployed_service_types)),
+        r(nodes + "/$/GetServicePackages/{package}", guarded(q.deployed_package)),
+        r(replica + "/$/GetDetail", guarded(q.replica_detail)),
         r("/orchestrators/{function}", guarded(inst.start), methods=["POST"]),
         r("/orchestrators/{function}/{instance}", guarded(inst.start), methods=["POST"]),
         r(STATUS_ROOT, guarded(inst.list)),
