@@ -31,6 +31,8 @@ from fabrichost.agent._provision import ServiceTypeRecord as ServiceTypeRecord
 from fabrichost.agent._settings import AgentSettings as AgentSettings
 from fabrichost.agent._state import ClusterState as ClusterState
 from fabrichost.agent._state import Node as Node
+from fabrichost.agent._transitions import Transition as Transition
+from fabrichost.agent._transitions import TransitionKind as TransitionKind
 
 __all__ = (
     "ENV_MARKER",
@@ -54,6 +56,8 @@ __all__ = (
     "Service",
     "ServicePackageActivation",
     "ServiceTypeRecord",
+    "Transition",
+    "TransitionKind",
     "adopt_orphans",
     "processes_carrying",
     "sweep_strays",

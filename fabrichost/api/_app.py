@@ -22,6 +22,7 @@ from fabrichost.api import _paging as P
 from fabrichost.api._access import AccessCheck, AccessPolicy, OriginCheck, error_response
 from fabrichost.api._body import read_json_object
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
+from fabrichost.api._nodes import NodeFaultRoutes
 from fabrichost.api._queries import QueryRoutes
 from fabrichost.api._view import node_view
 from fabrichost.errors import ApiError, FabricHostError, NotFoundError
@@ -401,6 +402,8 @@ def build_app(
     types = "/ApplicationTypes/{type}"
     replica = "/Nodes/{node}/$/GetPartitions/{partition}/$/GetReplicas/{replica}"
     q = QueryRoutes(cluster)
+    faults = NodeFaultRoutes(cluster)
+    transition = "/Faults/Nodes/{node}/$/StartTransition"
     routes = [
         r("/$/fabrichost/Status", guarded(api.get_status)),
         r("/$/fabrichost/Shutdown", guarded(api.post_shutdown), methods=["POST"]),
@@ -451,6 +454,11 @@ def build_app(
         r(nodes + "/$/GetServiceTypes", guarded(q.deployed_service_types)),
         r(nodes + "/$/GetServicePackages/{package}", guarded(q.deployed_package)),
         r(replica + "/$/GetDetail", guarded(q.replica_detail)),
+        r(replica + "/$/Restart", guarded(faults.restart_replica), methods=["POST"]),
+        # The client's path ends with a slash; sfctl's requests go there.
+        r(transition, guarded(faults.start_transition), methods=["POST"]),
+        r(transition + "/", guarded(faults.start_transition), methods=["POST"]),
+        r("/Faults/Nodes/{node}/$/GetTransitionProgress", guarded(faults.transition_progress)),
         r("/orchestrators/{function}", guarded(inst.start), methods=["POST"]),
         r("/orchestrators/{function}/{instance}", guarded(inst.start), methods=["POST"]),
         r(STATUS_ROOT, guarded(inst.list)),

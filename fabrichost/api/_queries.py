@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from fabrichost.agent import (
         Cluster,
+        ClusterState,
         Partition,
         ProvisionedType,
         Replica,
@@ -76,22 +77,6 @@ class QueryRoutes:
             return self.state.partition(partition_id)
         except NotFoundError:
             return None
-
-    def _deployed_replica(self, request: Request) -> tuple[Replica, ServicePackageActivation]:
-        """The replica of the path's partition and id, placed on the path's node and in an
-        activation there."""
-        node = self.state.node(request.path_params["node"])
-        partition = self.state.partition(request.path_params["partition"])
-        wanted = request.path_params["replica"]
-        for replica in partition.live_replicas():
-            if str(replica.id) == wanted and replica.node_name == node.name:
-                activation = self.state.activation_of(replica)
-                if activation is not None:
-                    return replica, activation
-        raise NotFoundError(
-            f"replica {wanted} of partition {partition.id} is not deployed on {node.name}",
-            code="FABRIC_E_REPLICA_DOES_NOT_EXIST",
-        )
 
     # -- application types -----------------------------------------------------------------------
 
@@ -181,8 +166,27 @@ class QueryRoutes:
         return found or _no_content()
 
     async def replica_detail(self, request: Request) -> Any:
-        replica, activation = self._deployed_replica(request)
+        replica, activation = deployed_replica(self.state, request)
         return Q.deployed_replica_detail(replica, activation, replica.service)
+
+
+def deployed_replica(
+    state: ClusterState, request: Request
+) -> tuple[Replica, ServicePackageActivation]:
+    """The replica of the path's partition and id, placed on the path's node and in an
+    activation there; SF's FABRIC_E_REPLICA_DOES_NOT_EXIST otherwise."""
+    node = state.node(request.path_params["node"])
+    partition = state.partition(request.path_params["partition"])
+    wanted = request.path_params["replica"]
+    for replica in partition.live_replicas():
+        if str(replica.id) == wanted and replica.node_name == node.name:
+            activation = state.activation_of(replica)
+            if activation is not None:
+                return replica, activation
+    raise NotFoundError(
+        f"replica {wanted} of partition {partition.id} is not deployed on {node.name}",
+        code="FABRIC_E_REPLICA_DOES_NOT_EXIST",
+    )
 
 
 def _partition_for_key(service: Service, request: Request) -> Partition:

@@ -4,6 +4,8 @@ node transition API and replica restart, with SF's paths, status codes and JSON.
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -284,3 +286,193 @@ def test_deployed_service_types_packages_and_replica_detail(
         404,
     )
     assert error["Code"] == "FABRIC_E_REPLICA_DOES_NOT_EXIST"
+
+
+# -- node transitions ------------------------------------------------------------------------------
+
+OP_STOP = "11111111-1111-1111-1111-111111111111"
+OP_START = "22222222-2222-2222-2222-222222222222"
+
+
+def _transition(cluster: Cluster, node: str, **params: Any) -> httpx.Response:
+    return httpx.post(
+        f"{cluster.client.endpoint}/Faults/Nodes/{node}/$/StartTransition/",
+        params={"StopDurationInSeconds": 0, **params},
+        timeout=30,
+    )
+
+
+def _wait_transition(cluster: Cluster, node: str, operation_id: str) -> dict[str, Any]:
+    """The transition's progress once it is no longer Running (a generous deadline)."""
+    deadline = time.monotonic() + 60
+    while True:
+        progress: dict[str, Any] = _json(
+            cluster, f"/Faults/Nodes/{node}/$/GetTransitionProgress", OperationId=operation_id
+        )
+        if progress["State"] != "Running" or time.monotonic() > deadline:
+            return progress
+        time.sleep(0.05)
+
+
+def test_node_transitions_stop_and_start_a_node(cluster3: Cluster) -> None:
+    before = _json(cluster3, "/Nodes/_Node_1")
+    wrong = _transition(
+        cluster3, "_Node_1", OperationId=OP_STOP, NodeTransitionType="Stop", NodeInstanceId="1"
+    )
+    assert wrong.status_code == 400
+    assert wrong.json()["Error"]["Code"] == "FABRIC_E_INSTANCE_ID_MISMATCH"
+    assert _json(cluster3, "/Nodes/_Node_1")["NodeStatus"] == "Up"  # nothing changed
+
+    stop = _transition(
+        cluster3,
+        "_Node_1",
+        OperationId=OP_STOP,
+        NodeTransitionType="Stop",
+        NodeInstanceId=before["InstanceId"],
+    )
+    assert stop.status_code == 202, stop.text
+    progress = _wait_transition(cluster3, "_Node_1", OP_STOP)
+    assert progress == {
+        "State": "Completed",
+        "NodeTransitionResult": {
+            "ErrorCode": 0,
+            "NodeResult": {"NodeName": "_Node_1", "NodeInstanceId": before["InstanceId"]},
+        },
+    }
+    stopped = _json(cluster3, "/Nodes/_Node_1")
+    assert (stopped["NodeStatus"], stopped["IsStopped"]) == ("Down", True)
+    again = _transition(
+        cluster3,
+        "_Node_1",
+        OperationId=OP_STOP,
+        NodeTransitionType="Start",
+        NodeInstanceId=stopped["InstanceId"],
+    )
+    assert again.status_code == 409  # an operation id is used once
+
+    start = _transition(
+        cluster3,
+        "_Node_1",
+        OperationId=OP_START,
+        NodeTransitionType="Start",
+        NodeInstanceId=stopped["InstanceId"],
+    )
+    assert start.status_code == 202, start.text
+    assert _wait_transition(cluster3, "_Node_1", OP_START)["State"] == "Completed"
+    after = _json(cluster3, "/Nodes/_Node_1")
+    assert (after["NodeStatus"], after["IsStopped"]) == ("Up", False)
+    assert after["InstanceId"] != before["InstanceId"]  # a new instance at every start
+    assert after["NodeUpAt"] > before["NodeUpAt"]
+    up = _transition(
+        cluster3,
+        "_Node_1",
+        OperationId=str(uuid.uuid4()),
+        NodeTransitionType="Start",
+        NodeInstanceId=after["InstanceId"],
+    )
+    assert up.json()["Error"]["Code"] == "FABRIC_E_NODE_IS_UP"
+    missing = _get(
+        cluster3, "/Faults/Nodes/_Node_1/$/GetTransitionProgress", OperationId=str(uuid.uuid4())
+    )
+    assert missing.status_code == 404
+
+
+def test_a_stop_with_a_duration_starts_the_node_again_by_itself(cluster: Cluster) -> None:
+    before = _json(cluster, "/Nodes/_Node_0")
+    stop = _transition(
+        cluster,
+        "_Node_0",
+        OperationId=OP_STOP,
+        NodeTransitionType="Stop",
+        NodeInstanceId=before["InstanceId"],
+        StopDurationInSeconds=1,
+    )
+    assert stop.status_code == 202, stop.text
+    assert _wait_transition(cluster, "_Node_0", OP_STOP)["State"] == "Completed"
+    deadline = time.monotonic() + 60
+    while (node := _json(cluster, "/Nodes/_Node_0"))["NodeStatus"] != "Up":
+        assert time.monotonic() < deadline, node
+        time.sleep(0.05)
+    assert node["InstanceId"] != before["InstanceId"]
+    assert node["NodeDownAt"] != "0001-01-01T00:00:00.000Z"
+
+
+# -- replica restart -------------------------------------------------------------------------------
+
+COUNTING_HOST = """
+from fabrichost.runtime import StatefulService, run_host
+
+OPENS = {}
+
+class Svc(StatefulService):
+    def open(self):
+        rid = self.context.replica_id
+        OPENS[rid] = OPENS.get(rid, 0) + 1
+        return f"replica://{rid}/open{OPENS[rid]}"
+
+    def change_role(self, role):
+        rid = self.context.replica_id
+        return f"replica://{rid}/open{OPENS[rid]}/{role}"
+
+run_host({"CounterType": Svc})
+"""
+
+
+def test_a_replica_restart_closes_and_reopens_it_in_its_host(
+    cluster3: Cluster, tmp_path: Path
+) -> None:
+    package = write_runtime_package(tmp_path / "Rt", {"Code": ("CounterType", COUNTING_HOST)})
+    cluster3.client.deploy(package, "fabric:/Rt")
+    cluster3.client.create_service(
+        "fabric:/Rt",
+        ServiceDescription(
+            name="fabric:/Rt/Counter",
+            type_name="CounterType",
+            kind=ServiceKind.STATEFUL,
+            target_replica_set_size=3,
+            min_replica_set_size=2,
+        ),
+        wait=True,
+        wait_timeout=60,
+    )
+    (partition,) = cluster3.client.partitions("fabric:/Rt/Counter")
+    pid = partition["PartitionInformation"]["Id"]
+    primary = next(r for r in cluster3.client.replicas(pid) if r["ReplicaRole"] == "Primary")
+    node, rid = primary["NodeName"], primary["ReplicaId"]
+    assert "/open1" in primary["Address"]
+    (host_before,) = {
+        r["HostProcessId"] for r in cluster3.client.deployed_replicas(node, "fabric:/Rt")
+    }
+
+    restart = httpx.post(
+        f"{cluster3.client.endpoint}/Nodes/{node}/$/GetPartitions/{pid}/$/GetReplicas/{rid}/$/Restart",
+        timeout=60,
+    )
+    assert restart.status_code == 200, restart.text
+    cluster3.client.wait_service_ready("fabric:/Rt/Counter", timeout=60)
+    deadline = time.monotonic() + 60
+    while True:
+        replicas = {r["ReplicaId"]: r for r in cluster3.client.replicas(pid)}
+        roles = sorted(r["ReplicaRole"] for r in replicas.values())
+        if (
+            roles == ["ActiveSecondary", "ActiveSecondary", "Primary"]
+            or time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.05)
+    assert roles == ["ActiveSecondary", "ActiveSecondary", "Primary"]  # one Primary, always
+    restarted = replicas[rid]
+    assert restarted["ReplicaStatus"] == "Ready"
+    assert restarted["ReplicaRole"] == "ActiveSecondary"  # a secondary was promoted meanwhile
+    assert "/open2" in restarted["Address"]  # opened a second time ...
+    (host_after,) = {
+        r["HostProcessId"] for r in cluster3.client.deployed_replicas(node, "fabric:/Rt")
+    }
+    assert host_after == host_before  # ... in the same process
+
+    missing = httpx.post(
+        f"{cluster3.client.endpoint}/Nodes/{node}/$/GetPartitions/{pid}/$/GetReplicas/1/$/Restart",
+        timeout=30,
+    )
+    assert missing.status_code == 404
+    assert missing.json()["Error"]["Code"] == "FABRIC_E_REPLICA_DOES_NOT_EXIST"
