@@ -9,6 +9,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import psutil
 import pytest
 
 from fabrichost.wire import PartitionScheme, ServiceDescription, ServiceKind
@@ -476,3 +477,34 @@ def test_a_replica_restart_closes_and_reopens_it_in_its_host(
     )
     assert missing.status_code == 404
     assert missing.json()["Error"]["Code"] == "FABRIC_E_REPLICA_DOES_NOT_EXIST"
+
+
+def test_a_guest_replica_restart_restarts_its_process(cluster: Cluster, tmp_path: Path) -> None:
+    guest = write_guest_package(tmp_path / "G", script="import signal\nsignal.pause()\n")
+    cluster.client.deploy(guest, "fabric:/G")
+    cluster.client.create_service(
+        "fabric:/G",
+        ServiceDescription(name="fabric:/G/Web", type_name="GuestType", kind=ServiceKind.STATELESS),
+        wait=True,
+        wait_timeout=60,
+    )
+    (before,) = cluster.client.deployed_replicas("_Node_0", "fabric:/G")
+    restart = httpx.post(
+        f"{cluster.client.endpoint}/Nodes/_Node_0/$/GetPartitions/{before['PartitionId']}"
+        f"/$/GetReplicas/{before['InstanceId']}/$/Restart",
+        timeout=60,
+    )
+    assert restart.status_code == 200, restart.text
+    deadline = time.monotonic() + 60
+    while True:
+        (after,) = cluster.client.deployed_replicas("_Node_0", "fabric:/G")
+        if after["ReplicaStatus"] == "Ready" and after["HostProcessId"] not in (
+            "0",
+            before["HostProcessId"],
+        ):
+            break
+        assert time.monotonic() < deadline, after
+        time.sleep(0.05)
+    assert not psutil.pid_exists(int(before["HostProcessId"])) or (
+        psutil.Process(int(before["HostProcessId"])).status() == psutil.STATUS_ZOMBIE
+    )
