@@ -6,6 +6,9 @@ a Stop finds it up and a Start finds it stopped, the operation id is new) and th
 background on top of :class:`Failover`'s node stop and start; its progress is Running until
 that returns, then Completed or Faulted. A Stop with a duration starts the node again by
 itself when the duration is over, unless something else started (or stopped) it meanwhile.
+Unlike Service Fabric, which asks at least 600 seconds, any duration is taken, and none keeps
+the node stopped until it is started; the timer is not persisted (an agent restart forgets it).
+Operations are remembered for the agent's lifetime.
 """
 
 from __future__ import annotations
