@@ -54,7 +54,7 @@ def test_problems_print_file_line_message_and_exit_1(
     assert capsys.readouterr().out.splitlines() == [
         f"ok: {good} (Settings 1 sections)",
         f"{bad}:2: unexpected attribute 'Oops' on Section (allowed: Name)",
-        f"{bad}:3: Section is missing the required attribute 'Name'",
+        f"{bad}:3: Section is missing the required attribute 'Name' (required: Name)",
     ]
 
 

@@ -206,16 +206,15 @@ def test_namespaced_attributes_are_allowed_and_unknown_ones_on_manifests_too(
     assert load_document(write(tmp_path / "a.xml", text))
 
 
-def test_open_elements_accept_undescribed_content(tmp_path: Path) -> None:
-    text = app_manifest(
-        app_manifest_body_with_diagnostics := (
-            '<ServiceManifestImport><ServiceManifestRef ServiceManifestName="a" '
-            'ServiceManifestVersion="1"/></ServiceManifestImport>'
-            '<Diagnostics Anything="1"><Whatever Deep="x"><Deeper/></Whatever></Diagnostics>'
-        )
+def test_extension_content_is_one_element_of_another_namespace(tmp_path: Path) -> None:
+    # ExtensionsType: <xs:any namespace="##other" processContents="lax"/>, the only content the
+    # schema leaves open; anything inside the foreign element is accepted, text included.
+    types = (
+        '<StatelessServiceType ServiceTypeName="T"><Extensions>'
+        '<Extension Name="e"><x:Labels xmlns:x="urn:x" Any="1"><x:L>text</x:L></x:Labels>'
+        "</Extension></Extensions></StatelessServiceType>"
     )
-    assert app_manifest_body_with_diagnostics in text
-    assert load_document(write(tmp_path / "a.xml", text))
+    assert load_document(write(tmp_path / "ok.xml", service_manifest(types=types)))
 
 
 def test_check_element_directly_on_a_tiny_model() -> None:
@@ -224,7 +223,7 @@ def test_check_element_directly_on_a_tiny_model() -> None:
     assert check_element(node, decl, "f") == []
     bad = parse_xml(f'<Root xmlns="{NS}"><Leaf>b</Leaf><Leaf>a</Leaf></Root>'.encode(), "f")
     assert [d.message for d in check_element(bad, decl, "f")] == [
-        "Root is missing the required attribute 'N'",
+        "Root is missing the required attribute 'N' (required: N)",
         "'Leaf' must be one of a; got 'b'",
         "element 'Leaf' is not expected here in Root; expected nothing more inside Root",
     ]
