@@ -148,10 +148,25 @@ CASES = {
         "element 'ServiceManifestRef' may only contain elements",
     ),
     "unknown root": (
-        f'<StartupServices xmlns="{NS}"/>',
+        f'<ClusterManifest xmlns="{NS}"/>',
         1,
-        "root element StartupServices is not one of ApplicationManifest, ServiceManifest, "
+        "root element ClusterManifest is not one of ApplicationManifest, ServiceManifest, "
         "Settings, Application",
+    ),
+    "startup services file": (
+        f'<?xml version="1.0"?>\n<StartupServicesManifest xmlns="{NS}"><Services/>'
+        "</StartupServicesManifest>",
+        2,
+        "a Visual Studio startup services file (StartupServices.xml): only Visual Studio's "
+        "deployment tooling reads it; it is not part of an application package and the Service "
+        "Fabric schema does not declare it. fabrichost does not read it: declare the services "
+        "in ApplicationManifest.xml under <DefaultServices> (their parameters under "
+        "<Parameters>), or create them after deploying with 'fabrichost service create'",
+    ),
+    "startup services parameter file": (
+        f'<StartupServices xmlns="{NS}"><Parameters/></StartupServices>',
+        1,
+        "a Visual Studio startup services parameter file (StartupServiceParameters/*.xml): only",
     ),
     "root without the fabric namespace": (
         "<Settings/>",
