@@ -140,23 +140,6 @@ def one(term: Elem | Choice | Wildcard) -> Particle:
     return Particle(term, 1, 1)
 
 
-def opt(term: Elem | Choice) -> Particle:
-    return Particle(term, 0, 1)
-
-
-def many(term: Elem | Choice, low: int = 0) -> Particle:
-    return Particle(term, low, UNBOUNDED)
-
-
-def anyof(*alternatives: Elem, low: int = 0) -> tuple[Particle, ...]:
-    """A repeated choice, the content model of every "policies" style element."""
-    return (Particle(Choice(alternatives), low, UNBOUNDED),)
-
-
-def req(name: str, kind: AttrKind = "nonempty") -> Attr:
-    return Attr(name, required=True, kind=kind)
-
-
 def check_element(node: Node, decl: Elem, file: str) -> list[Diagnostic]:
     """Check ``node`` and its subtree against ``decl``; every problem found is returned."""
     found: list[Diagnostic] = []

@@ -8,7 +8,15 @@ import pytest
 
 from fabrichost.errors import ManifestError
 from fabrichost.manifest import load_document
-from fabrichost.manifest._schema_rules import Attr, Elem, Text, check_element, one
+from fabrichost.manifest._schema_rules import (
+    All,
+    Attr,
+    Elem,
+    Particle,
+    Text,
+    check_element,
+    one,
+)
 from fabrichost.manifest._xml import parse_xml
 
 from .helpers import (
@@ -241,4 +249,19 @@ def test_check_element_directly_on_a_tiny_model() -> None:
         "Root is missing the required attribute 'N' (required: N)",
         "'Leaf' must be one of a; got 'b'",
         "element 'Leaf' is not expected here in Root; expected nothing more inside Root",
+    ]
+
+
+def test_an_all_group_takes_each_element_once_in_any_order() -> None:
+    decl = Elem("Root", content=All((Particle(Elem("A"), 1, 1), Particle(Elem("B"), 0, 1))))
+    good = parse_xml(f'<Root xmlns="{NS}"><B/><A/></Root>'.encode(), "f")
+    assert check_element(good, decl, "f") == []
+    twice = parse_xml(f'<Root xmlns="{NS}">\n<B/>\n<B/></Root>'.encode(), "f")
+    assert [(d.line, d.message) for d in check_element(twice, decl, "f")] == [
+        (3, "element 'B' is not expected again (first at line 2) in Root; expected A"),
+        (1, "Root is missing a required element: A"),
+    ]
+    extra = parse_xml(f'<Root xmlns="{NS}"><B/><A/><C/></Root>'.encode(), "f")
+    assert [d.message for d in check_element(extra, decl, "f")] == [
+        "element 'C' is not expected in Root; expected nothing more inside Root"
     ]
