@@ -6,9 +6,11 @@ once accepted unchecked; a real cluster refuses what the schema refuses, so fabr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import pytest
+from lxml import etree
 
 from fabrichost.errors import ManifestError
 from fabrichost.manifest import load_document
@@ -16,7 +18,17 @@ from fabrichost.manifest import load_document
 from .helpers import DEFAULT_CODE, app_manifest, service_manifest, write
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Iterable
+
+
+class LogEntry(Protocol):
+    line: int
+
+
+SCHEMA: Final = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared/sfcorpus/schema/ServiceFabricServiceModel.xsd"
+)
 
 IMPORT_HEAD = (
     '\n  <ServiceManifestImport>\n    <ServiceManifestRef ServiceManifestName="WebPkg" '
@@ -276,3 +288,26 @@ BAD = {
 def test_bad_examples_are_refused(tmp_path: Path, text: str, line: int, message: str) -> None:
     found = problems(tmp_path, text)
     assert any(where == line and message in what for where, what in found), found
+
+
+@pytest.fixture(scope="module")
+def libxml2_schema() -> etree.XMLSchema:
+    if not SCHEMA.is_file():
+        pytest.skip(f"schema not found at {SCHEMA}")
+    return etree.XMLSchema(etree.parse(str(SCHEMA)))
+
+
+@pytest.mark.parametrize("text", GOOD.values(), ids=GOOD.keys())
+def test_libxml2_accepts_the_good_examples(libxml2_schema: etree.XMLSchema, text: str) -> None:
+    # The examples themselves are checked against the real schema by another validator.
+    libxml2_schema.assertValid(etree.fromstring(text.encode()))
+
+
+@pytest.mark.parametrize(("text", "line", "message"), BAD.values(), ids=BAD.keys())
+def test_libxml2_refuses_the_bad_examples_on_the_same_line(
+    libxml2_schema: etree.XMLSchema, text: str, line: int, message: str
+) -> None:
+    assert not libxml2_schema.validate(etree.fromstring(text.encode()))
+    # lxml-stubs leave the error log opaque; its entries carry the line libxml2 reports.
+    errors = cast("Iterable[LogEntry]", libxml2_schema.error_log)
+    assert line in {error.line for error in errors}, message
