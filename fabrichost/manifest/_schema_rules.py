@@ -307,7 +307,7 @@ def _check_all(node: Node, content: All, file: str, found: list[Diagnostic]) -> 
                 Diagnostic(
                     file,
                     child.line,
-                    f"element '{child.name}' is not expected{again} in {node.name}; "
+                    f"element '{child.name}'{_where(child)} is not expected{again} in {node.name}; "
                     f"expected {wanted}",
                 )
             )
@@ -338,13 +338,18 @@ def _unexpected(
             expected.extend(particle.names())
         if used < particle.low:
             break
-    where = "" if child.namespace == FABRIC_NAMESPACE else f" (namespace {child.namespace!r})"
     wanted = ", ".join(expected) if expected else f"nothing more inside {node.name}"
     return Diagnostic(
         file,
         child.line,
-        f"element '{child.name}'{where} is not expected here in {node.name}; expected {wanted}",
+        f"element '{child.name}'{_where(child)} is not expected here in {node.name}; "
+        f"expected {wanted}",
     )
+
+
+def _where(child: Node) -> str:
+    """The namespace of a child in another namespace than the fabric one, for messages."""
+    return "" if child.namespace == FABRIC_NAMESPACE else f" (namespace {child.namespace!r})"
 
 
 def _preview(text: str) -> str:

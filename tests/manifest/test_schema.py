@@ -261,7 +261,9 @@ def test_an_all_group_takes_each_element_once_in_any_order() -> None:
         (3, "element 'B' is not expected again (first at line 2) in Root; expected A"),
         (1, "Root is missing a required element: A"),
     ]
-    extra = parse_xml(f'<Root xmlns="{NS}"><B/><A/><C/></Root>'.encode(), "f")
+    extra = parse_xml(f'<Root xmlns="{NS}"><B/><A/><C/><A xmlns="urn:x"/></Root>'.encode(), "f")
     assert [d.message for d in check_element(extra, decl, "f")] == [
-        "element 'C' is not expected in Root; expected nothing more inside Root"
+        "element 'C' is not expected in Root; expected nothing more inside Root",
+        "element 'A' (namespace 'urn:x') is not expected in Root; expected nothing more inside "
+        "Root",
     ]
