@@ -86,6 +86,7 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_fence",
                 "_activation",
                 "_image_copy",
+                "_image_store",
                 "_provision",
             }
         ),

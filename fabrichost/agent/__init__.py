@@ -16,6 +16,9 @@ from fabrichost.agent._environment import ActivationIdentity as ActivationIdenti
 from fabrichost.agent._environment import ApplicationFolders as ApplicationFolders
 from fabrichost.agent._fence import processes_carrying as processes_carrying
 from fabrichost.agent._fence import sweep_strays as sweep_strays
+from fabrichost.agent._image_store import MAX_FILE_BYTES as MAX_FILE_BYTES
+from fabrichost.agent._image_store import ImageStore as ImageStore
+from fabrichost.agent._image_store import StoreListing as StoreListing
 from fabrichost.agent._instance_events import EVENT_TIMEOUT as EVENT_TIMEOUT
 from fabrichost.agent._model import Application as Application
 from fabrichost.agent._model import Instance as Instance
@@ -37,6 +40,7 @@ from fabrichost.agent._transitions import TransitionKind as TransitionKind
 __all__ = (
     "ENV_MARKER",
     "EVENT_TIMEOUT",
+    "MAX_FILE_BYTES",
     "ActivationFactory",
     "ActivationIdentity",
     "AgentSettings",
@@ -45,6 +49,7 @@ __all__ = (
     "Cluster",
     "ClusterState",
     "CodePackageHost",
+    "ImageStore",
     "Instance",
     "Node",
     "Partition",
@@ -56,6 +61,7 @@ __all__ = (
     "Service",
     "ServicePackageActivation",
     "ServiceTypeRecord",
+    "StoreListing",
     "Transition",
     "TransitionKind",
     "adopt_orphans",

@@ -32,6 +32,7 @@ from fabrichost.agent._catalog import Catalog
 from fabrichost.agent._election import PrimaryElection
 from fabrichost.agent._failover import Failover
 from fabrichost.agent._fence import fence_previous_run
+from fabrichost.agent._image_store import ImageStore
 from fabrichost.agent._instance_events import InstanceEvents
 from fabrichost.agent._instances import InstanceManager
 from fabrichost.agent._persist import Persistence
@@ -93,6 +94,8 @@ class Cluster:
         self.failover = Failover(state, persist, placement, election, settings, tasks)
         self.transitions = NodeTransitions(state, self.failover, tasks)
         self.types = ApplicationTypes(state, persist, state_dir / "ImageStore")
+        # What clients upload (SF's /ImageStore REST root), apart from the provisioned copies.
+        self.image_store = ImageStore(state_dir / "ImageStoreContent")
         ledger = RequestLedger(
             on_claimed=persist.request_claimed,
             on_failed=persist.request_failed,

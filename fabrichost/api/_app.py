@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse, Response
@@ -21,17 +22,21 @@ from fabrichost.api import _json as J
 from fabrichost.api import _paging as P
 from fabrichost.api._access import AccessCheck, AccessPolicy, OriginCheck, error_response
 from fabrichost.api._body import read_json_object
+from fabrichost.api._image_store import ImageStoreRoutes
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
 from fabrichost.api._nodes import NodeFaultRoutes
 from fabrichost.api._queries import QueryRoutes
 from fabrichost.api._view import node_view
-from fabrichost.errors import ApiError, FabricHostError, NotFoundError
+from fabrichost.errors import ApiError, FabricHostError, NotFoundError, NotSupportedError
 from fabrichost.wire import (
+    CREATE_HEADER,
     PROVISION_HEADER,
+    SERVICE_FABRIC_VERSION,
     IfExists,
     error_answer,
     id_to_name,
     parse_service_description,
+    service_description_json,
 )
 
 if TYPE_CHECKING:
@@ -128,6 +133,14 @@ class _Api:
         return self.state.activations_on(self.node_of(request), self.app_of(request).name)
 
     # -- cluster, nodes -------------------------------------------------------------------------
+    async def get_root(self, request: Request) -> Any:
+        # sfctl's `cluster select` checks that GET / succeeds before it saves the endpoint
+        # (Service Fabric answers with its Explorer); say what serves here instead.
+        return {"Name": "fabrichost", "Version": self.status()["Version"]}
+
+    async def get_cluster_version(self, request: Request) -> Any:
+        return {"Version": SERVICE_FABRIC_VERSION}
+
     async def get_status(self, request: Request) -> Any:
         return self.status()
 
@@ -172,14 +185,34 @@ class _Api:
         ]
         return _paged_types(types, request)
 
-    async def provision(self, request: Request) -> Any:
-        body = await read_json_object(request)
+    def build_path(self, body: dict[str, Any]) -> Path:
+        """Where to provision from: SF's ``ApplicationTypeBuildPath``, relative to the image
+        store (what ``sfctl application upload`` put there); an absolute path is a folder of
+        this machine (fabrichost's own client and CLI)."""
+        kind = body.get("Kind", "ImageStorePath")
+        if kind == "ExternalStore":
+            raise NotSupportedError(
+                "provisioning from an external store (ApplicationPackageDownloadUri) is not "
+                "built in fabrichost; upload the package to the image store and provision "
+                "it by its ApplicationTypeBuildPath"
+            )
+        if kind != "ImageStorePath":
+            raise ApiError(f"Kind must be ImageStorePath or ExternalStore, not {kind!r}")
         path = body.get("ApplicationTypeBuildPath")
         if not isinstance(path, str) or not path:
-            raise ApiError("ApplicationTypeBuildPath (the package folder) is required")
+            raise ApiError(
+                "ApplicationTypeBuildPath (the package's folder in the image store) is required"
+            )
+        if Path(path).is_absolute():
+            return Path(path)
+        return self.cluster.image_store.package_folder(path)
+
+    async def provision(self, request: Request) -> Any:
+        body = await read_json_object(request)
+        package = self.build_path(body)
         reuse = body.get("ReuseExisting") is True
         before = dict(self.state.application_types)
-        ptype = await self.cluster.types.provision(Path(path), reuse_existing=reuse)
+        ptype = await self.cluster.types.provision(package, reuse_existing=reuse)
         # Says whether this call registered the type, so that a deploy whose create then
         # fails can take it back (fabrichost's own header; SF's answer has no such field).
         reused = before.get((ptype.name, ptype.version)) is ptype
@@ -226,8 +259,13 @@ class _Api:
             if_exists=if_exists_of(request),
             request_id=request_id_of(request),
         )
-        status = 201 if outcome.created else 200
-        return JSONResponse(J.application_info(outcome.value), status_code=status)
+        # Service Fabric answers 201, and its client accepts nothing else; whether this call
+        # created the application is fabrichost's header.
+        return JSONResponse(
+            J.application_info(outcome.value),
+            status_code=201,
+            headers={CREATE_HEADER: "created" if outcome.created else "existing"},
+        )
 
     async def delete_app(self, request: Request) -> Any:
         await self.cluster.catalog.delete_application_locked(id_to_name(request.path_params["app"]))
@@ -263,7 +301,25 @@ class _Api:
             await self.cluster.catalog.wait_service_ready(
                 service.name, _float(request, "Timeout", 60.0)
             )
-        return JSONResponse(J.service_info(service), status_code=201 if outcome.created else 200)
+        # Service Fabric answers 202 (its client accepts nothing else); fabrichost's header
+        # says whether this call created the service.
+        return JSONResponse(
+            J.service_info(service),
+            status_code=202,
+            headers={CREATE_HEADER: "created" if outcome.created else "existing"},
+        )
+
+    async def get_service_description(self, request: Request) -> Any:
+        service = self.state.service(id_to_name(request.path_params["service"]))
+        if service.description is None:
+            raise NotFoundError(
+                f"service {service.name} has no description",
+                code="FABRIC_E_SERVICE_DOES_NOT_EXIST",
+            )
+        return {
+            "ApplicationName": service.application.name,
+            **service_description_json(service.description),
+        }
 
     async def wait_service(self, request: Request) -> Any:
         name = id_to_name(request.path_params["service"])
@@ -386,6 +442,29 @@ def _no_code_package(
     )
 
 
+async def _unknown_route(request: Request, exc: Exception) -> Response:
+    """A path or method not served: Service Fabric's error JSON, so a client can say why."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    what = f"{request.method} {request.url.path}"
+    if status == 405:
+        headers = (exc.headers if isinstance(exc, HTTPException) else None) or {}
+        allowed = headers.get("Allow", "")
+        response = error_response(
+            405,
+            "FABRIC_E_NOT_SUPPORTED",
+            f"{what}: the method is not allowed on this path (allowed: {allowed or 'none'})",
+        )
+        if allowed:
+            response.headers["Allow"] = allowed
+        return response
+    return error_response(
+        404,
+        "FABRIC_E_NOT_SUPPORTED",
+        f"{what}: fabrichost does not serve this path (not a Service Fabric REST path, or "
+        "not built; see the README's 'Deploy with sfctl')",
+    )
+
+
 def build_app(
     cluster: Cluster,
     *,
@@ -395,6 +474,7 @@ def build_app(
 ) -> Starlette:
     """The ASGI application serving ``cluster`` to whom ``access`` lets in."""
     api = _Api(cluster, status, shutdown)
+    store = ImageStoreRoutes(cluster.image_store)
     inst = InstanceRoutes(cluster, if_exists_of, request_id_of)
     status_route = STATUS_ROOT + "/{instance}"
     r = Route
@@ -405,6 +485,13 @@ def build_app(
     faults = NodeFaultRoutes(cluster)
     transition = "/Faults/Nodes/{node}/$/StartTransition"
     routes = [
+        r("/", guarded(api.get_root)),
+        r("/$/GetClusterVersion", guarded(api.get_cluster_version)),
+        r("/ImageStore", guarded(store.root)),
+        r("/ImageStore/{path:path}", guarded(store.get)),
+        r("/ImageStore/{path:path}", guarded(store.put), methods=["PUT"]),
+        r("/ImageStore/{path:path}", guarded(store.delete), methods=["DELETE"]),
+        r("/ImageStore/{path:path}", guarded(store.post), methods=["POST"]),
         r("/$/fabrichost/Status", guarded(api.get_status)),
         r("/$/fabrichost/Shutdown", guarded(api.post_shutdown), methods=["POST"]),
         r("/$/fabrichost/View", guarded(api.get_view)),
@@ -433,6 +520,7 @@ def build_app(
         ),
         r("/Applications/{app}/$/GetServices/{service}", guarded(api.get_service)),
         r("/Services/{service}/$/Delete", guarded(api.delete_service), methods=["POST"]),
+        r("/Services/{service}/$/GetDescription", guarded(api.get_service_description)),
         r("/Services/{service}/$/GetPartitions", guarded(api.get_partitions)),
         r("/Services/{service}/$/GetPartitions/{partition}", guarded(q.service_partition)),
         r("/Services/{service}/$/GetApplicationName", guarded(q.application_name)),
@@ -469,6 +557,7 @@ def build_app(
     ]
     return Starlette(
         routes=routes,
+        exception_handlers={404: _unknown_route, 405: _unknown_route},
         middleware=[
             Middleware(AccessCheck, policy=access),
             Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS),

@@ -17,6 +17,8 @@ from fabrichost.protocol import DEFAULT_MAX_FRAME_SIZE
 from fabrichost.wire import parse_json_text
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from starlette.requests import Request
 
     from fabrichost.protocol import JSON
@@ -56,6 +58,28 @@ async def read_body(request: Request, *, limit: int, what: str = "the request bo
         if len(body) > limit:
             raise _too_large(what, limit)
     return bytes(body)
+
+
+async def stream_body(
+    request: Request, *, limit: int, what: str = "the request body"
+) -> AsyncIterator[bytes]:
+    """The request's body, chunk by chunk as it arrives, for bodies too large to hold (an
+    image store upload): at most ``limit`` bytes in all.
+
+    Raises:
+        TooLargeError: the body is (or is announced to be) longer than ``limit``: raised before
+            the first chunk when ``Content-Length`` says so, else as soon as it passes it.
+    """
+    announced = _announced_length(request)
+    if announced is not None and announced > limit:
+        raise _too_large(what, limit)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(what, limit)
+        if chunk:
+            yield chunk
 
 
 async def read_json(

@@ -41,6 +41,7 @@ from fabrichost.client._instances import InstancesMixin
 from fabrichost.client._resolve import ResolveMixin
 from fabrichost.errors import ApiError, FabricHostError
 from fabrichost.wire import (
+    CREATE_HEADER,
     PROVISION_HEADER,
     AgentRecord,
     error_from_answer,
@@ -265,7 +266,7 @@ class FabricClient(InstancesMixin, ResolveMixin):
         if_exists: str = "fail",
         request_id: str | None = None,
     ) -> Created:
-        """:meth:`create_application`, saying whether it created it (201) or used one (200)."""
+        """:meth:`create_application`, saying whether it created it or used one."""
         response = self._send(
             "POST",
             "/Applications/$/Create",
@@ -278,7 +279,7 @@ class FabricClient(InstancesMixin, ResolveMixin):
             params={"IfExists": if_exists},
             headers=_request_headers(request_id),
         )
-        return Created(response.json(), response.status_code == 201)
+        return Created(response.json(), _created(response))
 
     def deploy(
         self,
@@ -388,7 +389,7 @@ class FabricClient(InstancesMixin, ResolveMixin):
         if_exists: str = "fail",
         request_id: str | None = None,
     ) -> Created:
-        """:meth:`create_service`, saying whether it created it (201) or used one (200)."""
+        """:meth:`create_service`, saying whether it created it or used one."""
         params = {"IfExists": if_exists}
         if wait:
             params.update(WaitForReady="true", Timeout=str(wait_timeout))
@@ -400,7 +401,7 @@ class FabricClient(InstancesMixin, ResolveMixin):
             headers=_request_headers(request_id),
             extra_time=wait_timeout if wait else 0.0,
         )
-        return Created(response.json(), response.status_code == 201)
+        return Created(response.json(), _created(response))
 
     def wait_service_ready(self, name: str, timeout: float = 60.0) -> Json:
         return self._call(
@@ -468,3 +469,10 @@ class FabricClient(InstancesMixin, ResolveMixin):
 def _request_headers(request_id: str | None) -> dict[str, str] | None:
     """``Idempotency-Key`` for a create that may be retried."""
     return {"Idempotency-Key": request_id} if request_id else None
+
+
+def _created(response: httpx.Response) -> bool:
+    """Whether a create made its entity: the agent's header (its status is Service Fabric's,
+    the same either way); an agent without the header answered 201 only for a new one."""
+    said = response.headers.get(CREATE_HEADER)
+    return said == "created" if said is not None else response.status_code == 201

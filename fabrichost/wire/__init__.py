@@ -24,7 +24,9 @@ from fabrichost.wire._descriptions import ServiceDescription as ServiceDescripti
 from fabrichost.wire._endpoints import endpoints_address as endpoints_address
 from fabrichost.wire._endpoints import endpoints_of as endpoints_of
 from fabrichost.wire._endpoints import listener_address as listener_address
+from fabrichost.wire._http import CREATE_HEADER as CREATE_HEADER
 from fabrichost.wire._http import PROVISION_HEADER as PROVISION_HEADER
+from fabrichost.wire._http import SERVICE_FABRIC_VERSION as SERVICE_FABRIC_VERSION
 from fabrichost.wire._http import STATUS_OF as STATUS_OF
 from fabrichost.wire._http import error_answer as error_answer
 from fabrichost.wire._http import error_from_answer as error_from_answer
@@ -49,6 +51,7 @@ from fabrichost.wire._vocabulary import InstanceStatus as InstanceStatus
 
 __all__ = (
     "AGENT_FILE",
+    "CREATE_HEADER",
     "DOT_SEGMENT_RULE",
     "ENV_STATE_DIR",
     "INSTANCE_ID_RULE",
@@ -58,6 +61,7 @@ __all__ = (
     "MAX_PARTITIONS",
     "MAX_REPLICAS",
     "PROVISION_HEADER",
+    "SERVICE_FABRIC_VERSION",
     "STATUS_OF",
     "TOKEN_FILE",
     "ActivationMode",

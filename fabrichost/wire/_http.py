@@ -28,6 +28,16 @@ from fabrichost.errors import (
 #: deploy whose create then fails can take back a type it registered (Service Fabric's answer
 #: has no such field).
 PROVISION_HEADER: Final = "Fabrichost-Provision"
+#: Response header of an application or service create: ``created``, or ``existing`` when a
+#: create policy (``IfExists``, a retried ``Idempotency-Key``) answered with one that was there.
+#: The status is Service Fabric's either way (201 for an application, 202 for a service), as
+#: its client accepts no other.
+CREATE_HEADER: Final = "Fabrichost-Create"
+#: The Service Fabric runtime version whose REST API the agent serves (``GET
+#: /$/GetClusterVersion``): the one the azure-servicefabric 8.2 client, and so sfctl 11.2, is
+#: made for (sfctl warns on a cluster version other than 8.x or 9.x). fabrichost's own version
+#: is in ``/$/fabrichost/Status``.
+SERVICE_FABRIC_VERSION: Final = "8.2.0.0"
 
 #: The HTTP status of each refusal; a class not listed takes its nearest listed base's.
 STATUS_OF: Final[dict[type[ApiError], int]] = {
