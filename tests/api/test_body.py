@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 import pytest
 from starlette.requests import Request
 
-from fabrichost.api._body import MAX_BODY_BYTES, read_json, read_json_object
+from fabrichost.api._body import MAX_BODY_BYTES, read_json, read_json_object, stream_body
 from fabrichost.errors import ApiError, TooLargeError
 
 if TYPE_CHECKING:
@@ -113,3 +113,25 @@ async def test_an_empty_body_is_the_default_unless_one_is_required() -> None:
     assert await read_json(request(Chunks(b"  ", count=1))) is None
     with pytest.raises(ApiError, match="not valid JSON"):
         await read_json(request(Chunks(b"", count=1)), allow_empty=False)
+
+
+async def test_a_streamed_upload_is_handed_on_chunk_by_chunk_and_stopped_past_its_limit() -> None:
+    receive = Chunks(b"x" * CHUNK, count=1600)  # 100 MiB, never held
+    sizes: list[int] = []
+
+    async def consume() -> None:
+        async for chunk in stream_body(request(receive), limit=16 * CHUNK):
+            sizes.append(len(chunk))  # noqa: PERF401 (kept up to the refusal)
+
+    with pytest.raises(TooLargeError, match="larger than 1048576 bytes"):
+        await consume()
+    assert sizes == [CHUNK] * 16  # handed on as they came, none gathered into a larger one
+    assert receive.calls == 17
+
+
+async def test_a_streamed_upload_announced_too_large_reads_nothing() -> None:
+    receive = Chunks(b"x", count=1)
+    chunks = stream_body(request(receive, {"Content-Length": "11"}), limit=10)
+    with pytest.raises(TooLargeError):
+        await anext(chunks)
+    assert receive.calls == 0
