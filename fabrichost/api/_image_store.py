@@ -43,8 +43,7 @@ def image_store_content(listing: StoreListing) -> dict[str, Any]:
             for f in listing.files
         ],
         "StoreFolders": [
-            {"StoreRelativePath": d.path, "FileCount": str(d.file_count)}
-            for d in listing.folders
+            {"StoreRelativePath": d.path, "FileCount": str(d.file_count)} for d in listing.folders
         ],
     }
 
