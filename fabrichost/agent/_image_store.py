@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from fabrichost.errors import ApiError, NotFoundError, TooLargeError
+from fabrichost.errors import ApiError, ConflictError, NotFoundError, TooLargeError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable
+    from collections.abc import AsyncIterable, Iterator
 
 #: The largest file one upload may carry (1 GiB): a code package's biggest binaries fit, and
 #: a runaway upload cannot fill the disk unseen. ``docs/limits.md``.
@@ -146,6 +146,20 @@ class ImageStore:
         self.max_file_bytes = max_file_bytes
         self._partial = root.with_name(root.name + ".partial")
         shutil.rmtree(self._partial, ignore_errors=True)
+        self._in_use: dict[Path, int] = {}  # folders being provisioned, and by how many
+
+    @contextlib.contextmanager
+    def in_use(self, folder: Path) -> Iterator[None]:
+        """Hold ``folder`` (a :meth:`package_folder`) while a provision copies it: a delete of
+        it, or of what holds it or lies in it, is refused meanwhile instead of pulling the
+        files from under the copy."""
+        self._in_use[folder] = self._in_use.get(folder, 0) + 1
+        try:
+            yield
+        finally:
+            self._in_use[folder] -= 1
+            if not self._in_use[folder]:
+                del self._in_use[folder]
 
     # -- reading --------------------------------------------------------------------------------
     def listing(self, path: str = "") -> StoreListing:
@@ -305,9 +319,17 @@ class ImageStore:
         Raises:
             ApiError: the path is not valid or reaches through a link.
             NotFoundError: nothing is stored at ``path``.
+            ConflictError: a provision is copying it (or a folder it holds, or holds it).
         """
         path = path.rstrip("/")
         target = self._existing(path, check_store_path(path))
+        busy = [f for f in self._in_use if f.is_relative_to(target) or target.is_relative_to(f)]
+        if busy:
+            raise ConflictError(
+                f"image store path {path!r} is being provisioned (from "
+                f"{self._relative(busy[0])!r}); delete it once the provision is done",
+                code="FABRIC_E_OPERATION_NOT_COMPLETE",
+            )
         self._partial.mkdir(parents=True, exist_ok=True)
         doomed = self._partial / f"deleted-{uuid.uuid4().hex}"
         os.rename(target, doomed)  # gone from the store at once, whatever the size

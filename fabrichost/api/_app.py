@@ -8,6 +8,7 @@ class (``fabrichost.wire.error_answer``). fabrichost's own additions live under
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,10 +186,11 @@ class _Api:
         ]
         return _paged_types(types, request)
 
-    def build_path(self, body: dict[str, Any]) -> Path:
-        """Where to provision from: SF's ``ApplicationTypeBuildPath``, relative to the image
-        store (what ``sfctl application upload`` put there); an absolute path is a folder of
-        this machine (fabrichost's own client and CLI)."""
+    def build_path(self, body: dict[str, Any]) -> tuple[Path, bool]:
+        """Where to provision from, and whether it is in the image store: SF's
+        ``ApplicationTypeBuildPath``, relative to the image store (what ``sfctl application
+        upload`` put there); an absolute path is a folder of this machine (fabrichost's own
+        client and CLI)."""
         kind = body.get("Kind", "ImageStorePath")
         if kind == "ExternalStore":
             raise NotSupportedError(
@@ -204,15 +206,16 @@ class _Api:
                 "ApplicationTypeBuildPath (the package's folder in the image store) is required"
             )
         if Path(path).is_absolute():
-            return Path(path)
-        return self.cluster.image_store.package_folder(path)
+            return Path(path), False
+        return self.cluster.image_store.package_folder(path), True
 
     async def provision(self, request: Request) -> Any:
         body = await read_json_object(request)
-        package = self.build_path(body)
+        package, in_store = self.build_path(body)
         reuse = body.get("ReuseExisting") is True
         before = dict(self.state.application_types)
-        ptype = await self.cluster.types.provision(package, reuse_existing=reuse)
+        with self.cluster.image_store.in_use(package) if in_store else contextlib.nullcontext():
+            ptype = await self.cluster.types.provision(package, reuse_existing=reuse)
         # Says whether this call registered the type, so that a deploy whose create then
         # fails can take it back (fabrichost's own header; SF's answer has no such field).
         reused = before.get((ptype.name, ptype.version)) is ptype

@@ -14,7 +14,7 @@ from fabrichost.agent._image_store import (
     StoreFolder,
     check_store_path,
 )
-from fabrichost.errors import ApiError, NotFoundError, TooLargeError
+from fabrichost.errors import ApiError, ConflictError, NotFoundError, TooLargeError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -187,3 +187,16 @@ def test_a_new_store_drops_what_an_earlier_run_was_uploading(tmp_path: Path) -> 
     (partial / "half-written").write_bytes(b"x")
     ImageStore(tmp_path / "ImageStoreContent")
     assert not partial.exists()
+
+
+async def test_a_folder_being_provisioned_cannot_be_deleted(store: ImageStore) -> None:
+    await store.put_file("A/Pkg/x.txt", chunks(b"x"))
+    await store.put_file("B/y.txt", chunks(b"y"))
+    with store.in_use(store.package_folder("A")):
+        for busy in ("A", "A/Pkg", "A/Pkg/x.txt"):
+            with pytest.raises(ConflictError, match="is being provisioned") as refused:
+                await store.delete(busy)
+            assert refused.value.code == "FABRIC_E_OPERATION_NOT_COMPLETE"
+        await store.delete("B")  # elsewhere: free
+    await store.delete("A")
+    assert tree(store.root) == []
