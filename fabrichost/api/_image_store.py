@@ -65,6 +65,11 @@ class ImageStoreRoutes:
     def __init__(self, store: ImageStore) -> None:
         self.store = store
 
+    async def content(self, request: Request) -> Any:
+        """``/ImageStore/{path}``: one route for its methods, so a 405 lists them all."""
+        handler = {"GET": self.get, "PUT": self.put, "DELETE": self.delete, "POST": self.post}
+        return await handler[request.method](request)
+
     async def root(self, request: Request) -> Any:
         return image_store_content(self.store.listing(""))
 

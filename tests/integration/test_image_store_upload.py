@@ -92,6 +92,10 @@ def test_unknown_paths_and_methods_answer_service_fabric_error_json(cluster: Clu
     assert status == 405
     assert "not allowed" in body["Error"]["Message"]
     assert response.getheader("Allow") == "POST"
+    status, body, response = raw(cluster, "PATCH", "/ImageStore/App/x.txt", b"x")
+    assert (status, body["Error"]["Code"]) == (405, "FABRIC_E_NOT_SUPPORTED")
+    allowed = set((response.getheader("Allow") or "").split(", "))
+    assert allowed == {"GET", "HEAD", "PUT", "DELETE", "POST"}
 
 
 def test_an_uploaded_package_is_listed_provisioned_and_deleted(
