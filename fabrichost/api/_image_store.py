@@ -67,7 +67,13 @@ class ImageStoreRoutes:
 
     async def content(self, request: Request) -> Any:
         """``/ImageStore/{path}``: one route for its methods, so a 405 lists them all."""
-        handler = {"GET": self.get, "PUT": self.put, "DELETE": self.delete, "POST": self.post}
+        handler = {
+            "GET": self.get,
+            "HEAD": self.get,  # starlette answers HEAD with the GET handler, without the body
+            "PUT": self.put,
+            "DELETE": self.delete,
+            "POST": self.post,
+        }
         return await handler[request.method](request)
 
     async def root(self, request: Request) -> Any:

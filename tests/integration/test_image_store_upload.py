@@ -123,6 +123,8 @@ def test_an_uploaded_package_is_listed_provisioned_and_deleted(
         ("Guest/GuestPkg/Data", "0"),
     ]
 
+    head, _, _ = raw(cluster, "HEAD", "/ImageStore/Guest/ApplicationManifest.xml")
+    assert head == 200
     # Provision by the path in the store (SF's ApplicationTypeBuildPath), as sfctl sends it.
     provision = {"Kind": "ImageStorePath", "Async": False, "ApplicationTypeBuildPath": "Guest"}
     status, body, _ = raw(
