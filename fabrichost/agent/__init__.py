@@ -16,6 +16,12 @@ from fabrichost.agent._environment import ActivationIdentity as ActivationIdenti
 from fabrichost.agent._environment import ApplicationFolders as ApplicationFolders
 from fabrichost.agent._fence import processes_carrying as processes_carrying
 from fabrichost.agent._fence import sweep_strays as sweep_strays
+from fabrichost.agent._health import HealthEvent as HealthEvent
+from fabrichost.agent._health import HealthInformation as HealthInformation
+from fabrichost.agent._health_eval import Child as HealthChild
+from fabrichost.agent._health_eval import Evaluation as HealthEvaluation
+from fabrichost.agent._health_view import EntityHealth as EntityHealth
+from fabrichost.agent._health_view import HealthView as HealthView
 from fabrichost.agent._instance_events import EVENT_TIMEOUT as EVENT_TIMEOUT
 from fabrichost.agent._model import Application as Application
 from fabrichost.agent._model import Instance as Instance
@@ -42,6 +48,12 @@ __all__ = (
     "Cluster",
     "ClusterState",
     "CodePackageHost",
+    "EntityHealth",
+    "HealthChild",
+    "HealthEvaluation",
+    "HealthEvent",
+    "HealthInformation",
+    "HealthView",
     "Instance",
     "Node",
     "Partition",

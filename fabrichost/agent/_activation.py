@@ -403,6 +403,11 @@ class ServicePackageActivation:
 
     # -- events from code package hosts ---------------------------------------------------------
 
+    def registered(self, type_name: str) -> bool:
+        """Whether a running code package of this activation registered ``type_name``."""
+        host = self._type_hosts.get(type_name)
+        return host is not None and host.channel is not None
+
     def type_registered(self, host: CodePackageHost, type_name: str) -> None:
         if self.package.service_type(type_name) is None:
             raise ActivationError(

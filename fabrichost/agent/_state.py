@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from fabrichost.agent._backoff import HealthState
 from fabrichost.agent._console import console_prefix, stderr_tail
 from fabrichost.agent._environment import ApplicationFolders
+from fabrichost.agent._health import EntityReports
 from fabrichost.agent._model import ReplicaStatus
 from fabrichost.errors import NotFoundError
 
@@ -41,6 +42,7 @@ class Node:
     up: bool = True
     activations: dict[ActivationKey, ServicePackageActivation] = field(default_factory=dict)
     stopped: asyncio.Event | None = None  # set when a stop in progress is over
+    health: EntityReports = field(default_factory=EntityReports, repr=False)
 
 
 class Changes:
@@ -70,6 +72,7 @@ class ClusterState:
         self.packages: dict[str, dict[str, ServicePackageSpec]] = {}  # app -> package -> spec
         self.closing = False  # the agent is stopping: nothing is activated, nothing fails over
         self.changes = Changes()
+        self.health = EntityReports()  # the cluster's own health reports
 
     # -- lookups that raise NotFoundError --------------------------------------------------------
 

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from fabrichost.api import _json as J
 from fabrichost.api._access import AccessCheck, AccessPolicy, OriginCheck, error_response
 from fabrichost.api._body import read_json_object
+from fabrichost.api._health import HealthRoutes
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
 from fabrichost.api._view import node_view
 from fabrichost.errors import ApiError, FabricHostError, NotFoundError
@@ -106,6 +107,7 @@ class _Api:
     ) -> None:
         self.cluster = cluster
         self.state = cluster.state
+        self.health = cluster.health
         self.status = status
         self.shutdown = shutdown
 
@@ -131,10 +133,10 @@ class _Api:
         return node_view(self.state, node_name)
 
     async def get_nodes(self, request: Request) -> Any:
-        return J.paged([J.node_info(n) for n in self.state.nodes.values()])
+        return J.paged([J.node_info(n, self.health) for n in self.state.nodes.values()])
 
     async def get_node(self, request: Request) -> Any:
-        return J.node_info(self.node_of(request))
+        return J.node_info(self.node_of(request), self.health)
 
     async def stop_node(self, request: Request) -> Any:
         await self.cluster.failover.stop_node(request.path_params["node"])
@@ -172,10 +174,12 @@ class _Api:
         return {}
 
     async def get_apps(self, request: Request) -> Any:
-        return J.paged([J.application_info(a) for a in self.state.applications.values()])
+        return J.paged(
+            [J.application_info(a, self.health) for a in self.state.applications.values()]
+        )
 
     async def get_app(self, request: Request) -> Any:
-        return J.application_info(self.app_of(request))
+        return J.application_info(self.app_of(request), self.health)
 
     async def create_app(self, request: Request) -> Any:
         body = await read_json_object(request)
@@ -192,7 +196,7 @@ class _Api:
             request_id=request_id_of(request),
         )
         status = 201 if outcome.created else 200
-        return JSONResponse(J.application_info(outcome.value), status_code=status)
+        return JSONResponse(J.application_info(outcome.value, self.health), status_code=status)
 
     async def delete_app(self, request: Request) -> Any:
         await self.cluster.catalog.delete_application_locked(id_to_name(request.path_params["app"]))
@@ -200,7 +204,9 @@ class _Api:
 
     # -- services -------------------------------------------------------------------------------
     async def get_services(self, request: Request) -> Any:
-        return J.paged([J.service_info(s) for s in self.app_of(request).services.values()])
+        return J.paged(
+            [J.service_info(s, self.health) for s in self.app_of(request).services.values()]
+        )
 
     async def get_service(self, request: Request) -> Any:
         service = self.state.service(id_to_name(request.path_params["service"]))
@@ -209,7 +215,7 @@ class _Api:
                 f"service {service.name} is not in this application",
                 code="FABRIC_E_SERVICE_DOES_NOT_EXIST",
             )
-        return J.service_info(service)
+        return J.service_info(service, self.health)
 
     async def create_service(self, request: Request) -> Any:
         description = parse_service_description(await read_json_object(request))
@@ -225,12 +231,14 @@ class _Api:
             await self.cluster.catalog.wait_service_ready(
                 service.name, _float(request, "Timeout", 60.0)
             )
-        return JSONResponse(J.service_info(service), status_code=201 if outcome.created else 200)
+        return JSONResponse(
+            J.service_info(service, self.health), status_code=201 if outcome.created else 200
+        )
 
     async def wait_service(self, request: Request) -> Any:
         name = id_to_name(request.path_params["service"])
         await self.cluster.catalog.wait_service_ready(name, _float(request, "Timeout", 60.0))
-        return J.service_info(self.state.service(name))
+        return J.service_info(self.state.service(name), self.health)
 
     async def delete_service(self, request: Request) -> Any:
         await self.cluster.catalog.delete_service_locked(id_to_name(request.path_params["service"]))
@@ -238,11 +246,11 @@ class _Api:
 
     async def get_partitions(self, request: Request) -> Any:
         service = self.state.service(id_to_name(request.path_params["service"]))
-        return J.paged([J.partition_info(p) for p in service.partitions])
+        return J.paged([J.partition_info(p, self.health) for p in service.partitions])
 
     async def get_partition_replicas(self, request: Request) -> Any:
         partition = self.state.partition(request.path_params["partition"])
-        return J.paged([J.replica_info(r) for r in partition.live_replicas()])
+        return J.paged([J.replica_info(r, self.health) for r in partition.live_replicas()])
 
     # -- deployed entities on a node ------------------------------------------------------------
     async def deployed_apps(self, request: Request) -> Any:
@@ -250,14 +258,14 @@ class _Api:
         names = {key[0] for key in node.activations}
         return J.paged(
             [
-                J.deployed_application_info(self.state, node, self.state.applications[n])
+                J.deployed_application_info(self.health, node, self.state.applications[n])
                 for n in sorted(names)
                 if n in self.state.applications
             ]
         )
 
     async def deployed_app(self, request: Request) -> Any:
-        return J.deployed_application_info(self.state, self.node_of(request), self.app_of(request))
+        return J.deployed_application_info(self.health, self.node_of(request), self.app_of(request))
 
     async def deployed_packages(self, request: Request) -> Any:
         return [J.deployed_service_package_info(a) for a in self.activations(request)]
@@ -370,6 +378,7 @@ def build_app(
         r(status_route, guarded(inst.purge), methods=["DELETE"]),
         r(status_route + "/terminate", guarded(inst.terminate), methods=["POST"]),
         r(status_route + "/raiseEvent/{event}", guarded(inst.raise_event), methods=["POST"]),
+        *HealthRoutes(cluster).routes(guarded),
     ]
     return Starlette(
         routes=routes,

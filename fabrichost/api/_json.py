@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fabrichost.agent import ReplicaStatus
-from fabrichost.protocol import HealthState
 from fabrichost.wire import PartitionScheme, ServiceKind, name_to_id
 
 if TYPE_CHECKING:
@@ -17,8 +16,8 @@ if TYPE_CHECKING:
 
     from fabrichost.agent import (
         Application,
-        ClusterState,
         CodePackageHost,
+        HealthView,
         Node,
         Partition,
         ProvisionedType,
@@ -34,7 +33,7 @@ def paged(items: list[Json]) -> Json:
     return {"ContinuationToken": "", "Items": items}
 
 
-def node_info(node: Node) -> Json:
+def node_info(node: Node, health: HealthView) -> Json:
     index = int(node.name.rsplit("_", 1)[1])
     return {
         "Name": node.name,
@@ -43,7 +42,7 @@ def node_info(node: Node) -> Json:
         "CodeVersion": "fabrichost",
         "ConfigVersion": "1",
         "NodeStatus": "Up" if node.up else "Down",
-        "HealthState": HealthState.OK if node.up else HealthState.ERROR,
+        "HealthState": health.node(node).health.state,
         "IsSeedNode": index < 3,
         "UpgradeDomain": str(index),
         "FaultDomain": f"fd:/{index}",
@@ -61,7 +60,7 @@ def application_type_info(ptype: ProvisionedType) -> Json:
     }
 
 
-def application_info(app: Application) -> Json:
+def application_info(app: Application, health: HealthView) -> Json:
     return {
         "Id": name_to_id(app.name),
         "Name": app.name,
@@ -69,11 +68,11 @@ def application_info(app: Application) -> Json:
         "TypeVersion": app.type_version,
         "Status": app.status,
         "Parameters": [{"Key": k, "Value": v} for k, v in sorted(app.parameters.items())],
-        "HealthState": HealthState.OK,
+        "HealthState": health.application(app).health.state,
     }
 
 
-def service_info(service: Service) -> Json:
+def service_info(service: Service, health: HealthView) -> Json:
     info: Json = {
         "Id": name_to_id(service.name),
         "ServiceKind": service.kind,
@@ -81,7 +80,7 @@ def service_info(service: Service) -> Json:
         "TypeName": service.type_name,
         "ManifestVersion": service.service_manifest_version,
         "ServicePackageActivationMode": service.activation_mode,
-        "HealthState": _service_health(service),
+        "HealthState": health.service(service).health.state,
         "ServiceStatus": "Active",
         "IsServiceGroup": False,
         # The service's own failures (a replica's open raised) beside the placement warnings.
@@ -95,15 +94,7 @@ def service_info(service: Service) -> Json:
     return info
 
 
-def _service_health(service: Service) -> HealthState:
-    if any(r.failure for r in service.replicas()):
-        return HealthState.ERROR
-    if any(r.status is not ReplicaStatus.READY for r in service.replicas()):
-        return HealthState.WARNING
-    return HealthState.WARNING if service.health_warnings else HealthState.OK
-
-
-def partition_info(partition: Partition) -> Json:
+def partition_info(partition: Partition, health: HealthView) -> Json:
     service = partition.service
     kind = {
         PartitionScheme.SINGLETON: "Singleton",
@@ -118,7 +109,7 @@ def partition_info(partition: Partition) -> Json:
     info: Json = {
         "ServiceKind": service.kind,
         "PartitionInformation": pinfo,
-        "HealthState": HealthState.OK,
+        "HealthState": health.partition(partition).health.state,
         "PartitionStatus": "Ready",
     }
     if service.kind is ServiceKind.STATEFUL:
@@ -135,12 +126,12 @@ def _replica_id_field(replica: Replica) -> Json:
     return {"InstanceId": str(replica.id)}
 
 
-def replica_info(replica: Replica) -> Json:
+def replica_info(replica: Replica, health: HealthView) -> Json:
     info: Json = {
         "ServiceKind": replica.service.kind,
         **_replica_id_field(replica),
         "ReplicaStatus": replica.status,
-        "HealthState": _replica_health(replica),
+        "HealthState": health.replica(replica).health.state,
         "NodeName": replica.node_name,
         "Address": replica.address,
     }
@@ -149,14 +140,8 @@ def replica_info(replica: Replica) -> Json:
     return info
 
 
-def _replica_health(replica: Replica) -> HealthState:
-    if replica.failure:  # the service's own code raised opening it
-        return HealthState.ERROR
-    return HealthState.OK if replica.status is ReplicaStatus.READY else HealthState.WARNING
-
-
-def deployed_application_info(state: ClusterState, node: Node, app: Application) -> Json:
-    folders = state.folders(node, app)
+def deployed_application_info(health: HealthView, node: Node, app: Application) -> Json:
+    folders = health.state.folders(node, app)
     return {
         "Id": name_to_id(app.name),
         "Name": app.name,
@@ -166,7 +151,7 @@ def deployed_application_info(state: ClusterState, node: Node, app: Application)
         "WorkDirectory": str(folders.work),
         "LogDirectory": str(folders.log),
         "TempDirectory": str(folders.temp),
-        "HealthState": HealthState.OK,
+        "HealthState": health.deployed_application(app, node).health.state,
     }
 
 
