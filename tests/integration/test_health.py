@@ -263,14 +263,18 @@ def test_report_health_over_rest_follows_sequence_numbers_and_ttl(
         write_guest_package(tmp_path / "pkg", script="import signal\nsignal.pause()\n"),
         "fabric:/G",
     )
-    report = {"source_id": "Watchdog", "property": "Disk", "state": "Warning"}
-    client.report_health("application", "fabric:/G", **report, sequence_number=10)
+
+    def report(app: str, state: str, number: int | None = None) -> None:
+        client.report_health(
+            "application", app, source_id="Watchdog", property="Disk", state=state,
+            sequence_number=number,
+        )  # fmt: skip
+
+    report("fabric:/G", "Warning", 10)
     with pytest.raises(ApiError) as stale:
-        client.report_health("application", "fabric:/G", **report, sequence_number=10)
+        report("fabric:/G", "Warning", 10)
     assert stale.value.code == "FABRIC_E_HEALTH_STALE_REPORT"
-    client.report_health(
-        "application", "fabric:/G", **{**report, "state": "Error"}, sequence_number=11
-    )
+    report("fabric:/G", "Error", 11)
     app = client.health("application", "fabric:/G")
     (event,) = [e for e in app["HealthEvents"] if e["SourceId"] == "Watchdog"]
     assert (event["HealthState"], event["SequenceNumber"]) == ("Error", "11")
@@ -285,16 +289,17 @@ def test_report_health_over_rest_follows_sequence_numbers_and_ttl(
         remove_when_expired=True,
     )  # fmt: skip
     assert client.health("cluster")["AggregatedHealthState"] == "Error"  # the app's report
-    _wait_for(
-        lambda: not [e for e in client.health("cluster")["HealthEvents"] if e["SourceId"] == "Probe"],
-        "the removed report to be gone",
-    )
+
+    def probes() -> list[Any]:
+        return [e for e in client.health("cluster")["HealthEvents"] if e["SourceId"] == "Probe"]
+
+    _wait_for(lambda: not probes(), "the removed report to be gone")
 
     # The agent's own sources are its own; unknown entities are SF's errors.
     with pytest.raises(ApiError, match="reserved"):
         client.report_health("node", "_Node_0", source_id="System.FM", property="X", state="Ok")
     with pytest.raises(ApiError) as missing:
-        client.report_health("application", "fabric:/Nope", **report)
+        report("fabric:/Nope", "Ok")
     assert missing.value.code == "FABRIC_E_APPLICATION_NOT_FOUND"
     answer = httpx.post(
         cluster.client.endpoint + "/Applications/G/$/ReportHealth",
