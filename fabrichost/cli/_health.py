@@ -1,13 +1,13 @@
 """`fabrichost health [ENTITY NAME...]`: an entity's aggregated health, its events and why.
 
-    fabrichost health                              # the cluster
-    fabrichost health app fabric:/App1
-    fabrichost health service fabric:/App1/Web
-    fabrichost health partition PARTITION_ID
-    fabrichost health replica PARTITION_ID REPLICA_ID
-    fabrichost health node _Node_1
-    fabrichost health deployed-app _Node_0 fabric:/App1
-    fabrichost health package _Node_0 fabric:/App1 WebPkg
+fabrichost health                              # the cluster
+fabrichost health app fabric:/App1
+fabrichost health service fabric:/App1/Web
+fabrichost health partition PARTITION_ID
+fabrichost health replica PARTITION_ID REPLICA_ID
+fabrichost health node _Node_1
+fabrichost health deployed-app _Node_0 fabric:/App1
+fabrichost health package _Node_0 fabric:/App1 WebPkg
 """
 
 from __future__ import annotations

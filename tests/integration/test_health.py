@@ -100,10 +100,12 @@ def test_a_crash_looping_code_package_turns_everything_above_it_to_error(
 
     package = _wait_for(
         lambda: (
-            h := client.health("service-package", "_Node_0", "fabric:/Crash", "GuestPkg")
-        )["AggregatedHealthState"]
-        == "Error"
-        and h,
+            (h := client.health("service-package", "_Node_0", "fabric:/Crash", "GuestPkg"))[
+                "AggregatedHealthState"
+            ]
+            == "Error"
+            and h
+        ),
         "the code package's health to turn Error",
     )
     (event,) = [e for e in package["HealthEvents"] if e["Property"].startswith("CodePackage")]
@@ -179,12 +181,14 @@ def test_a_stopped_node_is_in_error_and_its_partitions_are_below_target(
         ("System.FM", "State", "Error")
     ]
     health = _wait_for(
-        lambda: (h := client.health("partition", pid))
-        and any(
-            e["SourceId"] == "System.FM" and "below target" in e["Description"]
-            for e in h["HealthEvents"]
-        )
-        and h,
+        lambda: (
+            (h := client.health("partition", pid))
+            and any(
+                e["SourceId"] == "System.FM" and "below target" in e["Description"]
+                for e in h["HealthEvents"]
+            )
+            and h
+        ),
         "the partition to be reported below its target",
     )
     assert health["AggregatedHealthState"] == "Warning"
