@@ -19,7 +19,7 @@ the event at the bottom.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from fabrichost.agent._health import worst
 from fabrichost.protocol import HealthState
@@ -88,13 +88,23 @@ def event_evaluation(event: HealthEvent) -> Evaluation:
     )
 
 
+# Identity fields that are not part of a child's evaluation (the *HealthStates lists use them):
+# the kind of a replica; the activation id of a SharedProcess package, which is empty.
+_NOT_NAMES: Final = frozenset({"ServiceKind"})
+
+
 def _child_evaluation(child: Child) -> Evaluation:
-    names = ", ".join(f"{key}='{value}'" for key, value in child.ident.items())
+    ident: Fields = {
+        k: v
+        for k, v in child.ident.items()
+        if k not in _NOT_NAMES and (v or k != "ServicePackageActivationId")
+    }
+    names = ", ".join(f"{key}='{value}'" for key, value in ident.items())
     return Evaluation(
         child.kind,
         child.health.state,
         f"Unhealthy {child.noun}: {names}, AggregatedHealthState='{child.health.state.value}'.",
-        dict(child.ident),
+        ident,
         children=child.health.evaluations,
     )
 
