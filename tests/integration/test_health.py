@@ -7,6 +7,7 @@ failover or a TTL that runs out is an event to wait for, not a window of time.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -16,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from fabrichost.agent import AgentSettings
+from fabrichost.agent import Cluster as AgentCluster
 from fabrichost.errors import ApiError
+from fabrichost.protocol import HealthState
 from fabrichost.wire import ServiceDescription, ServiceKind
 from tests.integration.conftest import fh, write_guest_package, write_runtime_package
 
@@ -42,6 +46,9 @@ class Svc(StatelessService):
 
 run_host({"ReportingType": Svc})
 """
+
+
+SILENT = "import signal\nsignal.pause()\n"
 
 
 def _wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
@@ -324,3 +331,39 @@ def test_report_health_over_rest_follows_sequence_numbers_and_ttl(
     assert code == 0, err
     assert "fabric:/G" in out
     assert "Ok" in out
+
+
+@pytest.mark.anyio
+async def test_a_service_type_not_registered_in_time_is_an_error_of_its_package(
+    tmp_path: Path,
+) -> None:
+    # The host runs but never registers its type (it never speaks on its channel).
+    pkg = write_runtime_package(tmp_path / "pkg", {"Code": ("SilentType", SILENT)})
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    cluster = AgentCluster(state_dir, AgentSettings(type_registration_timeout=0.5))
+    try:
+        ptype = await cluster.types.provision(pkg)
+        await cluster.catalog.create_application("fabric:/Q", ptype.name, ptype.version, {})
+        await cluster.catalog.create_service(
+            "fabric:/Q", ServiceDescription("fabric:/Q/S", "SilentType", ServiceKind.STATEFUL)
+        )
+        app = cluster.state.application("fabric:/Q")
+        node = cluster.state.node("_Node_0")
+        deadline = time.monotonic() + 60
+        while True:
+            (activation,) = cluster.state.activations_on(node, "fabric:/Q")
+            result = cluster.health.deployed_service_package(app, activation)
+            if result.health.state is HealthState.ERROR:
+                break
+            assert time.monotonic() < deadline, "the registration timeout was never reported"
+            await asyncio.sleep(0.05)
+        (event,) = [e for e in result.events if e.state is HealthState.ERROR]
+        assert (event.info.source_id, event.info.property) == (
+            "System.Hosting",
+            "ServiceTypeRegistration:SilentType",
+        )
+        assert "not registered within the configured timeout (0.5 s)" in event.info.description
+        assert cluster.health.application(app).health.state is HealthState.ERROR
+    finally:
+        await cluster.shutdown()
