@@ -157,6 +157,9 @@ def test_a_crash_looping_code_package_turns_everything_above_it_to_error(
     _check_with_sf_models("ClusterHealth", health)
     _check_with_sf_models("ApplicationHealth", app)
     _check_with_sf_models("DeployedServicePackageHealth", package)
+    deployed = client.health("deployed-application", "_Node_0", "fabric:/Crash")
+    assert deployed["AggregatedHealthState"] == "Error"
+    _check_with_sf_models("DeployedApplicationHealth", deployed)
 
 
 def test_a_stopped_node_is_in_error_and_its_partitions_are_below_target(
@@ -258,7 +261,10 @@ def test_a_services_own_report_is_shown_and_expires_with_its_ttl(
     )
     assert expired["QueueDepth"]["HealthState"] == "Error"
     assert expired["Cache"]["IsExpired"] is False  # no TTL: never expires
-    assert client.health("service", "fabric:/Rep/S")["AggregatedHealthState"] == "Error"
+    service = client.health("service", "fabric:/Rep/S")
+    assert service["AggregatedHealthState"] == "Error"
+    _check_with_sf_models("ServiceHealth", service)
+    _check_with_sf_models("ReplicaHealth", client.health("replica", pid, rid))
 
     code, out, err = fh(cluster, capsys, "health", "replica", pid, rid)
     assert code == 0, err
@@ -329,8 +335,13 @@ def test_report_health_over_rest_follows_sequence_numbers_and_ttl(
 
     code, out, err = fh(cluster, capsys, "health", "app", "fabric:/G")
     assert code == 0, err
-    assert "fabric:/G" in out
-    assert "Ok" in out
+    assert out.startswith("Application fabric:/G: Ok\n")
+    code, out, err = fh(cluster, capsys, "health", "app", "fabric:/G", "extra")
+    assert code == 2
+    assert "app takes 1 name(s), got 2" in err
+    code, out, err = fh(cluster, capsys, "health", "node", "_Node_0", "--json")
+    assert code == 0, err
+    assert json.loads(out)["Name"] == "_Node_0"
 
 
 @pytest.mark.anyio
