@@ -254,12 +254,22 @@ def health_json(result: EntityHealth, request: Request, identity: Json) -> Json:
     return body
 
 
+def _default_policy(value: Any) -> bool:
+    """Whether a policy value is what the defaults say anyway: absent, false, 0, or made of
+    such values (``{"ConsiderWarningAsError": false, "MaxPercentUnhealthyNodes": 0}``)."""
+    if isinstance(value, dict):
+        return all(_default_policy(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_default_policy(v) for v in value)
+    return value is None or value is False or (type(value) is int and value == 0)
+
+
 async def _refuse_policies(request: Request) -> None:
     """A POST GetHealth may carry health policies; only the defaults are evaluated."""
     if request.method != "POST":
         return
     body = await read_json_object(request)
-    named = sorted(k for k, v in body.items() if v not in (None, {}, []))
+    named = sorted(k for k, v in body.items() if not _default_policy(v))
     if named:
         raise NotSupportedError(
             "health policies are not supported (only the defaults are evaluated): "

@@ -326,6 +326,20 @@ def test_report_health_over_rest_follows_sequence_numbers_and_ttl(
     assert answer.status_code == 400
     assert "HealthState must be Ok, Warning or Error" in answer.json()["Error"]["Message"]
 
+    # Only the default policies are evaluated: a policy in a POST GetHealth is refused.
+    get = "/Applications/G/$/GetHealth"
+    defaults = {"ConsiderWarningAsError": False, "MaxPercentUnhealthyDeployedApplications": 0}
+    for body in ({}, defaults):
+        answer = httpx.post(cluster.client.endpoint + get, json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+    refused = httpx.post(
+        cluster.client.endpoint + get,
+        json={"ConsiderWarningAsError": True},
+        timeout=10,
+    )
+    assert refused.status_code >= 400
+    assert "ConsiderWarningAsError" in refused.json()["Error"]["Message"]
+
     # Deleting the application deletes its reports: a new one of the same name starts clean.
     client.delete_application("fabric:/G")
     client.create_application("fabric:/G", "GuestAppType", "1.0.0")
