@@ -1,8 +1,8 @@
 """Service Fabric's health routes: ``GetHealth`` (GET and POST) and ``ReportHealth`` of every
 entity, rendered as SF's ``*Health`` JSON (the ``azure-servicefabric`` models' field names).
 
-Only the default health policies are evaluated: a POST ``GetHealth`` whose body names a policy
-is refused rather than answered as if the policy applied.
+Only the default health policies are evaluated: a POST ``GetHealth`` whose body sets a policy to
+anything but its default is refused rather than answered as if the policy applied.
 """
 
 from __future__ import annotations
