@@ -16,6 +16,7 @@ from fabrichost.agent._environment import ActivationIdentity as ActivationIdenti
 from fabrichost.agent._environment import ApplicationFolders as ApplicationFolders
 from fabrichost.agent._fence import processes_carrying as processes_carrying
 from fabrichost.agent._fence import sweep_strays as sweep_strays
+from fabrichost.agent._health import EntityReports as EntityReports
 from fabrichost.agent._health import HealthEvent as HealthEvent
 from fabrichost.agent._health import HealthInformation as HealthInformation
 from fabrichost.agent._health_eval import Child as HealthChild
@@ -49,6 +50,7 @@ __all__ = (
     "ClusterState",
     "CodePackageHost",
     "EntityHealth",
+    "EntityReports",
     "HealthChild",
     "HealthEvaluation",
     "HealthEvent",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from starlette.routing import Route
 
+from fabrichost.agent import HealthInformation
 from fabrichost.api._body import read_json_object
 from fabrichost.errors import ApiError, NotFoundError, NotSupportedError
 from fabrichost.protocol import HealthState
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         Application,
         Cluster,
         EntityHealth,
+        EntityReports,
         HealthChild,
         HealthEvaluation,
         HealthEvent,
@@ -74,10 +76,8 @@ def parse_ttl(value: Any) -> float | None:
     )
 
 
-def parse_health_information(body: dict[str, Any]) -> Any:
+def parse_health_information(body: dict[str, Any]) -> HealthInformation:
     """SF's ``HealthInformation`` body as the agent's HealthInformation."""
-    from fabrichost.agent import HealthInformation
-
     for name in ("SourceId", "Property"):
         if not isinstance(body.get(name), str) or not body[name]:
             raise ApiError(f"HealthInformation.{name} is required (a non-empty string)")
@@ -383,7 +383,7 @@ class HealthRoutes:
 
     # -- ReportHealth ---------------------------------------------------------------------------
 
-    async def _report(self, request: Request, reports: Any) -> Any:
+    async def _report(self, request: Request, reports: EntityReports) -> Any:
         info = parse_health_information(await read_json_object(request))
         self.view.report(reports, info)
         return {}
