@@ -392,3 +392,53 @@ async def test_a_service_type_not_registered_in_time_is_an_error_of_its_package(
         assert cluster.health.application(app).health.state is HealthState.ERROR
     finally:
         await cluster.shutdown()
+
+
+def _sfctl(cluster: Cluster, home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The real sfctl against the cluster (its endpoint from the environment, its config in a
+    home of its own), or a skip where it is not installed."""
+    sfctl = SF_PYTHON.parent / "sfctl"
+    if not sfctl.exists():
+        pytest.skip("sfctl is not installed at /tmp/sfvenv")
+    env = {
+        "HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+        "SFCTL_SERVICEFABRIC_ENDPOINT": cluster.client.endpoint,
+    }
+    return subprocess.run(
+        [str(sfctl), *argv], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_sfctl_reads_and_reports_health(cluster: Cluster, tmp_path: Path) -> None:
+    client = cluster.client
+    client.deploy(
+        write_guest_package(tmp_path / "pkg", script="import signal\nsignal.pause()\n"),
+        "fabric:/G",
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    report = _sfctl(
+        cluster, home, "application", "report-health", "--application-id", "G",
+        "--source-id", "Watchdog", "--health-property", "Disk", "--health-state", "Warning",
+        "--description", "80% full", "--ttl", "PT10M", "--sequence-number", "7", "--immediate",
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    stale = _sfctl(
+        cluster, home, "application", "report-health", "--application-id", "G",
+        "--source-id", "Watchdog", "--health-property", "Disk", "--health-state", "Ok",
+        "--sequence-number", "7",
+    )  # fmt: skip
+    assert stale.returncode != 0
+    assert "FABRIC_E_HEALTH_STALE_REPORT" in stale.stderr
+
+    shown = _sfctl(cluster, home, "application", "health", "--application-id", "G")
+    assert shown.returncode == 0, shown.stderr
+    health = json.loads(shown.stdout)
+    assert health["aggregatedHealthState"] == "Warning"
+    (event,) = [e for e in health["healthEvents"] if e["sourceId"] == "Watchdog"]
+    assert (event["description"], event["sequenceNumber"]) == ("80% full", "7")
+    assert event["timeToLiveInMilliSeconds"] == "0:10:00"  # msrest read the duration
+    shown = _sfctl(cluster, home, "cluster", "health")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["aggregatedHealthState"] == "Warning"
