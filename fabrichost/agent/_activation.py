@@ -36,6 +36,7 @@ from fabrichost.agent._environment import (
     code_package_environment,
 )
 from fabrichost.agent._fence import INCARNATION_ENV
+from fabrichost.agent._health import EntityReports
 from fabrichost.agent._lock import acquire_nowait
 from fabrichost.agent._model import ReplicaRole, ReplicaStatus, ServiceKind
 from fabrichost.agent._process import CodePackageSupervisor, EntryPoint, LaunchSpec
@@ -238,6 +239,8 @@ class ServicePackageActivation:
         # Set when activate() has finished, however it ended: a deactivation waits for it, so
         # starting and stopping the same activation never interleave.
         self.activated = asyncio.Event()
+        # Reports about this deployed service package (``docs/health.md``): they go with it.
+        self.health = EntityReports()
 
     @property
     def activation_id(self) -> str:

@@ -13,8 +13,9 @@ partition against its target, a replica's failure, a code package's continuous f
 service type a host has not registered) and handed to the entity's reports as its ``System.*``
 events, so they always say what the model says, and keep their timestamps while they do not
 change. Reports from users and services are stored on the entity itself, so an entity that is
-deleted takes them with it. Deployed entities exist while their activations do: the reports of
-one that is gone are dropped when it is read.
+deleted takes them with it. Deployed entities exist while their activations do: a deployed
+service package's reports are held by its activation, a deployed application's are dropped when
+it is read and no longer deployed.
 """
 
 from __future__ import annotations
@@ -194,11 +195,6 @@ class HealthView:
         names = {n.name for n in nodes}
         for name in [k for k in app.deployed_health if k not in names]:
             del app.deployed_health[name]
-        live = {
-            (n.name, key[1], key[2]) for n in nodes for key in n.activations if key[0] == app.name
-        }
-        for key in [k for k in app.package_health if k not in live]:
-            del app.package_health[key]
         return nodes
 
     def deployed_reports(self, app: Application, node: Node) -> EntityReports:
@@ -208,12 +204,6 @@ class HealthView:
                 code="FABRIC_E_HEALTH_ENTITY_NOT_FOUND",
             )
         return app.deployed_health.setdefault(node.name, EntityReports())
-
-    def package_reports(
-        self, app: Application, activation: ServicePackageActivation
-    ) -> EntityReports:
-        key = (activation.identity.node_name, activation.package.name, activation.activation_id)
-        return app.package_health.setdefault(key, EntityReports())
 
     def deployed_application(self, app: Application, node: Node) -> EntityHealth:
         packages = [
@@ -226,7 +216,7 @@ class HealthView:
                     "ServicePackageActivationId": a.activation_id,
                     "NodeName": node.name,
                 },
-                self.deployed_service_package(app, a).health,
+                self.deployed_service_package(a).health,
             )
             for a in self.state.activations_on(node, app.name)
         ]
@@ -239,12 +229,8 @@ class HealthView:
             evaluate(events, [group]), events, {"DeployedServicePackages": packages}
         )
 
-    def deployed_service_package(
-        self, app: Application, activation: ServicePackageActivation
-    ) -> EntityHealth:
-        events = self._events(
-            self.package_reports(app, activation), self._package_system(activation)
-        )
+    def deployed_service_package(self, activation: ServicePackageActivation) -> EntityHealth:
+        events = self._events(activation.health, self._package_system(activation))
         return EntityHealth(evaluate(events), events)
 
     def _package_system(self, activation: ServicePackageActivation) -> list[HealthInformation]:

@@ -139,13 +139,10 @@ class Application:
     parameters: dict[str, str]
     services: dict[str, Service] = field(default_factory=dict)
     status: str = "Ready"
-    # Health reports of the application and of its deployed entities (by node; by node,
-    # service manifest and activation id): deleting the application deletes them all.
+    # Health reports of the application and of its deployed applications (by node; dropped
+    # when it is no longer deployed there): deleting the application deletes them all.
     health: EntityReports = field(default_factory=EntityReports, repr=False)
     deployed_health: dict[str, EntityReports] = field(default_factory=dict, repr=False)
-    package_health: dict[tuple[str, str, str], EntityReports] = field(
-        default_factory=dict, repr=False
-    )
 
 
 def new_service(

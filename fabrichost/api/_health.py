@@ -372,7 +372,7 @@ class HealthRoutes:
         await _refuse_policies(request)
         app, activation = self._package(request)
         return health_json(
-            self.view.deployed_service_package(app, activation),
+            self.view.deployed_service_package(activation),
             request,
             {
                 "ApplicationName": app.name,
@@ -414,8 +414,8 @@ class HealthRoutes:
         return await self._report(request, self.view.deployed_reports(app, node))
 
     async def report_package(self, request: Request) -> Any:
-        app, activation = self._package(request)
-        return await self._report(request, self.view.package_reports(app, activation))
+        activation = self._package(request)[1]
+        return await self._report(request, activation.health)
 
     def routes(self, wrap: Callable[[Callable[[Request], Awaitable[Any]]], Any]) -> list[Route]:
         """The GetHealth (GET and POST) and ReportHealth (POST) routes of every entity, each

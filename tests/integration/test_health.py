@@ -276,10 +276,10 @@ def test_report_health_over_rest_follows_sequence_numbers_and_ttl(
     cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client = cluster.client
-    client.deploy(
-        write_guest_package(tmp_path / "pkg", script="import signal\nsignal.pause()\n"),
-        "fabric:/G",
+    pkg = write_guest_package(
+        tmp_path / "pkg", script="import signal\nsignal.pause()\n", default_service=True
     )
+    client.deploy(pkg, "fabric:/G")
 
     def report(app: str, state: str, number: int | None = None) -> None:
         client.report_health(
@@ -340,12 +340,26 @@ def test_report_health_over_rest_follows_sequence_numbers_and_ttl(
     assert refused.status_code >= 400
     assert "ConsiderWarningAsError" in refused.json()["Error"]["Message"]
 
+    # A deployed service package's reports are its own, and count up to its application.
+    package = ("service-package", "_Node_0", "fabric:/G", "GuestPkg")
+    client.report_health(*package, source_id="Watchdog", property="Mem", state="Warning")
+    events = client.health(*package)["HealthEvents"]
+    assert ("Watchdog", "Mem", "Warning") in [
+        (e["SourceId"], e["Property"], e["HealthState"]) for e in events
+    ]
+    deployed = client.health("deployed-application", "_Node_0", "fabric:/G")
+    assert deployed["AggregatedHealthState"] == "Warning"
+
     # Deleting the application deletes its reports: a new one of the same name starts clean.
     client.delete_application("fabric:/G")
     client.create_application("fabric:/G", "GuestAppType", "1.0.0")
-    app = client.health("application", "fabric:/G")
-    assert app["AggregatedHealthState"] == "Ok"
+    app = _wait_for(
+        lambda: (h := client.health("application", "fabric:/G"))["AggregatedHealthState"] == "Ok"
+        and h,
+        "the new application to be healthy",
+    )
     assert [e["SourceId"] for e in app["HealthEvents"]] == ["System.CM"]
+    assert all(e["SourceId"] != "Watchdog" for e in client.health(*package)["HealthEvents"])
 
     code, out, err = fh(cluster, capsys, "health", "app", "fabric:/G")
     assert code == 0, err
@@ -378,7 +392,7 @@ async def test_a_service_type_not_registered_in_time_is_an_error_of_its_package(
         deadline = time.monotonic() + 60
         while True:
             (activation,) = cluster.state.activations_on(node, "fabric:/Q")
-            result = cluster.health.deployed_service_package(app, activation)
+            result = cluster.health.deployed_service_package(activation)
             if result.health.state is HealthState.ERROR:
                 break
             assert time.monotonic() < deadline, "the registration timeout was never reported"
