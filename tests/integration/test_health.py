@@ -354,8 +354,9 @@ def test_report_health_over_rest_follows_sequence_numbers_and_ttl(
     client.delete_application("fabric:/G")
     client.create_application("fabric:/G", "GuestAppType", "1.0.0")
     app = _wait_for(
-        lambda: (h := client.health("application", "fabric:/G"))["AggregatedHealthState"] == "Ok"
-        and h,
+        lambda: (
+            (h := client.health("application", "fabric:/G"))["AggregatedHealthState"] == "Ok" and h
+        ),
         "the new application to be healthy",
     )
     assert [e["SourceId"] for e in app["HealthEvents"]] == ["System.CM"]
