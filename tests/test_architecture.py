@@ -108,6 +108,7 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_service_removal",
                 "_instances",
                 "_instance_events",
+                "_transitions",
             }
         ),
     ),

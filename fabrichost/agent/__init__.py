@@ -34,9 +34,12 @@ from fabrichost.agent._orphans import adopt_orphans as adopt_orphans
 from fabrichost.agent._persist import Persistence as Persistence
 from fabrichost.agent._placement import ActivationFactory as ActivationFactory
 from fabrichost.agent._provision import ProvisionedType as ProvisionedType
+from fabrichost.agent._provision import ServiceTypeRecord as ServiceTypeRecord
 from fabrichost.agent._settings import AgentSettings as AgentSettings
 from fabrichost.agent._state import ClusterState as ClusterState
 from fabrichost.agent._state import Node as Node
+from fabrichost.agent._transitions import Transition as Transition
+from fabrichost.agent._transitions import TransitionKind as TransitionKind
 
 __all__ = (
     "ENV_MARKER",
@@ -66,6 +69,9 @@ __all__ = (
     "RestartPolicy",
     "Service",
     "ServicePackageActivation",
+    "ServiceTypeRecord",
+    "Transition",
+    "TransitionKind",
     "adopt_orphans",
     "processes_carrying",
     "sweep_strays",

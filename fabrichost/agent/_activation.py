@@ -404,6 +404,59 @@ class ServicePackageActivation:
         replica.role = role
         self._on_replica_change(replica)
 
+    async def restart_replica(self, replica: Replica) -> None:
+        """SF's RestartReplica: close ``replica`` in its process and open it there again.
+
+        It goes Down first, as for a lost host, so failover does what it does then: a Primary
+        comes back as a secondary while a Ready secondary is promoted (or, with none, it is
+        promoted itself once open again), and a partition never has two Primaries. A guest's
+        replica is its process: that code package is restarted. Returns once the replica is
+        open again, or its open has failed (which its status and health then say).
+
+        Raises:
+            ActivationError: the replica is not open here.
+        """
+        host = self.hosts.get(replica.code_package_name)
+        if (
+            replica not in self.replicas
+            or host is None
+            or replica.status is not ReplicaStatus.READY
+        ):
+            raise ActivationError(
+                f"replica {replica.id} is not open on {self.identity.node_name} "
+                f"(status {replica.status}); only a Ready replica can be restarted"
+            )
+        if self.package.is_guest:
+            await host.supervisor.restart()
+            return
+        channel = host.channel
+        if channel is None:
+            raise ActivationError(f"replica {replica.id} has no running host")
+        replica.status = ReplicaStatus.DOWN
+        replica.last_error = f"replica {replica.id} is restarting"
+        self._on_replica_change(replica)
+        try:
+            await channel.close_replica(replica.partition.id, replica.id)
+        except (ActivationError, TimeoutError) as exc:
+            log.warning(
+                "closing replica %s for its restart failed, aborting it: %s", replica.id, exc
+            )
+            channel.abort_replica(replica.partition.id, replica.id)
+        except ProtocolError:
+            return  # its process is going away: the next incarnation's registration opens it
+        # Reopened only while it is still wanted here and the same process serves its type.
+        if replica in self.replicas and host.channel is channel and not replica.dropped:
+            await self._open(host, channel, [replica])
+
+    def type_host(self, type_name: str) -> CodePackageHost | None:
+        """The code package whose running process serves ``type_name`` now (SF's registered
+        service type): the one that registered it, or a guest's running process."""
+        if self.package.is_guest:
+            host = next(iter(self.hosts.values()), None)
+            return host if host is not None and host.supervisor.pid else None
+        host = self._type_hosts.get(type_name)
+        return host if host is not None and host.channel is not None else None
+
     # -- events from code package hosts ---------------------------------------------------------
 
     def registered(self, type_name: str) -> bool:

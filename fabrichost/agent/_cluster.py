@@ -43,6 +43,7 @@ from fabrichost.agent._restore import restore_state
 from fabrichost.agent._settings import AgentSettings
 from fabrichost.agent._state import ClusterState
 from fabrichost.agent._tasks import BackgroundTasks
+from fabrichost.agent._transitions import NodeTransitions
 from fabrichost.errors import FabricHostError
 from fabrichost.protocol import (
     ReplicaFaulted,
@@ -98,6 +99,7 @@ class Cluster:
             activation_factory=activation_factory,
         )
         self.failover = Failover(state, persist, placement, election, settings, tasks)
+        self.transitions = NodeTransitions(state, self.failover, tasks)
         self.types = ApplicationTypes(state, persist, state_dir / "ImageStore")
         ledger = RequestLedger(
             on_claimed=persist.request_claimed,

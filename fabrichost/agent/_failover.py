@@ -97,7 +97,7 @@ class Failover:
             self._persist.node_saved(node.name, False)
             for replica in lost:
                 self._persist.replica_removed(replica)
-        node.up = False
+        node.went_down()
         # They stay registered while they stop, so that whoever waits for a replica's
         # processes to be gone (a terminate, a delete) still finds them.
         activations = list(node.activations.values())
@@ -137,7 +137,7 @@ class Failover:
         await self._state.wait_stops_over()
         if node.up:
             return
-        node.up = True
+        node.went_up()
         self._persist.node_saved(name, True)
         for service in list(self._state.services()):
             for partition in service.partitions:

@@ -5,10 +5,19 @@ the decision and the write: what a client was told has been committed, and a ``k
 instant leaves either the whole change or none of it. Several writes that belong together go in
 one :meth:`Persistence.transaction`. Everything here maps model objects to rows and back; the
 store itself (and its SQL, in :mod:`fabrichost.store`) is private to this class.
+
+One kind of write is grouped instead: the records of started and exited processes. They are
+never an answer to a client (they let the next run probe the processes' incarnation locks; the
+processes themselves are found by the marker in their environment, ``_fence.py``), and a record
+is already written only after its process was spawned, so a crash in between is a case the
+fencing handles anyway. Starting 200 code packages in one loop turn then costs one commit, not
+200 (each is an ``fdatasync``). They are committed at the end of the loop turn that made them,
+and before anything reads them or the store closes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
@@ -58,12 +67,15 @@ class Persistence:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        # Process records not committed yet, in order: a row to record, or a key to forget.
+        self._process_writes: list[ProcessRow | tuple[str, str, str, str, str]] = []
 
     @classmethod
     def open(cls, state_dir: Path) -> Persistence:
         return cls(Store.open(state_dir / "state.db"))
 
     def close(self) -> None:
+        self.flush_processes()
         self._store.close()
 
     def transaction(self) -> AbstractContextManager[None]:
@@ -160,7 +172,7 @@ class Persistence:
     def node_names_in_use(self) -> list[str]:
         """The nodes the store names anywhere: node states, placements, processes."""
         names = [*self._store.nodes(), *(r.node for r in self._store.replicas())]
-        return names + [p.node for p in self._store.processes()]
+        return names + [p.node for p in self.process_rows()]
 
     def process_started(
         self,
@@ -170,23 +182,45 @@ class Persistence:
         lock_path: Path,
         generation: int,
     ) -> None:
+        """Record a spawned process (committed at the end of this loop turn)."""
         node, application, package, activation_id, code_package = key
-        self._store.record_process(
-            ProcessRow(
-                node,
-                application,
-                package,
-                activation_id,
-                code_package,
-                pid,
-                start_time,
-                str(lock_path),
-                generation,
-            )
+        row = ProcessRow(
+            node,
+            application,
+            package,
+            activation_id,
+            code_package,
+            pid,
+            start_time,
+            str(lock_path),
+            generation,
         )
+        self._queue_process_write(row)
 
     def process_exited(self, key: tuple[str, str, str, str, str]) -> None:
-        self._store.forget_process(*key)
+        """Forget a process that exited (committed at the end of this loop turn)."""
+        self._queue_process_write(key)
+
+    def _queue_process_write(self, write: ProcessRow | tuple[str, str, str, str, str]) -> None:
+        self._process_writes.append(write)
+        if len(self._process_writes) > 1:
+            return  # a flush is already scheduled
+        try:
+            asyncio.get_running_loop().call_soon(self.flush_processes)
+        except RuntimeError:  # no event loop (a tool, a test): write it now
+            self.flush_processes()
+
+    def flush_processes(self) -> None:
+        """Commit the queued process records, in order, as one transaction."""
+        writes, self._process_writes = self._process_writes, []
+        if not writes:
+            return
+        with self._store.transaction():
+            for write in writes:
+                if isinstance(write, ProcessRow):
+                    self._store.record_process(write)
+                else:
+                    self._store.forget_process(*write)
 
     # -- requests and instances --------------------------------------------------------------------
 
@@ -276,6 +310,7 @@ class Persistence:
         return self._store.instances()
 
     def process_rows(self) -> list[ProcessRow]:
+        self.flush_processes()
         return self._store.processes()
 
     def replica_row_removed(self, replica_id: int) -> None:

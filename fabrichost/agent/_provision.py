@@ -35,7 +35,7 @@ from fabrichost.agent._spec import (
     ServiceTypeSpec,
     WorkingFolder,
 )
-from fabrichost.errors import Diagnostic, ManifestError
+from fabrichost.errors import Diagnostic, ManifestError, NotFoundError
 from fabrichost.manifest import (
     ApplicationPackage,
     ContainerHost,
@@ -84,6 +84,51 @@ class ProvisionedType:
     @property
     def default_parameters(self) -> tuple[tuple[str, str], ...]:
         return tuple((p.name, p.default_value) for p in self.package.application.parameters)
+
+    @property
+    def manifest_file(self) -> Path:
+        """ApplicationManifest.xml of the provisioned (image store) copy."""
+        return Path(self.package.application.file)
+
+    def service_manifest_file(self, name: str) -> Path:
+        """ServiceManifest.xml of the service package ``name`` in the provisioned copy."""
+        manifest = self.package.service_manifests.get(name)
+        if manifest is None:
+            raise NotFoundError(
+                f"application type {self.name} {self.version} has no service manifest {name}; "
+                f"its service manifests: {', '.join(sorted(self.package.service_manifests))}",
+                code="FABRIC_E_SERVICE_MANIFEST_NOT_FOUND",
+            )
+        return Path(manifest.file)
+
+    def service_types(self) -> list[ServiceTypeRecord]:
+        """Every service type the type's service manifests declare, in manifest order."""
+        return [
+            ServiceTypeRecord(
+                name=t.service_type_name,
+                stateful=isinstance(t, StatefulServiceType),
+                has_persisted_state=isinstance(t, StatefulServiceType) and t.has_persisted_state,
+                use_implicit_host=t.use_implicit_host,
+                placement_constraints=t.placement_constraints or "",
+                manifest_name=m.name,
+                manifest_version=m.version,
+            )
+            for m in self.package.service_manifests.values()
+            for t in m.service_types
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTypeRecord:
+    """A service type as an application type declares it (SF's ServiceTypeInfo)."""
+
+    name: str
+    stateful: bool
+    has_persisted_state: bool
+    use_implicit_host: bool
+    placement_constraints: str
+    manifest_name: str
+    manifest_version: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,8 @@ async def restore_state(state: ClusterState, persist: Persistence) -> None:
     """Fill the empty ``state`` with what ``persist`` holds (nodes, types, applications,
     services, partitions, replicas); rows that cannot be restored are dropped from the store."""
     for name, up in persist.node_states().items():
-        if name in state.nodes:
-            state.nodes[name].up = up
+        if name in state.nodes and not up:
+            state.nodes[name].went_down()  # down since before this run: its down time unknown
     await _restore_types(state, persist)
     _restore_applications(state, persist)
     _restore_services(state, persist)

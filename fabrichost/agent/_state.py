@@ -11,6 +11,8 @@ missed between the check and the wait.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -34,15 +36,40 @@ if TYPE_CHECKING:
 ActivationKey = tuple[str, str, str]  # (application name, service package name, activation id)
 
 
+# SF's node instance ids are new each time a node starts; a time seed keeps them from repeating
+# across agent runs (an agent's start is every node's start).
+_node_instances = itertools.count(time.time_ns() // 1000)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(eq=False)
 class Node:
-    """A logical node: up or down, and its service package activations."""
+    """A logical node: up or down, and its service package activations.
+
+    ``instance_id`` changes at every start (SF's ``InstanceId``: a transition naming an old one
+    is refused); ``up_at`` and ``down_at`` are when it last came up and went down.
+    """
 
     name: str
     up: bool = True
     activations: dict[ActivationKey, ServicePackageActivation] = field(default_factory=dict)
     stopped: asyncio.Event | None = None  # set when a stop in progress is over
+    instance_id: int = field(default_factory=lambda: next(_node_instances))
+    up_at: datetime = field(default_factory=_now)
+    down_at: datetime | None = None
     health: EntityReports = field(default_factory=EntityReports, repr=False)
+
+    def went_up(self) -> None:
+        self.up = True
+        self.instance_id = next(_node_instances)
+        self.up_at = _now()
+
+    def went_down(self) -> None:
+        self.up = False
+        self.down_at = _now()
 
 
 class Changes:

@@ -18,10 +18,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fabrichost.api import _json as J
+from fabrichost.api import _paging as P
 from fabrichost.api._access import AccessCheck, AccessPolicy, OriginCheck, error_response
 from fabrichost.api._body import read_json_object
 from fabrichost.api._health import HealthRoutes
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
+from fabrichost.api._nodes import NodeFaultRoutes
+from fabrichost.api._queries import QueryRoutes
 from fabrichost.api._view import node_view
 from fabrichost.errors import ApiError, FabricHostError, NotFoundError
 from fabrichost.wire import (
@@ -33,11 +36,17 @@ from fabrichost.wire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from starlette.requests import Request
 
-    from fabrichost.agent import Application, Cluster, Node, ServicePackageActivation
+    from fabrichost.agent import (
+        Application,
+        Cluster,
+        Node,
+        ProvisionedType,
+        ServicePackageActivation,
+    )
 
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -133,7 +142,10 @@ class _Api:
         return node_view(self.state, node_name)
 
     async def get_nodes(self, request: Request) -> Any:
-        return J.paged([J.node_info(n, self.health) for n in self.state.nodes.values()])
+        q = request.query_params
+        wanted = P.node_status_filter(q)
+        nodes = [n for n in self.state.nodes.values() if wanted(J.node_status(n))]
+        return P.paged(nodes, J.node_key, lambda n: J.node_info(n, self.health), P.page_request(q))
 
     async def get_node(self, request: Request) -> Any:
         return J.node_info(self.node_of(request), self.health)
@@ -148,7 +160,19 @@ class _Api:
 
     # -- application types and applications -----------------------------------------------------
     async def get_app_types(self, request: Request) -> Any:
-        return J.paged([J.application_type_info(t) for t in self.state.application_types.values()])
+        q = request.query_params
+        kinds = P.definition_kind_filter(q, "ApplicationTypeDefinitionKindFilter")
+        types = self.state.application_types.values() if kinds else ()
+        return _paged_types(types, request)
+
+    async def get_app_type(self, request: Request) -> Any:
+        version = P.equals_filter(request.query_params, "ApplicationTypeVersion")
+        types = [
+            t
+            for t in self.state.application_types.values()
+            if t.name == request.path_params["type"] and version(t.version)
+        ]
+        return _paged_types(types, request)
 
     async def provision(self, request: Request) -> Any:
         body = await read_json_object(request)
@@ -174,12 +198,21 @@ class _Api:
         return {}
 
     async def get_apps(self, request: Request) -> Any:
-        return J.paged(
-            [J.application_info(a, self.health) for a in self.state.applications.values()]
+        q = request.query_params
+        type_name = P.equals_filter(q, "ApplicationTypeName")
+        kinds = P.definition_kind_filter(q, "ApplicationDefinitionKindFilter")
+        bare = P.bool_param(q, "ExcludeApplicationParameters")
+        apps = [a for a in self.state.applications.values() if kinds and type_name(a.type_name)]
+        return P.paged(
+            apps,
+            lambda a: a.name,
+            lambda a: J.application_info(a, self.health, parameters=not bare),
+            P.page_request(q),
         )
 
     async def get_app(self, request: Request) -> Any:
-        return J.application_info(self.app_of(request), self.health)
+        bare = P.bool_param(request.query_params, "ExcludeApplicationParameters")
+        return J.application_info(self.app_of(request), self.health, parameters=not bare)
 
     async def create_app(self, request: Request) -> Any:
         body = await read_json_object(request)
@@ -204,8 +237,11 @@ class _Api:
 
     # -- services -------------------------------------------------------------------------------
     async def get_services(self, request: Request) -> Any:
-        return J.paged(
-            [J.service_info(s, self.health) for s in self.app_of(request).services.values()]
+        q = request.query_params
+        type_name = P.equals_filter(q, "ServiceTypeName")
+        services = [s for s in self.app_of(request).services.values() if type_name(s.type_name)]
+        return P.paged(
+            services, lambda s: s.name, lambda s: J.service_info(s, self.health), P.page_request(q)
         )
 
     async def get_service(self, request: Request) -> Any:
@@ -246,22 +282,33 @@ class _Api:
 
     async def get_partitions(self, request: Request) -> Any:
         service = self.state.service(id_to_name(request.path_params["service"]))
-        return J.paged([J.partition_info(p, self.health) for p in service.partitions])
+        order = {id(p): P.ordinal_key(i) for i, p in enumerate(service.partitions)}
+        return P.paged(
+            service.partitions,
+            lambda p: order[id(p)],
+            lambda p: J.partition_info(p, self.health),
+            P.page_request(request.query_params),
+        )
 
     async def get_partition_replicas(self, request: Request) -> Any:
         partition = self.state.partition(request.path_params["partition"])
-        return J.paged([J.replica_info(r, self.health) for r in partition.live_replicas()])
+        return P.paged(
+            partition.live_replicas(),
+            lambda r: P.ordinal_key(r.id),
+            lambda r: J.replica_info(r, self.health),
+            P.page_request(request.query_params),
+        )
 
     # -- deployed entities on a node ------------------------------------------------------------
     async def deployed_apps(self, request: Request) -> Any:
         node = self.node_of(request)
         names = {key[0] for key in node.activations}
-        return J.paged(
-            [
-                J.deployed_application_info(self.health, node, self.state.applications[n])
-                for n in sorted(names)
-                if n in self.state.applications
-            ]
+        apps = [self.state.applications[n] for n in names if n in self.state.applications]
+        return P.paged(
+            apps,
+            lambda a: a.name,
+            lambda a: J.deployed_application_info(self.health, node, a),
+            P.page_request(request.query_params),
         )
 
     async def deployed_app(self, request: Request) -> Any:
@@ -271,15 +318,27 @@ class _Api:
         return [J.deployed_service_package_info(a) for a in self.activations(request)]
 
     async def deployed_code_packages(self, request: Request) -> Any:
+        q = request.query_params
+        package = P.equals_filter(q, "ServiceManifestName")
+        code_package = P.equals_filter(q, "CodePackageName")
         return [
             J.deployed_code_package_info(a, h)
             for a in self.activations(request)
+            if package(a.package.name)
             for h in a.hosts.values()
+            if code_package(h.spec.name)
         ]
 
     async def deployed_replicas(self, request: Request) -> Any:
+        q = request.query_params
+        package = P.equals_filter(q, "ServiceManifestName")
+        partition = P.equals_filter(q, "PartitionId")
         return [
-            J.deployed_replica_info(r, a) for a in self.activations(request) for r in a.replicas
+            J.deployed_replica_info(r, a)
+            for a in self.activations(request)
+            if package(a.package.name)
+            for r in a.replicas
+            if partition(r.partition.id)
         ]
 
     async def restart_code_package(self, request: Request) -> Any:
@@ -301,6 +360,17 @@ class _Api:
             ),
             code="FABRIC_E_CODE_PACKAGE_NOT_FOUND",
         )
+
+
+def _paged_types(types: Iterable[ProvisionedType], request: Request) -> Any:
+    q = request.query_params
+    bare = P.bool_param(q, "ExcludeApplicationParameters")
+    return P.paged(
+        types,
+        lambda t: f"{t.name}\0{t.version}",
+        lambda t: J.application_type_info(t, parameters=not bare),
+        P.page_request(q),
+    )
 
 
 def _no_code_package(
@@ -335,6 +405,11 @@ def build_app(
     status_route = STATUS_ROOT + "/{instance}"
     r = Route
     nodes = "/Nodes/{node}/$/GetApplications/{app}"
+    types = "/ApplicationTypes/{type}"
+    replica = "/Nodes/{node}/$/GetPartitions/{partition}/$/GetReplicas/{replica}"
+    q = QueryRoutes(cluster)
+    faults = NodeFaultRoutes(cluster)
+    transition = "/Faults/Nodes/{node}/$/StartTransition"
     routes = [
         r("/$/fabrichost/Status", guarded(api.get_status)),
         r("/$/fabrichost/Shutdown", guarded(api.post_shutdown), methods=["POST"]),
@@ -347,6 +422,11 @@ def build_app(
         r("/ApplicationTypes", guarded(api.get_app_types)),
         r("/ApplicationTypes/$/Provision", guarded(api.provision), methods=["POST"]),
         r("/ApplicationTypes/{type}/$/Unprovision", guarded(api.unprovision), methods=["POST"]),
+        r("/ApplicationTypes/{type}", guarded(api.get_app_type)),
+        r(types + "/$/GetApplicationManifest", guarded(q.application_manifest)),
+        r(types + "/$/GetServiceManifest", guarded(q.service_manifest)),
+        r(types + "/$/GetServiceTypes", guarded(q.service_types)),
+        r(types + "/$/GetServiceTypes/{service_type}", guarded(q.service_type)),
         r("/Applications", guarded(api.get_apps)),
         r("/Applications/$/Create", guarded(api.create_app), methods=["POST"]),
         r("/Applications/{app}", guarded(api.get_app)),
@@ -360,7 +440,13 @@ def build_app(
         r("/Applications/{app}/$/GetServices/{service}", guarded(api.get_service)),
         r("/Services/{service}/$/Delete", guarded(api.delete_service), methods=["POST"]),
         r("/Services/{service}/$/GetPartitions", guarded(api.get_partitions)),
+        r("/Services/{service}/$/GetPartitions/{partition}", guarded(q.service_partition)),
+        r("/Services/{service}/$/GetApplicationName", guarded(q.application_name)),
+        r("/Services/{service}/$/ResolvePartition", guarded(q.resolve)),
+        r("/Partitions/{partition}", guarded(q.partition)),
+        r("/Partitions/{partition}/$/GetServiceName", guarded(q.service_name)),
         r("/Partitions/{partition}/$/GetReplicas", guarded(api.get_partition_replicas)),
+        r("/Partitions/{partition}/$/GetReplicas/{replica}", guarded(q.replica)),
         r("/Nodes/{node}/$/GetApplications", guarded(api.deployed_apps)),
         r(nodes, guarded(api.deployed_app)),
         r(nodes + "/$/GetServicePackages", guarded(api.deployed_packages)),
@@ -371,6 +457,14 @@ def build_app(
             methods=["POST"],
         ),
         r(nodes + "/$/GetReplicas", guarded(api.deployed_replicas)),
+        r(nodes + "/$/GetServiceTypes", guarded(q.deployed_service_types)),
+        r(nodes + "/$/GetServicePackages/{package}", guarded(q.deployed_package)),
+        r(replica + "/$/GetDetail", guarded(q.replica_detail)),
+        r(replica + "/$/Restart", guarded(faults.restart_replica), methods=["POST"]),
+        # The client's path ends with a slash; sfctl's requests go there.
+        r(transition, guarded(faults.start_transition), methods=["POST"]),
+        r(transition + "/", guarded(faults.start_transition), methods=["POST"]),
+        r("/Faults/Nodes/{node}/$/GetTransitionProgress", guarded(faults.transition_progress)),
         r("/orchestrators/{function}", guarded(inst.start), methods=["POST"]),
         r("/orchestrators/{function}/{instance}", guarded(inst.start), methods=["POST"]),
         r(STATUS_ROOT, guarded(inst.list)),

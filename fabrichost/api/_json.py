@@ -6,14 +6,13 @@ Entity ids in paths follow SF (``fabrichost.wire.name_to_id``): an application `
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fabrichost.agent import ReplicaStatus
 from fabrichost.wire import PartitionScheme, ServiceKind, name_to_id
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from fabrichost.agent import (
         Application,
         CodePackageHost,
@@ -33,15 +32,38 @@ def paged(items: list[Json]) -> Json:
     return {"ContinuationToken": "", "Items": items}
 
 
+def _node_index(node: Node) -> int:
+    return int(node.name.rsplit("_", 1)[1])
+
+
+def node_key(node: Node) -> str:
+    """The order of nodes in lists: by their number (``_Node_2`` before ``_Node_10``)."""
+    return f"{_node_index(node):020d}"
+
+
+def node_status(node: Node) -> str:
+    return "Up" if node.up else "Down"
+
+
 def node_info(node: Node, health: HealthView) -> Json:
-    index = int(node.name.rsplit("_", 1)[1])
+    index = _node_index(node)
+    now = datetime.now(UTC)
+    up_for = (now - node.up_at).total_seconds() if node.up else 0
+    down_for = (now - node.down_at).total_seconds() if not node.up and node.down_at else 0
     return {
         "Name": node.name,
         "IpAddressOrFQDN": "localhost",
         "Type": f"NodeType{index}",
         "CodeVersion": "fabrichost",
         "ConfigVersion": "1",
-        "NodeStatus": "Up" if node.up else "Down",
+        "NodeStatus": node_status(node),
+        "NodeUpTimeInSeconds": str(int(up_for)),
+        "NodeDownTimeInSeconds": str(int(down_for)),
+        "NodeUpAt": _time(node.up_at),
+        "NodeDownAt": _time(node.down_at),
+        "InstanceId": str(node.instance_id),
+        # A node stopped through the API (fabrichost's only way down) is SF's "stopped" node.
+        "IsStopped": not node.up,
         "HealthState": health.node(node).health.state,
         "IsSeedNode": index < 3,
         "UpgradeDomain": str(index),
@@ -51,24 +73,34 @@ def node_info(node: Node, health: HealthView) -> Json:
     }
 
 
-def application_type_info(ptype: ProvisionedType) -> Json:
+def application_type_info(ptype: ProvisionedType, *, parameters: bool = True) -> Json:
+    """SF's ApplicationTypeInfo (``parameters=False``: ExcludeApplicationParameters)."""
     return {
         "Name": ptype.name,
         "Version": ptype.version,
-        "DefaultParameterList": [{"Key": k, "Value": v} for k, v in ptype.default_parameters],
+        "DefaultParameterList": (
+            [{"Key": k, "Value": v} for k, v in ptype.default_parameters] if parameters else []
+        ),
         "Status": "Available",
+        "ApplicationTypeDefinitionKind": "ServiceFabricApplicationPackage",
     }
 
 
-def application_info(app: Application, health: HealthView) -> Json:
+def application_info(app: Application, health: HealthView, *, parameters: bool = True) -> Json:
+    """SF's ApplicationInfo (``parameters=False``: ExcludeApplicationParameters)."""
     return {
         "Id": name_to_id(app.name),
         "Name": app.name,
         "TypeName": app.type_name,
         "TypeVersion": app.type_version,
         "Status": app.status,
-        "Parameters": [{"Key": k, "Value": v} for k, v in sorted(app.parameters.items())],
+        "Parameters": (
+            [{"Key": k, "Value": v} for k, v in sorted(app.parameters.items())]
+            if parameters
+            else []
+        ),
         "HealthState": health.application(app).health.state,
+        "ApplicationDefinitionKind": "ServiceFabricApplicationDescription",
     }
 
 
@@ -94,8 +126,8 @@ def service_info(service: Service, health: HealthView) -> Json:
     return info
 
 
-def partition_info(partition: Partition, health: HealthView) -> Json:
-    service = partition.service
+def partition_information(partition: Partition) -> Json:
+    """SF's PartitionInformation: the partition's kind, id and keys or name."""
     kind = {
         PartitionScheme.SINGLETON: "Singleton",
         PartitionScheme.UNIFORM_INT64_RANGE: "Int64Range",
@@ -106,9 +138,14 @@ def partition_info(partition: Partition, health: HealthView) -> Json:
         pinfo["LowKey"], pinfo["HighKey"] = str(partition.low_key), str(partition.high_key)
     if partition.scheme is PartitionScheme.NAMED:
         pinfo["Name"] = partition.name
+    return pinfo
+
+
+def partition_info(partition: Partition, health: HealthView) -> Json:
+    service = partition.service
     info: Json = {
         "ServiceKind": service.kind,
-        "PartitionInformation": pinfo,
+        "PartitionInformation": partition_information(partition),
         "HealthState": health.partition(partition).health.state,
         "PartitionStatus": "Ready",
     }

@@ -88,6 +88,29 @@ def _raise(diagnostics: list[Diagnostic]) -> None:
         raise ManifestError(diagnostics)
 
 
+# Newer Visual Studio Service Fabric projects keep their services in StartupServices.xml (root
+# StartupServicesManifest), with parameter files in StartupServiceParameters/ (root
+# StartupServices), beside ApplicationPackageRoot. Only Visual Studio's deployment tooling reads
+# them: they are not part of the application package and the schema declares neither root.
+_STARTUP_SERVICES: Final = {
+    "StartupServicesManifest": "a Visual Studio startup services file (StartupServices.xml)",
+    "StartupServices": "a Visual Studio startup services parameter file "
+    "(StartupServiceParameters/*.xml)",
+}
+
+
+def _startup_services(root: Node, file: str) -> Diagnostic:
+    return Diagnostic(
+        file,
+        root.line,
+        f"{_STARTUP_SERVICES[root.name]}: only Visual Studio's deployment tooling reads it; it "
+        "is not part of an application package and the Service Fabric schema does not declare "
+        "it. fabrichost does not read it: declare the services in ApplicationManifest.xml under "
+        "<DefaultServices> (their parameters under <Parameters>), or create them after "
+        "deploying with 'fabrichost service create'",
+    )
+
+
 def check_root(root: Node, file: str, expected: str | None = None) -> str:
     """The kind of document ``root`` starts (its root element name), after the structure check.
 
@@ -96,6 +119,8 @@ def check_root(root: Node, file: str, expected: str | None = None) -> str:
             check found problems.
     """
     kinds = (expected,) if expected else tuple(ROOTS)
+    if root.namespace == FABRIC_NAMESPACE and root.name in _STARTUP_SERVICES:
+        raise ManifestError(_startup_services(root, file))
     if root.namespace != FABRIC_NAMESPACE or root.name not in kinds:
         foreign = root.namespace and root.namespace != FABRIC_NAMESPACE
         where = f"{{{root.namespace}}}" if foreign else ""

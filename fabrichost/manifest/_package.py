@@ -86,9 +86,19 @@ def load_application_package(path: str | PathLike[str]) -> ApplicationPackage:
     found = _Collector(root)
     app_file = root / APPLICATION_MANIFEST
     if not is_file(app_file):
+        # A Visual Studio project folder holds the package in ApplicationPackageRoot, beside
+        # StartupServices.xml and the parameter folders.
+        inner = root / "ApplicationPackageRoot"
+        hint = (
+            f"; this looks like a Visual Studio project: the package is {inner}"
+            if is_file(inner / APPLICATION_MANIFEST)
+            else ""
+        )
         raise ManifestError(
             Diagnostic(
-                str(root), None, f"not an application package: {APPLICATION_MANIFEST} not found"
+                str(root),
+                None,
+                f"not an application package: {APPLICATION_MANIFEST} not found{hint}",
             )
         )
     application = found.run(load_application_manifest, app_file)

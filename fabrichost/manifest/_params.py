@@ -109,7 +109,11 @@ class Substitution:
             return value
         found = self._values.get(name.casefold())
         if found is None:
-            self.problem(line, f"{attribute}: unknown parameter [{name}] (not in Parameters)")
+            self.problem(
+                line,
+                f"{attribute}: unknown parameter [{name}] (not in Parameters; Service Fabric "
+                "refuses it when provisioning the application type)",
+            )
         return found
 
     def text(self, value: str, line: int, attribute: str) -> str:

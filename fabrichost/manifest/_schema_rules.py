@@ -5,11 +5,12 @@ Usage::
     ROOT = Elem("Root", attrs=(Attr("Name", required=True),), content=seq(one(CHILD)))
     diagnostics = check_element(node, ROOT, "file.xml")
 
-A content model is a sequence of particles (an element or a choice of elements, each with a
-minimum and maximum count), simple text (optionally an enumeration), empty, or *open* (children
-not described: anything goes, but text is still refused). The matcher is greedy, which is exact
-for the Service Fabric schema because XML Schema demands deterministic content models (the
-"Unique Particle Attribution" rule): at any point a child name selects at most one particle.
+A content model is a sequence of particles (an element, a choice of elements or a wildcard, each
+with a minimum and maximum count), an ``xs:all`` group (:class:`All`: each element at most once,
+in any order), simple text (optionally an enumeration), empty, or :class:`Open` (XML Schema's
+``anyType``: any attributes, children and text). The matcher is greedy, which is exact for the
+Service Fabric schema because XML Schema demands deterministic content models (the "Unique
+Particle Attribution" rule): at any point a child name selects at most one particle.
 """
 
 from __future__ import annotations
@@ -22,14 +23,21 @@ from fabrichost.errors import Diagnostic
 from fabrichost.manifest._xml import FABRIC_NAMESPACE, Node
 
 UNBOUNDED: Final = 1 << 30
-AttrKind = Literal["string", "nonempty", "boolean", "int"]
+AttrKind = Literal["string", "nonempty", "boolean", "int", "long"]
 _BOOLEANS: Final = frozenset({"true", "false", "1", "0"})
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
+# The value spaces of xs:int and xs:long, checked even when the schema gives no range facet.
+_RANGES: Final = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
 @dataclass(frozen=True, slots=True)
 class Attr:
-    """An attribute: required or not, its XML Schema type, enumeration and int range."""
+    """An attribute: required or not, its XML Schema type, enumeration, int range and pattern.
+
+    ``pattern`` is an ``xs:pattern`` facet; the schema's patterns use only the syntax XML Schema
+    and Python share (character classes and counts), and like XML Schema it must match the whole
+    value.
+    """
 
     name: str
     required: bool = False
@@ -37,6 +45,7 @@ class Attr:
     enum: tuple[str, ...] = ()
     minimum: int | None = None
     maximum: int | None = None
+    pattern: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,26 +57,53 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class Open:
-    """Children not described here (accepted as they are); character content still refused."""
+    """XML Schema's ``anyType``: any attributes, children and text, as the schema itself says.
+
+    ``why`` names the schema construct that allows it (an element declared without a type, or
+    the content an ``xs:any`` wildcard admits).
+    """
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wildcard:
+    """``xs:any namespace="##other"``: one element from a namespace other than the fabric one.
+
+    ``processContents="lax"`` with no declaration for foreign elements means their content is
+    not checked.
+    """
+
+    namespace: Literal["##other"] = "##other"
+
+    @property
+    def name(self) -> str:
+        return "an element of another namespace"
 
 
 @dataclass(frozen=True, slots=True)
 class Particle:
     """``term`` (an element or a choice) occurring ``low`` to ``high`` times."""
 
-    term: Elem | Choice
+    term: Elem | Choice | Wildcard
     low: int
     high: int
 
     def names(self) -> tuple[str, ...]:
-        if isinstance(self.term, Elem):
-            return (self.term.name,)
-        return tuple(e.name for e in self.term.alternatives)
+        if isinstance(self.term, Choice):
+            return tuple(e.name for e in self.term.alternatives)
+        return (self.term.name,)
 
-    def match(self, name: str) -> Elem | None:
+    def match(self, child: Node) -> Elem | None:
+        """The declaration ``child`` takes when this particle accepts it, else None."""
+        if isinstance(self.term, Wildcard):
+            foreign = child.namespace not in (FABRIC_NAMESPACE, None)
+            return _FOREIGN if foreign else None
+        if child.namespace != FABRIC_NAMESPACE:
+            return None
         if isinstance(self.term, Elem):
-            return self.term if self.term.name == name else None
-        return next((e for e in self.term.alternatives if e.name == name), None)
+            return self.term if self.term.name == child.name else None
+        return next((e for e in self.term.alternatives if e.name == child.name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +111,14 @@ class Choice:
     alternatives: tuple[Elem, ...]
 
 
-Content = tuple[Particle, ...] | Text | Open
+@dataclass(frozen=True, slots=True)
+class All:
+    """``xs:all``: each element at most once (``high`` is 1), in any order."""
+
+    particles: tuple[Particle, ...]
+
+
+Content = tuple[Particle, ...] | All | Text | Open
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,25 +131,13 @@ class Elem:
     any_attributes: bool = False
 
 
-def one(term: Elem | Choice) -> Particle:
+_FOREIGN: Final = Elem(
+    "*", content=Open("xs:any namespace='##other' processContents='lax'"), any_attributes=True
+)
+
+
+def one(term: Elem | Choice | Wildcard) -> Particle:
     return Particle(term, 1, 1)
-
-
-def opt(term: Elem | Choice) -> Particle:
-    return Particle(term, 0, 1)
-
-
-def many(term: Elem | Choice, low: int = 0) -> Particle:
-    return Particle(term, low, UNBOUNDED)
-
-
-def anyof(*alternatives: Elem, low: int = 0) -> tuple[Particle, ...]:
-    """A repeated choice, the content model of every "policies" style element."""
-    return (Particle(Choice(alternatives), low, UNBOUNDED),)
-
-
-def req(name: str, kind: AttrKind = "nonempty") -> Attr:
-    return Attr(name, required=True, kind=kind)
 
 
 def check_element(node: Node, decl: Elem, file: str) -> list[Diagnostic]:
@@ -122,6 +153,8 @@ def _check(node: Node, decl: Elem, file: str, found: list[Diagnostic]) -> None:
     if isinstance(content, Text):
         _check_text(node, content, file, found)
         return
+    if isinstance(content, Open):
+        return
     if node.has_text:
         found.append(
             Diagnostic(
@@ -131,9 +164,10 @@ def _check(node: Node, decl: Elem, file: str, found: list[Diagnostic]) -> None:
                 f"(found {_preview(node.text)!r})",
             )
         )
-    if isinstance(content, Open):
-        return
-    _check_children(node, content, file, found)
+    if isinstance(content, All):
+        _check_all(node, content, file, found)
+    else:
+        _check_children(node, content, file, found)
 
 
 def _check_text(node: Node, content: Text, file: str, found: list[Diagnostic]) -> None:
@@ -175,11 +209,17 @@ def _check_attributes(node: Node, decl: Elem, file: str, found: list[Diagnostic]
                 )
             )
     present = {key for key, _ in node.attributes}
-    found.extend(
-        Diagnostic(file, node.line, f"{node.name} is missing the required attribute '{a.name}'")
-        for a in decl.attrs
-        if a.required and a.name not in present
-    )
+    missing = [a.name for a in decl.attrs if a.required and a.name not in present]
+    if missing:
+        required = ", ".join(a.name for a in decl.attrs if a.required)
+        found.extend(
+            Diagnostic(
+                file,
+                node.line,
+                f"{node.name} is missing the required attribute '{name}' (required: {required})",
+            )
+            for name in missing
+        )
 
 
 def _attribute_problem(attr: Attr, value: str) -> str | None:
@@ -191,8 +231,10 @@ def _attribute_problem(attr: Attr, value: str) -> str | None:
         return None if value else "must not be empty"
     if attr.kind == "boolean":
         return None if value.strip() in _BOOLEANS else f"expected true or false; got {value!r}"
-    if attr.kind == "int":
+    if attr.kind in _RANGES:
         return _int_problem(attr, value)
+    if attr.pattern and not re.fullmatch(attr.pattern, value):
+        return f"expected a value matching {attr.pattern}; got {value!r}"
     return None
 
 
@@ -201,10 +243,13 @@ def _int_problem(attr: Attr, value: str) -> str | None:
     if not _INTEGER.fullmatch(value.strip(" \t\r\n")):
         return f"expected an integer; got {value!r}"
     number = int(value)
-    if attr.minimum is not None and number < attr.minimum:
-        return f"must be at least {attr.minimum}; got {number}"
-    if attr.maximum is not None and number > attr.maximum:
-        return f"must be at most {attr.maximum}; got {number}"
+    low, high = _RANGES[attr.kind]
+    low = low if attr.minimum is None else attr.minimum
+    high = high if attr.maximum is None else attr.maximum
+    if number < low:
+        return f"must be at least {low}; got {number}"
+    if number > high:
+        return f"must be at most {high}; got {number}"
     return None
 
 
@@ -217,7 +262,7 @@ def _check_children(
         decl, start = None, (index, count)
         while in_order and index < len(particles):
             particle = particles[index]
-            decl = particle.match(child.name) if child.namespace == FABRIC_NAMESPACE else None
+            decl = particle.match(child)
             if decl is not None and count < particle.high:
                 count += 1
                 break
@@ -247,9 +292,34 @@ def _check_children(
 
 
 def _lookup(particles: tuple[Particle, ...], child: Node) -> Elem | None:
-    if child.namespace != FABRIC_NAMESPACE:
-        return None
-    return next((d for p in particles if (d := p.match(child.name)) is not None), None)
+    return next((d for p in particles if (d := p.match(child)) is not None), None)
+
+
+def _check_all(node: Node, content: All, file: str, found: list[Diagnostic]) -> None:
+    seen: dict[str, int] = {}
+    for child in node.children:
+        decl = _lookup(content.particles, child)
+        if decl is None or child.name in seen:
+            names = [p.names()[0] for p in content.particles if p.names()[0] not in seen]
+            wanted = ", ".join(names) if names else f"nothing more inside {node.name}"
+            again = f" again (first at line {seen[child.name]})" if decl else ""
+            found.append(
+                Diagnostic(
+                    file,
+                    child.line,
+                    f"element '{child.name}'{_where(child)} is not expected{again} in {node.name}; "
+                    f"expected {wanted}",
+                )
+            )
+        else:
+            seen[child.name] = child.line
+        if decl is not None:
+            _check(child, decl, file, found)
+    found.extend(
+        Diagnostic(file, node.line, f"{node.name} is missing a required element: {name}")
+        for particle in content.particles
+        if particle.low and (name := particle.names()[0]) not in seen
+    )
 
 
 def _unexpected(
@@ -268,13 +338,18 @@ def _unexpected(
             expected.extend(particle.names())
         if used < particle.low:
             break
-    where = "" if child.namespace == FABRIC_NAMESPACE else f" (namespace {child.namespace!r})"
     wanted = ", ".join(expected) if expected else f"nothing more inside {node.name}"
     return Diagnostic(
         file,
         child.line,
-        f"element '{child.name}'{where} is not expected here in {node.name}; expected {wanted}",
+        f"element '{child.name}'{_where(child)} is not expected here in {node.name}; "
+        f"expected {wanted}",
     )
+
+
+def _where(child: Node) -> str:
+    """The namespace of a child in another namespace than the fabric one, for messages."""
+    return "" if child.namespace == FABRIC_NAMESPACE else f" (namespace {child.namespace!r})"
 
 
 def _preview(text: str) -> str:

@@ -32,16 +32,23 @@ if TYPE_CHECKING:
 
 
 def duplicates(
-    file: str, what: str, items: Iterable[tuple[str, int]], *, fold: bool = False
+    file: str, what: str, items: Iterable[tuple[str, int]], *, fold: bool = False, why: str = ""
 ) -> list[Diagnostic]:
-    """One diagnostic per repeated name; ``fold`` compares case-insensitively."""
+    """One diagnostic per repeated name; ``fold`` compares case-insensitively.
+
+    ``why`` is appended to the message: where the rule comes from, when that is not obvious.
+    """
     seen: dict[str, int] = {}
     found: list[Diagnostic] = []
     for name, line in items:
         key = name.casefold() if fold else name
         if key in seen:
             found.append(
-                Diagnostic(file, line, f"duplicate {what} '{name}' (first at line {seen[key]})")
+                Diagnostic(
+                    file,
+                    line,
+                    f"duplicate {what} '{name}' (first at line {seen[key]}){why and '; ' + why}",
+                )
             )
         else:
             seen[key] = line
@@ -60,11 +67,14 @@ def validate_settings(settings: Settings) -> list[Diagnostic]:
 
 
 def validate_application_parameters(parameters: ApplicationParameters) -> list[Diagnostic]:
+    # The schema allows it; Service Fabric's deployment tooling, which reads a parameter file
+    # into a name -> value table, refuses a file that repeats a name.
     return duplicates(
         parameters.file,
         "parameter",
         ((p.name, p.line) for p in parameters.parameters),
         fold=True,
+        why="the schema allows it but Service Fabric's deployment tooling refuses it",
     )
 
 

@@ -6,12 +6,14 @@ stop grace), which leaves room for requests about the same application to arrive
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
 import pytest
 
 from fabrichost.errors import NotFoundError
@@ -22,8 +24,7 @@ from .conftest import MANIFESTS, job_processes, marked_processes, write_guest_pa
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import psutil
-
+    from .beacon import Beacon
     from .conftest import Cluster
 
 pytestmark = pytest.mark.integration
@@ -102,7 +103,9 @@ def test_a_service_deleted_while_its_application_is_deleted_does_not_fail_it(
     thread, result = _delete_in_background(cluster, "fabric:/G")
     try:
         # The application delete is waiting out a stubborn process; delete a service meanwhile.
-        cluster.client.delete_service("fabric:/G/Other")
+        # Its services are deleted side by side, so this one may be gone already.
+        with contextlib.suppress(NotFoundError):
+            cluster.client.delete_service("fabric:/G/Other")
     finally:
         thread.join(timeout=60)
     assert result == ["deleted"]
@@ -121,6 +124,39 @@ def test_no_service_is_created_in_an_application_being_deleted(
         with pytest.raises(NotFoundError, match="is being deleted") as refused:
             cluster.client.create_service("fabric:/G", _stateless("fabric:/G/Late"))
         assert refused.value.code == "FABRIC_E_APPLICATION_NOT_FOUND"
+    finally:
+        thread.join(timeout=60)
+    assert result == ["deleted"]
+    assert marked_processes(cluster.state_dir) == []
+
+
+def test_an_application_delete_stops_its_services_side_by_side(
+    cluster: Cluster, tmp_path: Path, beacon: Beacon
+) -> None:
+    # Two exclusive processes that ignore SIGINT: each is SIGKILLed only after the stop grace
+    # (5 s). One service after another, the second would get its SIGINT only once the first
+    # was killed; side by side, both get theirs while both still run.
+    package = write_guest_package(tmp_path / "G", script=beacon.guest_script(ignore_sigint=True))
+    cluster.client.deploy(package, "fabric:/G")
+    for name in ("fabric:/G/A", "fabric:/G/B"):
+        cluster.client.create_service(
+            "fabric:/G", _stateless(name, ActivationMode.EXCLUSIVE_PROCESS), wait=True
+        )
+    # Both have installed their SIGINT handler once they said "start".
+    started = {beacon.wait("start", timeout=60), beacon.wait("start", timeout=60)}
+    result: list[object] = []
+
+    def delete() -> None:
+        cluster.client.delete_application("fabric:/G")
+        result.append("deleted")
+
+    thread = threading.Thread(target=delete)
+    thread.start()
+    try:
+        first = beacon.wait("sigint", timeout=60)
+        second = beacon.wait("sigint", timeout=60)
+        assert {first, second} == started
+        assert psutil.pid_exists(first), "the first was killed before the second was asked"
     finally:
         thread.join(timeout=60)
     assert result == ["deleted"]

@@ -54,19 +54,25 @@ def test_problems_print_file_line_message_and_exit_1(
     assert capsys.readouterr().out.splitlines() == [
         f"ok: {good} (Settings 1 sections)",
         f"{bad}:2: unexpected attribute 'Oops' on Section (allowed: Name)",
-        f"{bad}:3: Section is missing the required attribute 'Name'",
+        f"{bad}:3: Section is missing the required attribute 'Name' (required: Name)",
     ]
 
 
 def test_unknown_root_and_missing_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = write(
-        tmp_path / "StartupServices.xml", f'<?xml version="1.0"?>\n<StartupServices xmlns="{NS}"/>'
+        tmp_path / "Cluster.xml", f'<?xml version="1.0"?>\n<ClusterManifest xmlns="{NS}"/>'
+    )
+    startup = write(
+        tmp_path / "StartupServices.xml",
+        f'<?xml version="1.0"?>\n<StartupServicesManifest xmlns="{NS}"/>',
     )
     missing = tmp_path / "nope.xml"
-    assert main(["manifest", "check", str(other), str(missing)]) == 1
+    assert main(["manifest", "check", str(other), str(startup), str(missing)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{other}:2: root element StartupServices is not one of")
-    assert out[1] == f"{missing}: no such file or folder"
+    assert out[0].startswith(f"{other}:2: root element ClusterManifest is not one of")
+    assert out[1].startswith(f"{startup}:2: a Visual Studio startup services file")
+    assert "declare the services in ApplicationManifest.xml under <DefaultServices>" in out[1]
+    assert out[2] == f"{missing}: no such file or folder"
 
 
 def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

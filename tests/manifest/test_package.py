@@ -19,6 +19,7 @@ from .helpers import (
     DEFAULT_CODE,
     DEFAULT_IMPORT,
     DEFAULT_SERVICES,
+    NS,
     app_manifest,
     make_package,
     service_manifest,
@@ -63,6 +64,15 @@ def test_valid_package_loads_with_everything_typed(tmp_path: Path) -> None:
 def test_not_a_package(tmp_path: Path) -> None:
     assert failure(tmp_path) == [
         f"{tmp_path}: not an application package: ApplicationManifest.xml not found"
+    ]
+
+
+def test_a_visual_studio_project_folder_points_at_its_package(tmp_path: Path) -> None:
+    make_package(tmp_path / "ApplicationPackageRoot")
+    write(tmp_path / "StartupServices.xml", f'<StartupServicesManifest xmlns="{NS}"/>')
+    assert failure(tmp_path) == [
+        f"{tmp_path}: not an application package: ApplicationManifest.xml not found; this looks "
+        f"like a Visual Studio project: the package is {tmp_path / 'ApplicationPackageRoot'}"
     ]
 
 

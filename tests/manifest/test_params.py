@@ -121,7 +121,10 @@ def test_undeclared_names_in_a_file_and_in_overrides_are_all_reported(tmp_path: 
 
 def test_unknown_reference_names_file_line_and_parameter() -> None:
     found = errors(unchecked(stateless("[Missing]")))
-    assert found == ["app.xml:2: InstanceCount: unknown parameter [Missing] (not in Parameters)"]
+    assert found == [
+        "app.xml:2: InstanceCount: unknown parameter [Missing] (not in Parameters; Service Fabric "
+        "refuses it when provisioning the application type)"
+    ]
 
 
 def test_typed_value_errors_name_the_attribute_and_the_parameter() -> None:

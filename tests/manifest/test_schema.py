@@ -8,7 +8,15 @@ import pytest
 
 from fabrichost.errors import ManifestError
 from fabrichost.manifest import load_document
-from fabrichost.manifest._schema_rules import Attr, Elem, Text, check_element, one
+from fabrichost.manifest._schema_rules import (
+    All,
+    Attr,
+    Elem,
+    Particle,
+    Text,
+    check_element,
+    one,
+)
 from fabrichost.manifest._xml import parse_xml
 
 from .helpers import (
@@ -148,10 +156,25 @@ CASES = {
         "element 'ServiceManifestRef' may only contain elements",
     ),
     "unknown root": (
-        f'<StartupServices xmlns="{NS}"/>',
+        f'<ClusterManifest xmlns="{NS}"/>',
         1,
-        "root element StartupServices is not one of ApplicationManifest, ServiceManifest, "
+        "root element ClusterManifest is not one of ApplicationManifest, ServiceManifest, "
         "Settings, Application",
+    ),
+    "startup services file": (
+        f'<?xml version="1.0"?>\n<StartupServicesManifest xmlns="{NS}"><Services/>'
+        "</StartupServicesManifest>",
+        2,
+        "a Visual Studio startup services file (StartupServices.xml): only Visual Studio's "
+        "deployment tooling reads it; it is not part of an application package and the Service "
+        "Fabric schema does not declare it. fabrichost does not read it: declare the services "
+        "in ApplicationManifest.xml under <DefaultServices> (their parameters under "
+        "<Parameters>), or create them after deploying with 'fabrichost service create'",
+    ),
+    "startup services parameter file": (
+        f'<StartupServices xmlns="{NS}"><Parameters/></StartupServices>',
+        1,
+        "a Visual Studio startup services parameter file (StartupServiceParameters/*.xml): only",
     ),
     "root without the fabric namespace": (
         "<Settings/>",
@@ -206,16 +229,15 @@ def test_namespaced_attributes_are_allowed_and_unknown_ones_on_manifests_too(
     assert load_document(write(tmp_path / "a.xml", text))
 
 
-def test_open_elements_accept_undescribed_content(tmp_path: Path) -> None:
-    text = app_manifest(
-        app_manifest_body_with_diagnostics := (
-            '<ServiceManifestImport><ServiceManifestRef ServiceManifestName="a" '
-            'ServiceManifestVersion="1"/></ServiceManifestImport>'
-            '<Diagnostics Anything="1"><Whatever Deep="x"><Deeper/></Whatever></Diagnostics>'
-        )
+def test_extension_content_is_one_element_of_another_namespace(tmp_path: Path) -> None:
+    # ExtensionsType: <xs:any namespace="##other" processContents="lax"/>, the only content the
+    # schema leaves open; anything inside the foreign element is accepted, text included.
+    types = (
+        '<StatelessServiceType ServiceTypeName="T"><Extensions>'
+        '<Extension Name="e"><x:Labels xmlns:x="urn:x" Any="1"><x:L>text</x:L></x:Labels>'
+        "</Extension></Extensions></StatelessServiceType>"
     )
-    assert app_manifest_body_with_diagnostics in text
-    assert load_document(write(tmp_path / "a.xml", text))
+    assert load_document(write(tmp_path / "ok.xml", service_manifest(types=types)))
 
 
 def test_check_element_directly_on_a_tiny_model() -> None:
@@ -224,7 +246,24 @@ def test_check_element_directly_on_a_tiny_model() -> None:
     assert check_element(node, decl, "f") == []
     bad = parse_xml(f'<Root xmlns="{NS}"><Leaf>b</Leaf><Leaf>a</Leaf></Root>'.encode(), "f")
     assert [d.message for d in check_element(bad, decl, "f")] == [
-        "Root is missing the required attribute 'N'",
+        "Root is missing the required attribute 'N' (required: N)",
         "'Leaf' must be one of a; got 'b'",
         "element 'Leaf' is not expected here in Root; expected nothing more inside Root",
+    ]
+
+
+def test_an_all_group_takes_each_element_once_in_any_order() -> None:
+    decl = Elem("Root", content=All((Particle(Elem("A"), 1, 1), Particle(Elem("B"), 0, 1))))
+    good = parse_xml(f'<Root xmlns="{NS}"><B/><A/></Root>'.encode(), "f")
+    assert check_element(good, decl, "f") == []
+    twice = parse_xml(f'<Root xmlns="{NS}">\n<B/>\n<B/></Root>'.encode(), "f")
+    assert [(d.line, d.message) for d in check_element(twice, decl, "f")] == [
+        (3, "element 'B' is not expected again (first at line 2) in Root; expected A"),
+        (1, "Root is missing a required element: A"),
+    ]
+    extra = parse_xml(f'<Root xmlns="{NS}"><B/><A/><C/><A xmlns="urn:x"/></Root>'.encode(), "f")
+    assert [d.message for d in check_element(extra, decl, "f")] == [
+        "element 'C' is not expected in Root; expected nothing more inside Root",
+        "element 'A' (namespace 'urn:x') is not expected in Root; expected nothing more inside "
+        "Root",
     ]

@@ -157,7 +157,8 @@ CASES = {
     "duplicate parameter in a parameter file": (
         parameters_file('<Parameter Name="A" Value="1"/>\n<Parameter Name="A" Value="2"/>'),
         3,
-        "duplicate parameter 'A'",
+        "duplicate parameter 'A' (first at line 2); the schema allows it but Service Fabric's "
+        "deployment tooling refuses it",
     ),
 }
 
