@@ -427,10 +427,10 @@ def _sfctl(cluster: Cluster, home: Path, *argv: str) -> subprocess.CompletedProc
 
 def test_sfctl_reads_and_reports_health(cluster: Cluster, tmp_path: Path) -> None:
     client = cluster.client
-    client.deploy(
-        write_guest_package(tmp_path / "pkg", script="import signal\nsignal.pause()\n"),
-        "fabric:/G",
+    pkg = write_guest_package(
+        tmp_path / "pkg", script="import signal\nsignal.pause()\n", default_service=True
     )
+    client.deploy(pkg, "fabric:/G")
     home = tmp_path / "home"
     home.mkdir()
     report = _sfctl(
@@ -457,3 +457,21 @@ def test_sfctl_reads_and_reports_health(cluster: Cluster, tmp_path: Path) -> Non
     shown = _sfctl(cluster, home, "cluster", "health")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["aggregatedHealthState"] == "Warning"
+
+    (partition,) = client.partitions("fabric:/G/Web")
+    pid = partition["PartitionInformation"]["Id"]
+    (replica,) = client.replicas(pid)
+    for argv in (
+        ("node", "health", "--node-name", "_Node_0"),
+        ("service", "health", "--service-id", "G~Web"),
+        ("partition", "health", "--partition-id", pid),
+        ("replica", "health", "--partition-id", pid, "--replica-id", replica["InstanceId"]),
+        ("application", "deployed-health", "--application-id", "G", "--node-name", "_Node_0"),
+        (
+            "service", "package-health", "--application-id", "G", "--node-name", "_Node_0",
+            "--service-package-name", "GuestPkg",
+        ),
+    ):  # fmt: skip
+        shown = _sfctl(cluster, home, *argv)
+        assert shown.returncode == 0, (argv, shown.stderr)
+        assert json.loads(shown.stdout)["aggregatedHealthState"] in ("Ok", "Warning"), argv
