@@ -70,6 +70,8 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_naming",
                 "_node_choice",
                 "_crash",
+                "_health",
+                "_health_eval",
             }
         ),
     ),
@@ -91,7 +93,7 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
             }
         ),
     ),
-    ("state", frozenset({"_state"})),
+    ("state", frozenset({"_state", "_health_view"})),
     ("persistence", frozenset({"_persist", "_restore"})),
     (
         "services",

@@ -16,6 +16,13 @@ from fabrichost.agent._environment import ActivationIdentity as ActivationIdenti
 from fabrichost.agent._environment import ApplicationFolders as ApplicationFolders
 from fabrichost.agent._fence import processes_carrying as processes_carrying
 from fabrichost.agent._fence import sweep_strays as sweep_strays
+from fabrichost.agent._health import EntityReports as EntityReports
+from fabrichost.agent._health import HealthEvent as HealthEvent
+from fabrichost.agent._health import HealthInformation as HealthInformation
+from fabrichost.agent._health_eval import Child as HealthChild
+from fabrichost.agent._health_eval import Evaluation as HealthEvaluation
+from fabrichost.agent._health_view import EntityHealth as EntityHealth
+from fabrichost.agent._health_view import HealthView as HealthView
 from fabrichost.agent._image_store import MAX_FILE_BYTES as MAX_FILE_BYTES
 from fabrichost.agent._image_store import ImageStore as ImageStore
 from fabrichost.agent._image_store import StoreListing as StoreListing
@@ -49,6 +56,13 @@ __all__ = (
     "Cluster",
     "ClusterState",
     "CodePackageHost",
+    "EntityHealth",
+    "EntityReports",
+    "HealthChild",
+    "HealthEvaluation",
+    "HealthEvent",
+    "HealthInformation",
+    "HealthView",
     "ImageStore",
     "Instance",
     "Node",

@@ -36,6 +36,7 @@ from fabrichost.agent._environment import (
     code_package_environment,
 )
 from fabrichost.agent._fence import INCARNATION_ENV
+from fabrichost.agent._health import EntityReports
 from fabrichost.agent._lock import acquire_nowait
 from fabrichost.agent._model import ReplicaRole, ReplicaStatus, ServiceKind
 from fabrichost.agent._process import CodePackageSupervisor, EntryPoint, LaunchSpec
@@ -238,6 +239,8 @@ class ServicePackageActivation:
         # Set when activate() has finished, however it ended: a deactivation waits for it, so
         # starting and stopping the same activation never interleave.
         self.activated = asyncio.Event()
+        # Reports about this deployed service package (``docs/health.md``): they go with it.
+        self.health = EntityReports()
 
     @property
     def activation_id(self) -> str:
@@ -455,6 +458,11 @@ class ServicePackageActivation:
         return host if host is not None and host.channel is not None else None
 
     # -- events from code package hosts ---------------------------------------------------------
+
+    def registered(self, type_name: str) -> bool:
+        """Whether a running code package of this activation registered ``type_name``."""
+        host = self._type_hosts.get(type_name)
+        return host is not None and host.channel is not None
 
     def type_registered(self, host: CodePackageHost, type_name: str) -> None:
         if self.package.service_type(type_name) is None:

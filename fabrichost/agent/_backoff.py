@@ -22,23 +22,17 @@ so dev clusters can use sub-second values. SF's settings are ``ActivationRetryBa
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+# One spelling of health in the whole agent: the protocol's (SF's REST values).
+from fabrichost.protocol import HealthState
 
 if TYPE_CHECKING:
     import random
 
 __all__ = ("HealthState", "RestartPolicy")
-
-
-class HealthState(enum.Enum):
-    """Service Fabric's health states, with their REST spelling as values."""
-
-    OK = "Ok"
-    WARNING = "Warning"
-    ERROR = "Error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ from fabrichost.agent._catalog import Catalog
 from fabrichost.agent._election import PrimaryElection
 from fabrichost.agent._failover import Failover
 from fabrichost.agent._fence import fence_previous_run
+from fabrichost.agent._health import HealthInformation
+from fabrichost.agent._health_view import HealthView
 from fabrichost.agent._image_store import ImageStore
 from fabrichost.agent._instance_events import InstanceEvents
 from fabrichost.agent._instances import InstanceManager
@@ -44,7 +46,13 @@ from fabrichost.agent._state import ClusterState
 from fabrichost.agent._tasks import BackgroundTasks
 from fabrichost.agent._transitions import NodeTransitions
 from fabrichost.errors import FabricHostError
-from fabrichost.protocol import ReplicaFaulted, ReplicaNotification, RunCompleted, RunStatus
+from fabrichost.protocol import (
+    ReplicaFaulted,
+    ReplicaNotification,
+    ReportHealth,
+    RunCompleted,
+    RunStatus,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -114,6 +122,7 @@ class Cluster:
             state, persist, catalog, placement, ledger, tasks, settings
         )
         self.events = InstanceEvents(state, self.instances)
+        self.health = HealthView(state, settings)
 
     # -- callbacks from below -------------------------------------------------------------------
 
@@ -134,8 +143,27 @@ class Cluster:
             )
         elif isinstance(message, ReplicaFaulted):
             activation.replica_faulted(replica, message.reason)
+        elif isinstance(message, ReportHealth):
+            self._replica_reported(replica, message)
         else:
             log.debug("replica %s reports %r", replica.id, message)
+
+    def _replica_reported(self, replica: Replica, message: ReportHealth) -> None:
+        """A service's own report lands on its replica, under its service type as SourceId (the
+        code that reports); a stale or malformed one is logged, the host is not faulted."""
+        ttl = message.time_to_live_ms
+        info = HealthInformation(
+            replica.service.type_name,
+            message.property,
+            message.state,
+            message.description,
+            ttl=None if ttl is None else ttl / 1000,
+            remove_when_expired=bool(message.remove_when_expired),
+        )
+        try:
+            self.health.report(replica.health, info)
+        except FabricHostError as exc:
+            log.warning("replica %s: health report refused: %s", replica.id, exc)
 
     def _application_deleting(self, name: str) -> None:
         self.instances.application_deleted(name)

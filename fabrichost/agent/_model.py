@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from fabrichost.agent._health import EntityReports
 from fabrichost.errors import ActivationError, ApiError, NotFoundError
 
 # One definition each, from the layer that owns it: roles, kinds and health are words of the
@@ -73,6 +74,7 @@ class Replica:
     # waiting out its timeout, and the replica's health is Error meanwhile.
     failure: str = ""
     open_failures: int = 0  # failed opens in a row: the retry's backoff grows with them
+    health: EntityReports = field(default_factory=EntityReports, repr=False)
 
     @property
     def service(self) -> Service:
@@ -93,6 +95,7 @@ class Partition:
     high_key: int | None = None
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     replicas: list[Replica] = field(default_factory=list)
+    health: EntityReports = field(default_factory=EntityReports, repr=False)
 
     def live_replicas(self) -> list[Replica]:
         return [r for r in self.replicas if r.status is not ReplicaStatus.DROPPED]
@@ -119,6 +122,7 @@ class Service:
     # The singleton instance this service runs, if any: it is deleted by terminating that
     # instance, not directly.
     instance_id: str | None = None
+    health: EntityReports = field(default_factory=EntityReports, repr=False)
 
     def replicas(self) -> list[Replica]:
         return [r for p in self.partitions for r in p.live_replicas()]
@@ -135,6 +139,10 @@ class Application:
     parameters: dict[str, str]
     services: dict[str, Service] = field(default_factory=dict)
     status: str = "Ready"
+    # Health reports of the application and of its deployed applications (by node; dropped
+    # when it is no longer deployed there): deleting the application deletes them all.
+    health: EntityReports = field(default_factory=EntityReports, repr=False)
+    deployed_health: dict[str, EntityReports] = field(default_factory=dict, repr=False)
 
 
 def new_service(

@@ -28,3 +28,7 @@ class AgentSettings:
     # syntax error) would otherwise pass for a healthy one.
     guest_settle: float = 1.0
     repair_max_delay: float = 60.0
+    # A runtime host that runs this long without registering a service type its package has
+    # replicas of waiting gets System.Hosting's ServiceTypeRegistration Error (SF
+    # ServiceTypeRegistrationTimeout: 300 s).
+    type_registration_timeout: float = 30.0

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from fabrichost.agent._backoff import HealthState
 from fabrichost.agent._console import console_prefix, stderr_tail
 from fabrichost.agent._environment import ApplicationFolders
+from fabrichost.agent._health import EntityReports
 from fabrichost.agent._model import ReplicaStatus
 from fabrichost.errors import NotFoundError
 
@@ -59,6 +60,7 @@ class Node:
     instance_id: int = field(default_factory=lambda: next(_node_instances))
     up_at: datetime = field(default_factory=_now)
     down_at: datetime | None = None
+    health: EntityReports = field(default_factory=EntityReports, repr=False)
 
     def went_up(self) -> None:
         self.up = True
@@ -97,6 +99,7 @@ class ClusterState:
         self.packages: dict[str, dict[str, ServicePackageSpec]] = {}  # app -> package -> spec
         self.closing = False  # the agent is stopping: nothing is activated, nothing fails over
         self.changes = Changes()
+        self.health = EntityReports()  # the cluster's own health reports
 
     # -- lookups that raise NotFoundError --------------------------------------------------------
 

@@ -23,6 +23,7 @@ from fabrichost.api import _json as J
 from fabrichost.api import _paging as P
 from fabrichost.api._access import AccessCheck, AccessPolicy, OriginCheck, error_response
 from fabrichost.api._body import read_json_object
+from fabrichost.api._health import HealthRoutes
 from fabrichost.api._image_store import ImageStoreRoutes
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
 from fabrichost.api._nodes import NodeFaultRoutes
@@ -121,6 +122,7 @@ class _Api:
     ) -> None:
         self.cluster = cluster
         self.state = cluster.state
+        self.health = cluster.health
         self.status = status
         self.shutdown = shutdown
 
@@ -157,10 +159,10 @@ class _Api:
         q = request.query_params
         wanted = P.node_status_filter(q)
         nodes = [n for n in self.state.nodes.values() if wanted(J.node_status(n))]
-        return P.paged(nodes, J.node_key, J.node_info, P.page_request(q))
+        return P.paged(nodes, J.node_key, lambda n: J.node_info(n, self.health), P.page_request(q))
 
     async def get_node(self, request: Request) -> Any:
-        return J.node_info(self.node_of(request))
+        return J.node_info(self.node_of(request), self.health)
 
     async def stop_node(self, request: Request) -> Any:
         await self.cluster.failover.stop_node(request.path_params["node"])
@@ -240,13 +242,13 @@ class _Api:
         return P.paged(
             apps,
             lambda a: a.name,
-            lambda a: J.application_info(a, parameters=not bare),
+            lambda a: J.application_info(a, self.health, parameters=not bare),
             P.page_request(q),
         )
 
     async def get_app(self, request: Request) -> Any:
         bare = P.bool_param(request.query_params, "ExcludeApplicationParameters")
-        return J.application_info(self.app_of(request), parameters=not bare)
+        return J.application_info(self.app_of(request), self.health, parameters=not bare)
 
     async def create_app(self, request: Request) -> Any:
         body = await read_json_object(request)
@@ -265,7 +267,7 @@ class _Api:
         # Service Fabric answers 201, and its client accepts nothing else; whether this call
         # created the application is fabrichost's header.
         return JSONResponse(
-            J.application_info(outcome.value),
+            J.application_info(outcome.value, self.health),
             status_code=201,
             headers={CREATE_HEADER: "created" if outcome.created else "existing"},
         )
@@ -279,7 +281,9 @@ class _Api:
         q = request.query_params
         type_name = P.equals_filter(q, "ServiceTypeName")
         services = [s for s in self.app_of(request).services.values() if type_name(s.type_name)]
-        return P.paged(services, lambda s: s.name, J.service_info, P.page_request(q))
+        return P.paged(
+            services, lambda s: s.name, lambda s: J.service_info(s, self.health), P.page_request(q)
+        )
 
     async def get_service(self, request: Request) -> Any:
         service = self.state.service(id_to_name(request.path_params["service"]))
@@ -288,7 +292,7 @@ class _Api:
                 f"service {service.name} is not in this application",
                 code="FABRIC_E_SERVICE_DOES_NOT_EXIST",
             )
-        return J.service_info(service)
+        return J.service_info(service, self.health)
 
     async def create_service(self, request: Request) -> Any:
         description = parse_service_description(await read_json_object(request))
@@ -307,7 +311,7 @@ class _Api:
         # Service Fabric answers 202 (its client accepts nothing else); fabrichost's header
         # says whether this call created the service.
         return JSONResponse(
-            J.service_info(service),
+            J.service_info(service, self.health),
             status_code=202,
             headers={CREATE_HEADER: "created" if outcome.created else "existing"},
         )
@@ -327,7 +331,7 @@ class _Api:
     async def wait_service(self, request: Request) -> Any:
         name = id_to_name(request.path_params["service"])
         await self.cluster.catalog.wait_service_ready(name, _float(request, "Timeout", 60.0))
-        return J.service_info(self.state.service(name))
+        return J.service_info(self.state.service(name), self.health)
 
     async def delete_service(self, request: Request) -> Any:
         await self.cluster.catalog.delete_service_locked(id_to_name(request.path_params["service"]))
@@ -339,7 +343,7 @@ class _Api:
         return P.paged(
             service.partitions,
             lambda p: order[id(p)],
-            J.partition_info,
+            lambda p: J.partition_info(p, self.health),
             P.page_request(request.query_params),
         )
 
@@ -348,7 +352,7 @@ class _Api:
         return P.paged(
             partition.live_replicas(),
             lambda r: P.ordinal_key(r.id),
-            J.replica_info,
+            lambda r: J.replica_info(r, self.health),
             P.page_request(request.query_params),
         )
 
@@ -360,12 +364,12 @@ class _Api:
         return P.paged(
             apps,
             lambda a: a.name,
-            lambda a: J.deployed_application_info(self.state, node, a),
+            lambda a: J.deployed_application_info(self.health, node, a),
             P.page_request(request.query_params),
         )
 
     async def deployed_app(self, request: Request) -> Any:
-        return J.deployed_application_info(self.state, self.node_of(request), self.app_of(request))
+        return J.deployed_application_info(self.health, self.node_of(request), self.app_of(request))
 
     async def deployed_packages(self, request: Request) -> Any:
         return [J.deployed_service_package_info(a) for a in self.activations(request)]
@@ -558,6 +562,7 @@ def build_app(
         r(status_route, guarded(inst.purge), methods=["DELETE"]),
         r(status_route + "/terminate", guarded(inst.terminate), methods=["POST"]),
         r(status_route + "/raiseEvent/{event}", guarded(inst.raise_event), methods=["POST"]),
+        *HealthRoutes(cluster).routes(guarded),
     ]
     return Starlette(
         routes=routes,

@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fabrichost.agent import ReplicaStatus
-from fabrichost.protocol import HealthState
 from fabrichost.wire import PartitionScheme, ServiceKind, name_to_id
 
 if TYPE_CHECKING:
     from fabrichost.agent import (
         Application,
-        ClusterState,
         CodePackageHost,
+        HealthView,
         Node,
         Partition,
         ProvisionedType,
@@ -46,7 +45,7 @@ def node_status(node: Node) -> str:
     return "Up" if node.up else "Down"
 
 
-def node_info(node: Node) -> Json:
+def node_info(node: Node, health: HealthView) -> Json:
     index = _node_index(node)
     now = datetime.now(UTC)
     up_for = (now - node.up_at).total_seconds() if node.up else 0
@@ -65,7 +64,7 @@ def node_info(node: Node) -> Json:
         "InstanceId": str(node.instance_id),
         # A node stopped through the API (fabrichost's only way down) is SF's "stopped" node.
         "IsStopped": not node.up,
-        "HealthState": HealthState.OK if node.up else HealthState.ERROR,
+        "HealthState": health.node(node).health.state,
         "IsSeedNode": index < 3,
         "UpgradeDomain": str(index),
         "FaultDomain": f"fd:/{index}",
@@ -87,7 +86,7 @@ def application_type_info(ptype: ProvisionedType, *, parameters: bool = True) ->
     }
 
 
-def application_info(app: Application, *, parameters: bool = True) -> Json:
+def application_info(app: Application, health: HealthView, *, parameters: bool = True) -> Json:
     """SF's ApplicationInfo (``parameters=False``: ExcludeApplicationParameters)."""
     return {
         "Id": name_to_id(app.name),
@@ -100,12 +99,12 @@ def application_info(app: Application, *, parameters: bool = True) -> Json:
             if parameters
             else []
         ),
-        "HealthState": HealthState.OK,
+        "HealthState": health.application(app).health.state,
         "ApplicationDefinitionKind": "ServiceFabricApplicationDescription",
     }
 
 
-def service_info(service: Service) -> Json:
+def service_info(service: Service, health: HealthView) -> Json:
     info: Json = {
         "Id": name_to_id(service.name),
         "ServiceKind": service.kind,
@@ -113,7 +112,7 @@ def service_info(service: Service) -> Json:
         "TypeName": service.type_name,
         "ManifestVersion": service.service_manifest_version,
         "ServicePackageActivationMode": service.activation_mode,
-        "HealthState": _service_health(service),
+        "HealthState": health.service(service).health.state,
         "ServiceStatus": "Active",
         "IsServiceGroup": False,
         # The service's own failures (a replica's open raised) beside the placement warnings.
@@ -127,16 +126,8 @@ def service_info(service: Service) -> Json:
     return info
 
 
-def _service_health(service: Service) -> HealthState:
-    if any(r.failure for r in service.replicas()):
-        return HealthState.ERROR
-    if any(r.status is not ReplicaStatus.READY for r in service.replicas()):
-        return HealthState.WARNING
-    return HealthState.WARNING if service.health_warnings else HealthState.OK
-
-
-def partition_info(partition: Partition) -> Json:
-    service = partition.service
+def partition_information(partition: Partition) -> Json:
+    """SF's PartitionInformation: the partition's kind, id and keys or name."""
     kind = {
         PartitionScheme.SINGLETON: "Singleton",
         PartitionScheme.UNIFORM_INT64_RANGE: "Int64Range",
@@ -147,10 +138,15 @@ def partition_info(partition: Partition) -> Json:
         pinfo["LowKey"], pinfo["HighKey"] = str(partition.low_key), str(partition.high_key)
     if partition.scheme is PartitionScheme.NAMED:
         pinfo["Name"] = partition.name
+    return pinfo
+
+
+def partition_info(partition: Partition, health: HealthView) -> Json:
+    service = partition.service
     info: Json = {
         "ServiceKind": service.kind,
-        "PartitionInformation": pinfo,
-        "HealthState": HealthState.OK,
+        "PartitionInformation": partition_information(partition),
+        "HealthState": health.partition(partition).health.state,
         "PartitionStatus": "Ready",
     }
     if service.kind is ServiceKind.STATEFUL:
@@ -167,12 +163,12 @@ def _replica_id_field(replica: Replica) -> Json:
     return {"InstanceId": str(replica.id)}
 
 
-def replica_info(replica: Replica) -> Json:
+def replica_info(replica: Replica, health: HealthView) -> Json:
     info: Json = {
         "ServiceKind": replica.service.kind,
         **_replica_id_field(replica),
         "ReplicaStatus": replica.status,
-        "HealthState": _replica_health(replica),
+        "HealthState": health.replica(replica).health.state,
         "NodeName": replica.node_name,
         "Address": replica.address,
     }
@@ -181,14 +177,8 @@ def replica_info(replica: Replica) -> Json:
     return info
 
 
-def _replica_health(replica: Replica) -> HealthState:
-    if replica.failure:  # the service's own code raised opening it
-        return HealthState.ERROR
-    return HealthState.OK if replica.status is ReplicaStatus.READY else HealthState.WARNING
-
-
-def deployed_application_info(state: ClusterState, node: Node, app: Application) -> Json:
-    folders = state.folders(node, app)
+def deployed_application_info(health: HealthView, node: Node, app: Application) -> Json:
+    folders = health.state.folders(node, app)
     return {
         "Id": name_to_id(app.name),
         "Name": app.name,
@@ -198,7 +188,7 @@ def deployed_application_info(state: ClusterState, node: Node, app: Application)
         "WorkDirectory": str(folders.work),
         "LogDirectory": str(folders.log),
         "TempDirectory": str(folders.temp),
-        "HealthState": HealthState.OK,
+        "HealthState": health.deployed_application(app, node).health.state,
     }
 
 

@@ -53,6 +53,7 @@ class QueryRoutes:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.state = cluster.state
+        self.health = cluster.health
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -106,21 +107,21 @@ class QueryRoutes:
 
     async def partition(self, request: Request) -> Any:
         partition = self._find_partition(request.path_params["partition"])
-        return _no_content() if partition is None else J.partition_info(partition)
+        return _no_content() if partition is None else J.partition_info(partition, self.health)
 
     async def service_partition(self, request: Request) -> Any:
         service = self._service(request)
         partition = self._find_partition(request.path_params["partition"])
         if partition is None or partition.service is not service:
             return _no_content()
-        return J.partition_info(partition)
+        return J.partition_info(partition, self.health)
 
     async def replica(self, request: Request) -> Any:
         partition = self.state.partition(request.path_params["partition"])
         wanted = request.path_params["replica"]
         for replica in partition.live_replicas():
             if str(replica.id) == wanted:
-                return J.replica_info(replica)
+                return J.replica_info(replica, self.health)
         return _no_content()
 
     async def service_name(self, request: Request) -> Any:

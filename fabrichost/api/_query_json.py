@@ -71,7 +71,7 @@ def resolved_partition(partition: Partition, serving: list[Replica]) -> Json:
     digest = hashlib.sha256(repr(sorted((e["Kind"], e["Address"]) for e in endpoints)).encode())
     return {
         "Name": partition.service.name,
-        "PartitionInformation": J.partition_info(partition)["PartitionInformation"],
+        "PartitionInformation": J.partition_information(partition),
         "Endpoints": endpoints,
         "Version": str(int.from_bytes(digest.digest()[:7], "big")),
     }

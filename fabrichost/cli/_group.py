@@ -46,6 +46,7 @@ COMMAND_MODULES: Final[dict[str, str]] = {
     "demo": "_demo",
     "deployed": "_deployed",
     "code-package": "_deployed",
+    "health": "_health",
     "instance": "_instances",
     "logs": "_logs",
     "manifest": "_manifest",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fabrichost.client._client import Created as Created
 from fabrichost.client._client import Deployed as Deployed
 from fabrichost.client._client import FabricClient as FabricClient
+from fabrichost.client._health import HEALTH_ENTITIES as HEALTH_ENTITIES
 from fabrichost.client._instances import FINAL_STATUSES as FINAL_STATUSES
 from fabrichost.client._instances import IF_EXISTS_POLICIES as IF_EXISTS_POLICIES
 from fabrichost.client._instances import RUNTIME_STATUSES as RUNTIME_STATUSES
@@ -16,6 +17,7 @@ from fabrichost.client._instances import check_new_instance_id as check_new_inst
 
 __all__ = (
     "FINAL_STATUSES",
+    "HEALTH_ENTITIES",
     "IF_EXISTS_POLICIES",
     "RUNTIME_STATUSES",
     "Created",

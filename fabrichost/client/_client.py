@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from fabrichost.client._health import HealthMixin
 from fabrichost.client._instances import InstancesMixin
 from fabrichost.client._resolve import ResolveMixin
 from fabrichost.errors import ApiError, FabricHostError
@@ -82,7 +83,7 @@ class Deployed:
     type_provisioned: bool
 
 
-class FabricClient(InstancesMixin, ResolveMixin):
+class FabricClient(InstancesMixin, ResolveMixin, HealthMixin):
     """Client of one agent. Close it with :meth:`close` or use it as a context manager."""
 
     def __init__(

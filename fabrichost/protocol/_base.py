@@ -43,6 +43,10 @@ class Message:
 
     __slots__ = ()
     _FIELDS: ClassVar[tuple[tuple[str, Check], ...]] = ()
+    # Fields added to a message after its first version: they may be missing on the wire (their
+    # value is then None) and are left out of it when None, so a peer that predates them sends
+    # and receives the same bytes as before.
+    _OPTIONAL: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
         for name, check in self._FIELDS:
@@ -62,7 +66,10 @@ class Message:
         """The message as a JSON object, ``type`` first."""
         obj: JSONObject = {"type": type(self).__name__}
         for name, _ in self._FIELDS:
-            obj[name] = _to_json(getattr(self, name))
+            value = getattr(self, name)
+            if value is None and name in self._OPTIONAL:
+                continue
+            obj[name] = _to_json(value)
         return obj
 
 

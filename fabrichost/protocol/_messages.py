@@ -36,6 +36,7 @@ from fabrichost.protocol._values import (
     ReplicaRole,
     RunStatus,
     ServiceKind,
+    check_bool,
     check_endpoints,
     check_enum,
     check_event_name,
@@ -47,6 +48,7 @@ from fabrichost.protocol._values import (
     check_settings,
     check_text,
     check_versions,
+    optional,
 )
 
 if TYPE_CHECKING:
@@ -88,12 +90,19 @@ class ReportHealth(ReplicaNotification):
     state: HealthState
     property: str
     description: str
+    # Optional (added later, see ``Message._OPTIONAL``): the report's time to live and whether
+    # it is removed, rather than turned to Error, when that runs out.
+    time_to_live_ms: int | None = None
+    remove_when_expired: bool | None = None
     _FIELDS = (
         *_REPLICA,
         ("state", check_enum(HealthState)),
         ("property", check_name),
         ("description", check_text),
+        ("time_to_live_ms", optional(check_positive)),
+        ("remove_when_expired", optional(check_bool)),
     )
+    _OPTIONAL = frozenset({"time_to_live_ms", "remove_when_expired"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -364,8 +373,8 @@ def message_from_json(obj: JSONObject) -> Message:
         raise RemoteProtocolError(f"unknown message type {_clip(repr(kind))}")
     cls = MESSAGE_TYPES[kind]
     keys = _KEYS[kind]
-    if obj.keys() != keys:
-        missing = sorted(keys - obj.keys())
+    if not keys - cls._OPTIONAL <= obj.keys() <= keys:
+        missing = sorted(keys - cls._OPTIONAL - obj.keys())
         extra = sorted(obj.keys() - keys)
         raise RemoteProtocolError(
             f"{kind}: missing fields {missing}, unexpected fields {_clip(str(extra))}"

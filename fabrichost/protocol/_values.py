@@ -30,6 +30,7 @@ _EVENT_NAME_FIRST: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 _EVENT_NAME_REST: Final = _EVENT_NAME_FIRST | frozenset("0123456789.-")
 _HEX: Final = frozenset("0123456789abcdef")
 _E = TypeVar("_E", bound=StrEnum)
+_T = TypeVar("_T")
 
 
 class ReplicaRole(StrEnum):
@@ -133,6 +134,22 @@ def check_name(value: object) -> str:
     if type(value) is not str or not value:
         raise ValueError(f"expected a non-empty string, got {_describe(value)}")
     return value
+
+
+def check_bool(value: object) -> bool:
+    """true or false."""
+    if type(value) is not bool:
+        raise ValueError(f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def optional(check: Callable[[object], _T]) -> Callable[[object], _T | None]:
+    """``check``, or null."""
+
+    def check_or_null(value: object) -> _T | None:
+        return None if value is None else check(value)
+
+    return check_or_null
 
 
 def check_optional_text(value: object) -> str | None:

@@ -93,9 +93,29 @@ class Service:
 
     # -- reports to the agent (thread-safe, never block) ------------------------------------------
 
-    def report_health(self, state: HealthState | str, property: str, description: str = "") -> None:
-        """Report this replica's health (``Ok``, ``Warning`` or ``Error``) about ``property``."""
+    def report_health(
+        self,
+        state: HealthState | str,
+        property: str,
+        description: str = "",
+        *,
+        time_to_live: float | None = None,
+        remove_when_expired: bool = False,
+    ) -> None:
+        """Report this replica's health (``Ok``, ``Warning`` or ``Error``) about ``property``.
+
+        The agent shows it on the replica (``fabrichost health``, ``GetHealth``) under the
+        service type's name as SourceId; a later report of the same property replaces it.
+        ``time_to_live`` (seconds, default forever) makes it expire: it then counts as Error,
+        or disappears with ``remove_when_expired``. The TTL
+        fields are new in ``ReportHealth``: an agent older than them refuses a report with one.
+        """
         context = self.context
+        ttl_ms = None
+        if time_to_live is not None:
+            if not time_to_live > 0:
+                raise ValueError(f"time_to_live must be positive, not {time_to_live}")
+            ttl_ms = max(1, round(time_to_live * 1000))
         self._send(
             ReportHealth(
                 partition_id=context.partition_id,
@@ -103,6 +123,8 @@ class Service:
                 state=HealthState(state),
                 property=property,
                 description=description,
+                time_to_live_ms=ttl_ms,
+                remove_when_expired=remove_when_expired if ttl_ms is not None else None,
             )
         )
 

@@ -10,104 +10,26 @@ parsed and checked.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from fabrichost.scenario import manifests_dir
 from tests.integration.conftest import marked_processes
+from tests.integration.sfctl import INSTALL_TIMEOUT, Sfctl, venv_bin
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration
 
-SFCTL_VERSION: Final = "11.2.1"
-#: A whole pip install on a loaded machine; the cache makes every later run instant.
-INSTALL_TIMEOUT: Final = 600
-COMMAND_TIMEOUT: Final = 120
-
-
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "fabrichost-tests"
-
-
-def _install(venv: Path) -> str | None:
-    """Install sfctl into a fresh ``venv``; None on success, else why it failed."""
-    shutil.rmtree(venv, ignore_errors=True)
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"sfctl=={SFCTL_VERSION}"],
-    ]
-    for step in steps:
-        try:
-            done = subprocess.run(step, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{' '.join(step)}: {exc}"
-        if done.returncode != 0:
-            return f"{' '.join(step)} exited {done.returncode}: {done.stderr.strip()[-800:]}"
-    return None
-
 
 @pytest.fixture(scope="session")
 def sfctl_path() -> Path:
-    """The sfctl executable of the cached virtual environment (installed on first use)."""
-    root = _cache_root()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        pytest.skip(f"no cache folder for sfctl {SFCTL_VERSION}: {exc}")
-    venv = root / f"sfctl-{SFCTL_VERSION}"
-    done_marker = venv / ".installed"
-    with open(root / f"sfctl-{SFCTL_VERSION}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker installing: wait for it
-        if not done_marker.exists():
-            failure = _install(venv)
-            if failure is not None:
-                shutil.rmtree(venv, ignore_errors=True)
-                pytest.skip(f"sfctl {SFCTL_VERSION} cannot be installed: {failure}")
-            done_marker.write_text(SFCTL_VERSION)
-    return venv / "bin" / "sfctl"
-
-
-class Sfctl:
-    """Runs sfctl with a HOME of its own; every command must exit 0."""
-
-    def __init__(self, executable: Path, home: Path) -> None:
-        self.executable = executable
-        home.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            # sfctl sends telemetry unless told not to; a test talks to the agent only.
-            "SFCTL_SERVICEFABRIC_USE_TELEMETRY": "false",
-        }
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(self.executable), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-        )
-        assert done.returncode == 0, (
-            f"sfctl {' '.join(args)} exited {done.returncode}\n"
-            f"stdout: {done.stdout}\nstderr: {done.stderr}"
-        )
-        return done
-
-    def json(self, *args: str) -> Any:
-        out = self.run(*args).stdout
-        return json.loads(out) if out.strip() else None
+    return venv_bin() / "sfctl"
 
 
 @pytest.fixture
@@ -252,8 +174,35 @@ def test_the_sfctl_developer_flow(cluster3: Cluster, sfctl: Sfctl) -> None:
     _check_deployed(sfctl, "_Node_0")
 
     # -- health ---------------------------------------------------------------------------------
-    # The health queries (`sfctl cluster health`, `application health`, `service health`,
-    # `partition health`, `replica health`, `node health`) are added here with the health model.
+    # Everything runs and nothing reported a problem: every entity is Ok, from the model.
+    counter = partitions[0]["partitionInformation"]["id"]
+    (primary,) = [
+        r
+        for r in _items(sfctl.json("replica", "list", "--partition-id", counter))
+        if r["replicaRole"] == "Primary"
+    ]
+    for argv in (
+        ("cluster", "health"),
+        ("node", "health", "--node-name", "_Node_1"),
+        ("application", "health", "--application-id", "App1"),
+        ("service", "health", "--service-id", "App1~Counter"),
+        ("partition", "health", "--partition-id", counter),
+        ("replica", "health", "--partition-id", counter, "--replica-id", primary["replicaId"]),
+        ("application", "deployed-health", "--application-id", "App1", "--node-name", "_Node_0"),
+    ):
+        health = sfctl.json(*argv)
+        assert health["aggregatedHealthState"] == "Ok", (argv, health)
+    # A report of one's own shows, and turns the application and the cluster to Warning.
+    sfctl.run(
+        "application", "report-health", "--application-id", "Jobs",
+        "--source-id", "Watchdog", "--health-property", "Disk", "--health-state", "Warning",
+        "--description", "80% full", "--immediate",
+    )  # fmt: skip
+    jobs_health = sfctl.json("application", "health", "--application-id", "Jobs")
+    assert jobs_health["aggregatedHealthState"] == "Warning"
+    (ours,) = [e for e in jobs_health["healthEvents"] if e["sourceId"] == "Watchdog"]
+    assert (ours["healthState"], ours["description"]) == ("Warning", "80% full")
+    assert sfctl.json("cluster", "health")["aggregatedHealthState"] == "Warning"
 
     # -- take it all down -----------------------------------------------------------------------
     sfctl.run("service", "delete", "--service-id", "Jobs~Everywhere")

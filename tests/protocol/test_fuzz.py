@@ -71,6 +71,8 @@ FIELD_VALUES: dict[str, st.SearchStrategy[object]] = {
     "role": st.sampled_from(ReplicaRole),
     "service_kind": st.sampled_from(ServiceKind),
     "state": st.sampled_from(HealthState),
+    "time_to_live_ms": st.none() | st.integers(min_value=1, max_value=MAX_INT),
+    "remove_when_expired": st.none() | st.booleans(),
     "status": st.sampled_from(RunStatus),
     "output": json_values,
     "data": json_values,

@@ -11,10 +11,12 @@ from fabrichost.errors import LocalProtocolError, RemoteProtocolError
 from fabrichost.protocol import (
     MESSAGE_TYPES,
     Endpoint,
+    HealthState,
     Hello,
     Message,
     OpenReplica,
     ReplicaRole,
+    ReportHealth,
     RunCompleted,
     RunStatus,
     ServiceKind,
@@ -232,3 +234,39 @@ def test_endpoint_defaults_match_the_manifest_defaults() -> None:
     assert endpoint.to_json() == {"port": 8080, "protocol": "tcp", "type": "Internal"}
     with pytest.raises(ValueError, match="port"):
         Endpoint(port=0)
+
+
+def test_report_health_without_the_later_ttl_fields_is_the_bytes_it_always_was() -> None:
+    old: JSONObject = {
+        "type": "ReportHealth",
+        "partition_id": PARTITION,
+        "replica_id": 7,
+        "state": "Warning",
+        "property": "disk",
+        "description": "",
+    }
+    message = message_from_json(old)
+    assert isinstance(message, ReportHealth)
+    assert (message.time_to_live_ms, message.remove_when_expired) == (None, None)
+    assert message.to_json() == old  # an older agent reads what a new host sends without a TTL
+
+
+def test_report_health_carries_a_ttl_when_given_and_checks_it() -> None:
+    message = ReportHealth(
+        partition_id=PARTITION,
+        replica_id=7,
+        state=HealthState.ERROR,
+        property="disk",
+        description="full",
+        time_to_live_ms=1500,
+        remove_when_expired=True,
+    )
+    wire = message.to_json()
+    assert (wire["time_to_live_ms"], wire["remove_when_expired"]) == (1500, True)
+    assert message_from_json(wire) == message
+    with pytest.raises(RemoteProtocolError, match="time_to_live_ms"):
+        message_from_json({**wire, "time_to_live_ms": 0})
+    with pytest.raises(RemoteProtocolError, match="remove_when_expired"):
+        message_from_json({**wire, "remove_when_expired": "yes"})
+    with pytest.raises(RemoteProtocolError, match="unexpected fields"):
+        message_from_json({**wire, "ttl": 5})
