@@ -108,7 +108,7 @@ def test_fifty_concurrent_creates_of_one_service_name_one_wins(
             p.wait()
             if p.stderr is not None:
                 p.stderr.close()
-    wins = statuses.count(201) + exit_codes.count(0)
+    wins = statuses.count(202) + exit_codes.count(0)  # SF answers 202 to a service create
     conflicts = statuses.count(409) + exit_codes.count(3)
     assert (wins, conflicts) == (1, 49), (statuses, exit_codes)
     cluster.client.wait_service_ready("fabric:/G/One", timeout=30)
