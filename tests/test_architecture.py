@@ -70,6 +70,7 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_naming",
                 "_node_choice",
                 "_crash",
+                "_summary",
             }
         ),
     ),

@@ -28,3 +28,7 @@ class AgentSettings:
     # syntax error) would otherwise pass for a healthy one.
     guest_settle: float = 1.0
     repair_max_delay: float = 60.0
+    # A host with bytes unread on its channel that reads none of them (and answers nothing)
+    # for this long has stopped reading: it is faulted (killed and restarted). A host that is
+    # merely busy is paced instead (docs/protocol.md §7b). Tests shorten it.
+    host_stall_timeout: float = 60.0
