@@ -76,7 +76,7 @@ READ_SIZE: Final = 256 * 1024
 MAX_UNREAD: Final = 1024 * 1024
 # Unread bytes above which no further request is written (the write buffer's high-water mark).
 WRITE_HIGH_WATER: Final = 256 * 1024
-REQUEST_WINDOW: Final = 256  # the agent's requests unanswered on one channel at most
+REQUEST_WINDOW: Final = 1024  # the agent's requests unanswered on one channel at most
 STALL_TIMEOUT: Final = 60.0  # unread bytes and none read for this long: the host is faulted
 CHANNEL_CLOSED: Final = "the host closed its channel"  # serve()'s reason for an EOF
 
@@ -341,7 +341,7 @@ class HostChannel:
     async def _writable(self) -> None:
         """Wait until the agent's write buffer is under its high-water mark."""
         if self._closed or self._writer is None:
-            raise ProtocolError(f"the channel to host {self.pid} is closed")
+            raise ProtocolError(f"the channel to host {self.pid} closed")
         try:
             await self._writer.drain()
         except (ConnectionError, RuntimeError) as exc:  # closed while we waited
