@@ -184,7 +184,8 @@ class HostChannel:
                     return f"the host gave up on its channel: {event.code}: {event.message}"
                 else:
                     self._handle(event)
-                    if self._unread() > self._limits.max_unread:
+                    # (The agent's own buffer only: the kernel's holds a bounded ~200 KiB.)
+                    if self._writer.transport.get_write_buffer_size() > self._limits.max_unread:
                         # Strategy: a host that sends faster than it reads is read no further
                         # until it catches up (it is not faulted: the stall guard judges that).
                         await self._writer.drain()
