@@ -72,6 +72,7 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_crash",
                 "_health",
                 "_health_eval",
+                "_summary",
             }
         ),
     ),

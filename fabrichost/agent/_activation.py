@@ -27,7 +27,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from fabrichost.agent._channel import CHANNEL_CLOSED, HostChannel, HostError
+from fabrichost.agent._channel import CHANNEL_CLOSED, ChannelLimits, HostChannel, HostError
 from fabrichost.agent._entrypoint import EntryPointStatus
 from fabrichost.agent._environment import (
     ENDPOINT_HOST,
@@ -144,6 +144,7 @@ class CodePackageHost:
             on_register=functools.partial(self.activation.type_registered, self),
             on_notification=self.activation.host_notification,
             config=self.activation.package.settings,
+            limits=self.activation.channel_limits,
         )
         self.activation.spawn(self._serve(self.channel))
 
@@ -213,14 +214,19 @@ class ServicePackageActivation:
         on_notification: Callable[[ServicePackageActivation, object], None] | None = None,
         on_process: Callable[[ServicePackageActivation, CodePackageHost, int | None], None]
         | None = None,
+        channel_limits: ChannelLimits | None = None,
     ) -> None:
         self.identity = identity
+        #: How its hosts' channels are paced (the agent's settings).
+        self.channel_limits = channel_limits or ChannelLimits()
         self.package = package
         self.folders = folders
         self.status = "Activating"
         #: Why activate() failed, for the callers that waited to share this activation.
         self.failure: str | None = None
-        self.replicas: list[Replica] = []
+        #: The desired replicas, in the order they were added (a dict: membership is O(1)).
+        self.replicas: dict[Replica, None] = {}
+        self._by_key: dict[tuple[str, int], Replica] = {}  # (partition id, replica id) -> it
         self.endpoints: dict[str, int] = {}
         #: What a guest's replicas publish as their address: SF's endpoints JSON, built from the
         #: manifest's endpoints and their ports once they are allocated ("" without endpoints).
@@ -360,7 +366,8 @@ class ServicePackageActivation:
 
     def add_replica(self, replica: Replica) -> None:
         replica.activation_id = self.activation_id
-        self.replicas.append(replica)
+        self.replicas[replica] = None
+        self._by_key[(replica.partition.id, replica.id)] = replica
         if self.deactivation is not None:
             self.deactivation.cancel()
             self.deactivation = None
@@ -373,6 +380,10 @@ class ServicePackageActivation:
         if host is not None and host.channel is not None:
             self.spawn(self._open(host, host.channel, [replica]))
 
+    def replica(self, partition_id: str, replica_id: int) -> Replica | None:
+        """The desired replica ``replica_id`` of partition ``partition_id`` here, if any."""
+        return self._by_key.get((partition_id, replica_id))
+
     async def remove_replica(self, replica: Replica, *, was_open: bool) -> None:
         """Forget the replica; if it ``was_open`` in its process, close it there first.
 
@@ -380,8 +391,9 @@ class ServicePackageActivation:
         (its ``close()`` raised: the host answers ``Error``) or does not answer in time is
         aborted, and it is dropped all the same, so its activation can be deactivated.
         """
-        if replica in self.replicas:
-            self.replicas.remove(replica)
+        self.replicas.pop(replica, None)
+        if self._by_key.get(key := (replica.partition.id, replica.id)) is replica:
+            del self._by_key[key]
         host = self.hosts.get(replica.code_package_name)
         channel = host.channel if host is not None else None
         if was_open and channel is not None:
@@ -500,14 +512,17 @@ class ServicePackageActivation:
                 # Still the host's until it is aborted (protocol §7): drop it, so that a later
                 # open (the next host incarnation) starts clean.
                 channel.abort_replica(replica.partition.id, replica.id)
-                replica.last_error = f"opening replica {replica.id} timed out"
+                replica.last_error = (
+                    f"replica {replica.id} could not be opened: host {channel.pid} did not "
+                    "answer in time"
+                )
                 self._on_replica_change(replica)
                 return
             except (ProtocolError, ActivationError) as exc:
                 if isinstance(exc, HostError) and exc.code == ErrorCode.SERVICE_FAILED:
                     self._open_failed(host, channel, replica, exc.detail)
                     return
-                replica.last_error = f"opening replica {replica.id} failed: {exc}"
+                replica.last_error = f"replica {replica.id} could not be opened: {exc}"
                 self._on_replica_change(replica)
                 return
             if replica not in self.replicas:  # deleted while it was opening

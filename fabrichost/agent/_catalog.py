@@ -26,6 +26,7 @@ from fabrichost.agent._model import Application, Partition, ReplicaStatus, new_s
 from fabrichost.agent._naming import absolute, check_name
 from fabrichost.agent._provision import instantiate
 from fabrichost.agent._requests import description_digest
+from fabrichost.agent._summary import summarize_reasons
 from fabrichost.errors import (
     ActivationError,
     ApiError,
@@ -102,9 +103,7 @@ class Catalog:
         try:
             for service in services:
                 app.services[service.name] = service
-            planned = [
-                r for s in services for p in s.partitions for r in self._placement.plan_partition(p)
-            ]
+            planned = self._placement.plan_partitions(p for s in services for p in s.partitions)
             with self._persist.transaction():  # the application whole, or nothing
                 self._persist.application_added(app)
                 for service in services:
@@ -242,7 +241,7 @@ class Catalog:
         service.instance_id = instance_id
         app.services[desc.name] = service  # claimed before any await
         try:
-            planned = [r for p in service.partitions for r in self._placement.plan_partition(p)]
+            planned = self._placement.plan_partitions(service.partitions)
             with self._persist.transaction():  # the intent, committed before any process
                 self._persist.service_added(service, desc)
                 for replica in planned:
@@ -350,22 +349,26 @@ class Catalog:
                 seconds; it says why.
         """
         state = self._state
+        pending: list[Replica] | None = None  # None: look at every replica of the service
         try:
             async with asyncio.timeout(within):
                 while True:
                     changed = state.changes.next()
-                    pending, settling = self._pending(name)
-                    failures = sorted(
-                        {
-                            self._in_user_terms(r.service, f)
-                            for r in pending
-                            if (f := state.replica_failure(r))
-                        }
-                    )
+                    # Strategy: only the replicas still pending are looked at again, so a
+                    # wait for N replicas costs N over its whole life, not N per change; the
+                    # whole service is looked at once more before the wait ends.
+                    pending, settling = self._pending(name, pending)
+                    failures = self._failures(pending)
                     if failures:
-                        raise ActivationError(f"service {name} failed: " + "; ".join(failures))
+                        # One message however many replicas failed: each reason once, counted.
+                        raise ActivationError(
+                            f"service {name} failed: {summarize_reasons(failures)}"
+                        )
                     if not pending:
-                        return
+                        pending, settling = self._pending(name, None)
+                        if not pending:
+                            return
+                        continue
                     # Strategy: a code package that cannot even start reports through no
                     # callback, and a guest settles with time, not with an event: re-check.
                     recheck = min(_RECHECK, settling) if settling > 0 else _RECHECK
@@ -373,12 +376,29 @@ class Catalog:
                         async with asyncio.timeout(recheck):
                             await changed.wait()
         except TimeoutError:
-            reasons = sorted(
-                {self._in_user_terms(r.service, state.replica_reason(r)) for r in pending}
-            )
+            left = pending if pending is not None else self._pending(name, None)[0]
+            reasons = [self._in_user_terms(r.service, state.replica_reason(r)) for r in left]
             raise ActivationError(
-                f"service {name} is not ready after {within:g} s: " + "; ".join(reasons)
+                f"service {name} is not ready after {within:g} s: {summarize_reasons(reasons)}"
             ) from None
+
+    def _failures(self, pending: list[Replica]) -> list[str]:
+        """Why each failed replica of ``pending`` failed (see ``replica_failure``)."""
+        state = self._state
+        failures: list[str] = []
+        # A code package that keeps failing fails every replica of its activation: asked once.
+        by_activation: dict[tuple[str, str], str | None] = {}
+        for replica in pending:
+            if replica.failure:
+                failure: str | None = replica.failure
+            else:
+                key = (replica.node_name, replica.activation_id)
+                if key not in by_activation:
+                    by_activation[key] = state.replica_failure(replica)
+                failure = by_activation[key]
+            if failure:
+                failures.append(self._in_user_terms(replica.service, failure))
+        return failures
 
     def _in_user_terms(self, service: Service, reason: str) -> str:
         """``reason`` naming the user's package rather than its image store copy: a program
@@ -387,17 +407,25 @@ class Catalog:
         ptype = self._state.application_types.get((app.type_name, app.type_version))
         return reason if ptype is None else ptype.in_user_terms(reason)
 
-    def _pending(self, name: str) -> tuple[list[Replica], float]:
-        """The replicas of service ``name`` a wait still waits for (Ready guests whose process
-        has not run long enough among them), and the seconds until those guests would have."""
+    def _pending(self, name: str, among: list[Replica] | None) -> tuple[list[Replica], float]:
+        """The replicas of service ``name`` (of ``among`` those, if given, still placed) a
+        wait still waits for (Ready guests whose process has not run long enough among them),
+        and the seconds until those guests would have."""
         state = self._state
+        service = state.service(name)
         settle = self._settings.guest_settle
+        package = state.packages.get(service.application.name, {}).get(
+            service.service_manifest_name
+        )
+        guest = package is None or package.is_guest  # only a guest's replicas settle
         pending: list[Replica] = []
         settling = 0.0
-        for replica in state.service(name).replicas():
+        for replica in service.replicas() if among is None else among:
+            if replica.dropped:
+                continue
             if replica.status is not ReplicaStatus.READY:
                 pending.append(replica)
-            elif (left := state.unsettled(replica, settle)) > 0:
+            elif guest and (left := state.unsettled(replica, settle)) > 0:
                 pending.append(replica)
                 settling = max(settling, left)
         return pending, settling

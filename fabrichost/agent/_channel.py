@@ -6,13 +6,27 @@ connection, so a late reply is dropped rather than treated as a violation. Reque
 without waiting for earlier replies (pipelining), so opening 1,000 replicas costs one round trip
 of latency. A host that breaks the protocol gets a ``Fault`` and its channel is closed; the
 caller (the code package host) then kills the process, faulting that host alone.
+
+Strategy: flow control (``docs/protocol.md`` §7b). A busy host is paced, never faulted for
+being behind: at most ``ChannelLimits.window`` of the agent's requests are unanswered at once
+(a reply is the credit for the next request, as in HTTP/2 and AMQP), and no request is written
+while the bytes the host has not read yet exceed the write buffer's high-water mark; the rest
+wait in the agent, in order, and their deadline starts when they are written. Above
+``max_unread`` bytes the agent also stops reading the host's own messages, so a host that sends
+without reading cannot grow the agent's memory. The only host faulted for its reading is one
+that stopped reading altogether: bytes unread and none read (and nothing answered) for
+``stall_timeout`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import struct
+import termios
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from fabrichost.errors import ActivationError, ProtocolError, RemoteProtocolError
@@ -58,8 +72,31 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT: Final = 30.0
 HANDSHAKE_TIMEOUT: Final = 30.0  # a host that never says Hello is faulted
 READ_SIZE: Final = 256 * 1024
-MAX_UNREAD: Final = 1024 * 1024  # bytes queued for a host that does not read: it is faulted
+# Unread bytes above which the agent stops reading the host's messages until it catches up.
+MAX_UNREAD: Final = 1024 * 1024
+# Unread bytes above which no further request is written (the write buffer's high-water mark).
+WRITE_HIGH_WATER: Final = 256 * 1024
+REQUEST_WINDOW: Final = 1024  # the agent's requests unanswered on one channel at most
+STALL_TIMEOUT: Final = 60.0  # unread bytes and none read for this long: the host is faulted
 CHANNEL_CLOSED: Final = "the host closed its channel"  # serve()'s reason for an EOF
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """How the agent paces one host (see the module docstring and ``docs/protocol.md`` §7b)."""
+
+    window: int = REQUEST_WINDOW
+    max_unread: int = MAX_UNREAD
+    stall_timeout: float = STALL_TIMEOUT
+
+
+def _kernel_unread(sock: socket.socket) -> int:
+    """Bytes (as the kernel accounts them) sent on ``sock`` that its peer has not read yet."""
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:  # closed meanwhile: nothing more will be read
+        return 0
+    return int(struct.unpack("i", raw)[0])
 
 
 class HostError(ActivationError):
@@ -82,6 +119,8 @@ class HostChannel:
         on_register: called when the host registers a service type; raising refuses it.
         on_notification: called with every notification the host sends (health, load, ...).
         config: config package → section → parameter → value, sent after ``Welcome``.
+        request_timeout: seconds a written request waits for its reply.
+        limits: the pacing of requests and the stalled-host guard (``ChannelLimits()``).
     """
 
     def __init__(
@@ -94,6 +133,7 @@ class HostChannel:
         on_notification: Callable[[Message], None],
         config: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
+        limits: ChannelLimits | None = None,
     ) -> None:
         self.pid = pid
         self._sock = sock
@@ -108,13 +148,25 @@ class HostChannel:
         self._ready = asyncio.Event()
         self._closed = False
         self._registered: set[str] = set()
+        self._limits = limits = limits or ChannelLimits()
+        self._window = asyncio.Semaphore(limits.window)
+        # The stalled-host guard: a timer armed while bytes are unread, and what it saw last.
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._stall_mark = (0, 0)  # (unread bytes, replies read) when the timer was armed
+        self._replies = 0
+        self._stalled: str | None = None
 
     # -- the read loop --------------------------------------------------------------------------
 
     async def serve(self) -> str:
         """Serve the channel until it ends; return why it ended (for logs and health)."""
+        reason = await self._serve()
+        return self._stalled or reason
+
+    async def _serve(self) -> str:
         try:
             reader, self._writer = await asyncio.open_connection(sock=self._sock)
+            self._writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
             self._ready.set()
             handshake_deadline = asyncio.get_running_loop().time() + HANDSHAKE_TIMEOUT
             while True:
@@ -132,7 +184,11 @@ class HostChannel:
                     return f"the host gave up on its channel: {event.code}: {event.message}"
                 else:
                     self._handle(event)
-                    self._check_backlog()
+                    # (The agent's own buffer only: the kernel's holds a bounded ~200 KiB.)
+                    if self._writer.transport.get_write_buffer_size() > self._limits.max_unread:
+                        # Strategy: a host that sends faster than it reads is read no further
+                        # until it catches up (it is not faulted: the stall guard judges that).
+                        await self._writer.drain()
         except RemoteProtocolError as exc:
             self._write_quietly(Fault(code=ErrorCode.PROTOCOL_VIOLATION, message=str(exc)[:4096]))
             return f"protocol violation: {str(exc)[:512]}"
@@ -143,16 +199,44 @@ class HostChannel:
         finally:
             self.close()
 
-    def _check_backlog(self) -> None:
-        """A host that sends but does not read would grow the agent's memory: fault it."""
+    # -- flow control -----------------------------------------------------------------------------
+
+    def _unread(self) -> int:
+        """Bytes written for the host that it has not read: the agent's buffer's and the
+        kernel's."""
+        if self._writer is None:
+            return 0
+        return self._writer.transport.get_write_buffer_size() + _kernel_unread(self._sock)
+
+    def _arm_stall_guard(self) -> None:
+        if self._stall_timer is None and not self._closed:
+            self._stall_mark = (self._unread(), self._replies)
+            loop = asyncio.get_running_loop()
+            self._stall_timer = loop.call_later(self._limits.stall_timeout, self._check_stall)
+
+    def _check_stall(self) -> None:
+        """Runs ``stall_timeout`` after the guard was armed: fault a host that read nothing."""
+        self._stall_timer = None
+        unread = self._unread()
+        if self._closed or unread == 0:
+            return  # it read everything: disarmed until the next write
+        before, replies = self._stall_mark
+        if unread < before or self._replies != replies:
+            self._arm_stall_guard()  # it is reading, slowly: a busy host is paced, not faulted
+            return
+        self._stalled = (
+            f"the host stopped reading its channel: nothing read for "
+            f"{self._limits.stall_timeout:g} s, {unread // 1024} KiB unread"
+        )
+        log.warning("host %s: %s", self.pid, self._stalled)
+        self._write_quietly(Fault(code=ErrorCode.PROTOCOL_VIOLATION, message=self._stalled))
         assert self._writer is not None
-        if self._writer.transport.get_write_buffer_size() > MAX_UNREAD:
-            raise RemoteProtocolError(
-                f"the host does not read its channel ({MAX_UNREAD // 1024} KiB unread)"
-            )
+        self._writer.transport.abort()  # its unread bytes go too: serve() ends at once
+        self.close()
 
     def _handle(self, message: Message) -> None:
         if isinstance(message, Reply):
+            self._replies += 1
             future = self._pending.get(message.re)
             if future is not None and not future.done():
                 future.set_result(message)
@@ -214,13 +298,18 @@ class HostChannel:
         if self._closed or self._writer is None:
             raise ProtocolError(f"the channel to host {self.pid} is closed")
         self._writer.write(self._conn.send(message))
+        self._arm_stall_guard()
 
     def _write_quietly(self, message: Message) -> None:
         with contextlib.suppress(ProtocolError, OSError):
             self._write(message)
 
     async def request(self, build: Callable[[int], Request]) -> Reply:
-        """Send the request ``build(id)`` and wait for its reply (deadline: request_timeout).
+        """Send the request ``build(id)`` and wait for its reply.
+
+        The request waits in the agent, in order, while the host has ``window`` requests
+        unanswered or too many bytes unread (flow control; a stalled host's channel closes);
+        its deadline (``request_timeout``) starts when it is written.
 
         Raises:
             HostError: the host answered with ``Error`` (an ``ActivationError``).
@@ -229,24 +318,37 @@ class HostChannel:
         """
         async with asyncio.timeout(self._timeout):
             await self._ready.wait()
-        request_id = self._conn.new_request_id()
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        try:
-            self._write(build(request_id))
-            async with asyncio.timeout(self._timeout):
-                reply = await future
-        except TimeoutError:
-            if request_id in self._conn.pending_requests():
-                self._conn.expire_request(request_id)
-            raise
-        finally:
-            self._pending.pop(request_id, None)
+        async with self._window:
+            await self._writable()
+            request_id = self._conn.new_request_id()
+            future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            self._pending[request_id] = future
+            try:
+                self._write(build(request_id))
+                async with asyncio.timeout(self._timeout):
+                    reply = await future
+            except TimeoutError:
+                if request_id in self._conn.pending_requests():
+                    self._conn.expire_request(request_id)
+                raise
+            finally:
+                self._pending.pop(request_id, None)
         if isinstance(reply, Error):
             raise HostError(
                 f"host {self.pid} answered {reply.code}: {reply.message}", reply.code, reply.message
             )
         return reply
+
+    async def _writable(self) -> None:
+        """Wait until the agent's write buffer is under its high-water mark."""
+        if self._closed or self._writer is None:
+            raise ProtocolError(f"the channel to host {self.pid} closed")
+        try:
+            await self._writer.drain()
+        except (ConnectionError, RuntimeError) as exc:  # closed while we waited
+            raise ProtocolError(f"the channel to host {self.pid} closed") from exc
+        if self._closed:
+            raise ProtocolError(f"the channel to host {self.pid} closed")
 
     async def open_replica(
         self, replica: Replica, *, role: ReplicaRole, endpoints: Mapping[str, int]
@@ -317,6 +419,9 @@ class HostChannel:
         if self._closed:
             return
         self._closed = True
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(ProtocolError(f"the channel to host {self.pid} closed"))

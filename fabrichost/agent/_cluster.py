@@ -134,7 +134,7 @@ class Cluster:
     def _host_notification(self, activation: ServicePackageActivation, message: object) -> None:
         if not isinstance(message, ReplicaNotification):
             return
-        replica = next((r for r in activation.replicas if r.id == message.replica_id), None)
+        replica = activation.replica(message.partition_id, message.replica_id)
         if replica is None:
             return
         if isinstance(message, RunCompleted):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import psutil
 
 from fabrichost.agent._activation import ServicePackageActivation
+from fabrichost.agent._channel import ChannelLimits
 from fabrichost.agent._environment import ActivationIdentity
 from fabrichost.agent._model import (
     ActivationMode,
@@ -68,6 +69,7 @@ class ActivationFactory(Protocol):
         on_notification: Callable[[ServicePackageActivation, object], None] | None = None,
         on_process: Callable[[ServicePackageActivation, CodePackageHost, int | None], None]
         | None = None,
+        channel_limits: ChannelLimits | None = None,
     ) -> ServicePackageActivation: ...
 
 
@@ -95,6 +97,7 @@ class Placement:
         self._on_notification = on_notification
         self._activation_factory = activation_factory
         self._ports = PortAllocator(*settings.port_range)
+        self._channel_limits = ChannelLimits(stall_timeout=settings.host_stall_timeout)
         self.repairs = PartitionRepairs(state, settings, tasks, self.fill_partition)
 
     # -- planning -------------------------------------------------------------------------------
@@ -106,6 +109,38 @@ class Placement:
 
         Nodes in ``avoid`` are chosen only when no other up node can take a replica.
         """
+        return self.plan_partitions([partition], avoid)
+
+    def plan_partitions(
+        self, partitions: Iterable[Partition], avoid: frozenset[str] = frozenset()
+    ) -> list[Replica]:
+        """:meth:`plan_partition` for many partitions (a service's, an application's).
+
+        Strategy: the nodes' loads are counted once and kept up to date as replicas are
+        planned, so planning N partitions costs N, not N times the cluster's replicas.
+        """
+        load: dict[str, int] = dict.fromkeys(self._state.nodes, 0)
+        primaries: dict[str, int] = {}
+        for r in self._state.all_replicas():
+            load[r.node_name] = load.get(r.node_name, 0) + 1
+            if r.role is ReplicaRole.PRIMARY:
+                primaries[r.node_name] = primaries.get(r.node_name, 0) + 1
+        planned: list[Replica] = []
+        for partition in partitions:
+            for replica in self._plan_one(partition, avoid, load, primaries):
+                load[replica.node_name] = load.get(replica.node_name, 0) + 1
+                if replica.role is ReplicaRole.PRIMARY:
+                    primaries[replica.node_name] = primaries.get(replica.node_name, 0) + 1
+                planned.append(replica)
+        return planned
+
+    def _plan_one(
+        self,
+        partition: Partition,
+        avoid: frozenset[str],
+        load: dict[str, int],
+        primaries: dict[str, int],
+    ) -> list[Replica]:
         state = self._state
         service = partition.service
         live = state.serving(partition)
@@ -117,12 +152,6 @@ class Placement:
             if service.target_count < 0
             else max(0, service.target_count - len(live))
         )
-        load = dict.fromkeys(state.nodes, 0)
-        primaries: dict[str, int] = {}
-        for r in state.all_replicas():
-            load[r.node_name] = load.get(r.node_name, 0) + 1
-            if r.role is ReplicaRole.PRIMARY:
-                primaries[r.node_name] = primaries.get(r.node_name, 0) + 1
         result = choose_nodes(
             up, load, wanted, exclude=frozenset(r.node_name for r in live), avoid=avoid
         )
@@ -294,6 +323,7 @@ class Placement:
             on_replica_change=self._on_replica_change,
             on_notification=self._on_notification,
             on_process=self._process_changed,
+            channel_limits=self._channel_limits,
         )
         node.activations[key] = activation  # before the await: a concurrent caller shares it
         try:

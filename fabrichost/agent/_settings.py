@@ -32,3 +32,8 @@ class AgentSettings:
     # replicas of waiting gets System.Hosting's ServiceTypeRegistration Error (SF
     # ServiceTypeRegistrationTimeout: 300 s).
     type_registration_timeout: float = 30.0
+
+    # A host with bytes unread on its channel that reads none of them (and answers nothing)
+    # for this long has stopped reading: it is faulted (killed and restarted). A host that is
+    # merely busy is paced instead (docs/protocol.md §7b). Tests shorten it.
+    host_stall_timeout: float = 60.0

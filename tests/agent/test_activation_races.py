@@ -79,7 +79,7 @@ def _activation(tmp_path: Path) -> tuple[ServicePackageActivation, Replica]:
         policy=RestartPolicy(),
         on_replica_change=lambda replica: None,
     )
-    activation.replicas.append(replica)
+    activation.replicas[replica] = None
     return activation, replica
 
 
