@@ -397,14 +397,7 @@ class ServicePackageActivation:
         host = self.hosts.get(replica.code_package_name)
         channel = host.channel if host is not None else None
         if was_open and channel is not None:
-            try:
-                await channel.close_replica(replica.partition.id, replica.id)
-            except (ActivationError, TimeoutError) as exc:
-                log.warning("closing replica %s failed, aborting it: %s", replica.id, exc)
-                # Still the host's until aborted (protocol §7); a no-op if it is not any more.
-                channel.abort_replica(replica.partition.id, replica.id)
-            except ProtocolError as exc:  # the channel closed: the process is going away
-                log.warning("closing replica %s failed: %s", replica.id, exc)
+            await channel.close_or_abort(replica.partition.id, replica.id)
         replica.status = ReplicaStatus.DROPPED
         self._on_replica_change(replica)
 
@@ -447,14 +440,7 @@ class ServicePackageActivation:
         replica.status = ReplicaStatus.DOWN
         replica.last_error = f"replica {replica.id} is restarting"
         self._on_replica_change(replica)
-        try:
-            await channel.close_replica(replica.partition.id, replica.id)
-        except (ActivationError, TimeoutError) as exc:
-            log.warning(
-                "closing replica %s for its restart failed, aborting it: %s", replica.id, exc
-            )
-            channel.abort_replica(replica.partition.id, replica.id)
-        except ProtocolError:
+        if not await channel.close_or_abort(replica.partition.id, replica.id):
             return  # its process is going away: the next incarnation's registration opens it
         # Reopened only while it is still wanted here and the same process serves its type.
         if replica in self.replicas and host.channel is channel and not replica.dropped:

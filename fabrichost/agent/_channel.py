@@ -385,6 +385,21 @@ class HostChannel:
             lambda rid: CloseReplica(id=rid, partition_id=partition_id, replica_id=replica_id)
         )
 
+    async def close_or_abort(self, partition_id: str, replica_id: int) -> bool:
+        """Close a replica as Service Fabric does: one whose close fails (its ``close()``
+        raised: the host answers ``Error``) or does not answer in time is aborted. Returns
+        False if the channel closed instead (the process is going away), else True."""
+        try:
+            await self.close_replica(partition_id, replica_id)
+        except (ActivationError, TimeoutError) as exc:
+            log.warning("closing replica %s failed, aborting it: %s", replica_id, exc)
+            # Still the host's until aborted (protocol §7); a no-op if it is not any more.
+            self.abort_replica(partition_id, replica_id)
+        except ProtocolError as exc:
+            log.warning("closing replica %s failed: %s", replica_id, exc)
+            return False
+        return True
+
     @property
     def supports_events(self) -> bool:
         """Whether the host agreed on protocol version 2 (``RaiseEvent``) or later."""

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 Fields = dict[str, str | int | bool]
 
+#: The most children a group's evaluation lists. Its Description keeps the whole count ("100%
+#: (4000/4000)"); the children are the examples of why, so a failure of thousands of replicas
+#: stays one readable answer (`fabrichost health`, sfctl) instead of thousands of entries.
+MAX_CHILD_EVALUATIONS: Final = 10
+
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
@@ -126,8 +131,10 @@ def group_evaluation(group: Group) -> Evaluation | None:
         state,
         f"Unhealthy {group.noun}: {percent}% ({len(unhealthy)}/{total}){extra}{policy}.",
         {**group.fields, "TotalCount": total},
-        # The children that made the group what it is: the worst ones.
-        children=tuple(_child_evaluation(c) for c in unhealthy if c.health.state is state),
+        # The children that made the group what it is: the worst ones, the first few of them.
+        children=tuple(_child_evaluation(c) for c in unhealthy if c.health.state is state)[
+            :MAX_CHILD_EVALUATIONS
+        ],
     )
 
 

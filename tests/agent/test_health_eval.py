@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fabrichost.agent._health import EntityReports, HealthClock, HealthInformation
-from fabrichost.agent._health_eval import Child, Group, Health, evaluate
+from fabrichost.agent._health_eval import MAX_CHILD_EVALUATIONS, Child, Group, Health, evaluate
 from fabrichost.protocol import HealthState
 
 if TYPE_CHECKING:
@@ -84,3 +84,15 @@ def test_warnings_stay_warnings_and_events_and_groups_at_the_worst_state_are_lis
 
 def test_an_empty_group_is_healthy() -> None:
     assert evaluate([], [Group("Nodes", "nodes", [])]) == Health(OK)
+
+
+def test_a_group_of_thousands_of_unhealthy_children_names_a_few_and_counts_all() -> None:
+    leaf = evaluate(_events(HealthInformation("System.RA", "State", ERROR, "host closed")))
+    replicas = [_replica(str(i), leaf) for i in range(4000)]
+    health = evaluate([], [Group("Replicas", "replicas", replicas)])
+    (group,) = health.evaluations
+    assert group.description == "Unhealthy replicas: 100% (4000/4000)."
+    assert group.fields["TotalCount"] == 4000
+    assert [c.fields["ReplicaOrInstanceId"] for c in group.children] == [
+        str(i) for i in range(MAX_CHILD_EVALUATIONS)
+    ]
