@@ -37,6 +37,7 @@ from peers import Circus, FabricHost, Run, Supervisord, System
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+ANALYSIS_MARKER = "<!-- written by hand below: kept by bench/run.py -->\n"
 
 
 def _systems() -> tuple[list[System], list[str]]:
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--counts", default="50,200")
     args = parser.parse_args()
     reps = 1 if args.quick else args.reps
+    load_at_start = os.getloadavg()[0]
     counts = [50] if args.quick else [int(c) for c in args.counts.split(",")]
     systems, missing = _systems()
 
@@ -107,7 +109,7 @@ def main() -> None:
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "load_1m_at_start": os.getloadavg()[0],
+            "load_1m_at_start": load_at_start,
         },
         "reps": reps,
         "missing_peers": missing,
@@ -120,7 +122,10 @@ def main() -> None:
             for metric in ("up_s", "stop_s", "rss_mib", "idle_cpu_percent")
         }
     print(json.dumps(figures, indent=2))
-    (REPO / "docs" / "PERFORMANCE.md").write_text(_markdown(figures))
+    doc = REPO / "docs" / "PERFORMANCE.md"
+    # What follows the marker is written by hand (the analysis of the gaps) and kept.
+    kept = doc.read_text().partition(ANALYSIS_MARKER)[2] if doc.exists() else ""
+    doc.write_text(_markdown(figures) + "\n" + ANALYSIS_MARKER + kept)
 
 
 def _ratio(table: dict[str, Any], metric: str) -> str:
