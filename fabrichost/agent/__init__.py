@@ -16,6 +16,7 @@ from fabrichost.agent._environment import ActivationIdentity as ActivationIdenti
 from fabrichost.agent._environment import ApplicationFolders as ApplicationFolders
 from fabrichost.agent._fence import processes_carrying as processes_carrying
 from fabrichost.agent._fence import sweep_strays as sweep_strays
+from fabrichost.agent._health import MAX_TTL_SECONDS as MAX_TTL_SECONDS
 from fabrichost.agent._health import EntityReports as EntityReports
 from fabrichost.agent._health import HealthEvent as HealthEvent
 from fabrichost.agent._health import HealthInformation as HealthInformation
@@ -48,6 +49,7 @@ __all__ = (
     "ENV_MARKER",
     "EVENT_TIMEOUT",
     "MAX_FILE_BYTES",
+    "MAX_TTL_SECONDS",
     "ActivationFactory",
     "ActivationIdentity",
     "AgentSettings",

@@ -58,6 +58,11 @@ def next_sequence_number() -> int:
     return _sequence_floor
 
 
+#: .NET's TimeSpan.MaxValue in seconds: the longest TTL Service Fabric can say, and what its
+#: client sends for "infinite".
+MAX_TTL_SECONDS: Final = 922_337_203_685.4775807
+
+
 @dataclass(frozen=True, slots=True)
 class HealthClock:
     """Where the store reads time: a monotonic clock for expiry, UTC for timestamps (tests
@@ -86,8 +91,11 @@ class HealthInformation:
     def __post_init__(self) -> None:
         if not self.source_id or not self.property:
             raise ApiError("a health report needs a SourceId and a Property")
-        if self.ttl is not None and not self.ttl > 0:
+        if self.ttl is not None and not self.ttl > 0:  # (NaN is not > 0 either)
             raise ApiError(f"TimeToLiveInMilliSeconds must be positive, not {self.ttl * 1000:g}")
+        if self.ttl is not None and self.ttl > MAX_TTL_SECONDS - 1:
+            # As long as SF's longest TTL (to the second), or longer: infinite, as SF says it.
+            object.__setattr__(self, "ttl", None)
         if self.sequence_number is not None and self.sequence_number < 0:
             raise ApiError(f"SequenceNumber must be >= 0, not {self.sequence_number}")
 

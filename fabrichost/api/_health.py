@@ -7,12 +7,13 @@ anything but its default is refused rather than answered as if the policy applie
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.routing import Route
 
-from fabrichost.agent import HealthInformation
+from fabrichost.agent import MAX_TTL_SECONDS, HealthInformation
 from fabrichost.api._body import read_json_object
 from fabrichost.errors import ApiError, NotFoundError, NotSupportedError
 from fabrichost.protocol import HealthState
@@ -65,15 +66,26 @@ def parse_ttl(value: Any) -> float | None:
     of milliseconds; None (absent) or .NET's TimeSpan.MaxValue is infinite."""
     if value is None or value == INFINITE_TTL:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value) / 1000
-    if isinstance(value, str) and (m := _DURATION.fullmatch(value)) and value not in ("P", "PT"):
-        parts = {k: float(v) if v else 0.0 for k, v in m.groupdict().items()}
-        return parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
-    raise ApiError(
-        "TimeToLiveInMilliSeconds must be an ISO 8601 duration like 'PT30S' or a number of "
-        f"milliseconds, not {value!r}"
-    )
+    seconds: float | None = None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value) / 1000
+        elif isinstance(value, str) and (m := _DURATION.fullmatch(value)) and len(value) > 2:
+            parts = {k: float(v) if v else 0.0 for k, v in m.groupdict().items()}
+            seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+    except OverflowError:  # more digits than a float holds: longer than any TTL
+        seconds = math.inf
+    if seconds is None:
+        raise ApiError(
+            "TimeToLiveInMilliSeconds must be an ISO 8601 duration like 'PT30S' or a number of "
+            f"milliseconds, not {value!r}"
+        )
+    if not seconds < MAX_TTL_SECONDS + 1:  # (+1: SF's own infinite, rounded)
+        raise ApiError(
+            f"TimeToLiveInMilliSeconds {value!r} is longer than the longest Service Fabric "
+            f"allows ({INFINITE_TTL}, which means infinite)"
+        )
+    return seconds
 
 
 def parse_health_information(body: dict[str, Any]) -> HealthInformation:

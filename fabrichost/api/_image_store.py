@@ -14,8 +14,12 @@ Upload sessions (``/ImageStore/$/UploadChunk``, ``CommitUploadSession``, ``GetUp
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from fabrichost.agent import MAX_FILE_BYTES
 from fabrichost.api._body import read_body, stream_body
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from fabrichost.agent import ImageStore, StoreListing
+
+log = logging.getLogger(__name__)
 
 FOLDER_MARKER = "_.dir"
 
@@ -98,7 +104,13 @@ class ImageStoreRoutes:
             self.store.mark_folder(path)
             return {}
         what = f"image store file {path!r}"
-        await self.store.put_file(path, stream_body(request, limit=MAX_FILE_BYTES, what=what))
+        try:
+            await self.store.put_file(path, stream_body(request, limit=MAX_FILE_BYTES, what=what))
+        except ClientDisconnect:
+            # The client went away mid-upload: the store has dropped the partial file, and
+            # there is no one to answer.
+            log.info("upload of %s cut short: the client disconnected", path)
+            return Response(status_code=400)
         return {}
 
     async def delete(self, request: Request) -> Any:

@@ -135,8 +135,9 @@ class ConsoleFollower:
     """Prints console files below ``root`` (``<root>/<node>/<folder>/log/*``) and then what is
     appended to them, each line with its origin.
 
-    A file is kept open once seen, so what a host writes while its folder is deleted (a
-    temporary cluster stopping) is still read. A line is printed when its newline is written.
+    A file is kept open once seen, until it has been read to its end after it was deleted, so
+    what a host wrote before its folder was deleted (a temporary cluster stopping) is still read,
+    and a rotated file holds nothing for long. A line is printed when its newline is written.
     """
 
     root: Path
@@ -183,10 +184,13 @@ class ConsoleFollower:
         loop = asyncio.get_running_loop()
         pidfd = os.pidfd_open(until_exit_of)
         loop.add_reader(pidfd, stop.set)  # the kernel tells us when the agent exits
+        # The agent makes the folder at its first deploy; a follower may start before it.
+        self.root.mkdir(parents=True, exist_ok=True)
         try:
             self.print_new()
             async for changes in watchfiles.awatch(self.root, stop_event=stop, recursive=True):
                 self._print(sorted(Path(name) for _, name in changes))
+            self.print_new()  # what was written just before the agent exited
         finally:
             loop.remove_reader(pidfd)
             os.close(pidfd)
@@ -215,6 +219,16 @@ class ConsoleFollower:
                 *lines, followed.partial = data.split(b"\n")
                 for line in lines:
                     self._emit(followed.origin, path, line.decode(errors="replace"))
+            if not path.exists():
+                # Rotated away or deleted, and read to its end: its writer is done with it, so
+                # it holds no descriptor or disk space any longer (a crash loop makes many).
+                self._forget(path)
+
+    def _forget(self, path: Path) -> None:
+        followed = self._files.pop(path)
+        if followed.partial:
+            self._emit(followed.origin, path, followed.partial.decode(errors="replace"))
+        followed.file.close()
 
     def _first_sight(self, path: Path) -> _Followed | None:
         if path in self._skipped:
@@ -231,7 +245,7 @@ class ConsoleFollower:
     def _open(self, path: Path, origin: Origin, *, at: int) -> _Followed | None:
         try:
             f = path.open("rb")
-        except FileNotFoundError:  # rotated away since the change was seen
+        except OSError:  # rotated away since the change was seen (or out of descriptors)
             return None
         f.seek(at)
         followed = self._files[path] = _Followed(origin, f)

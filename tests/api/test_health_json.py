@@ -31,6 +31,27 @@ def test_a_ttl_that_is_neither_is_refused(value: object) -> None:
         parse_ttl(value)
 
 
+@pytest.mark.parametrize("value", ["P" + "9" * 400 + "D", "P99999999999D", 10**400, 1e300])
+def test_a_ttl_longer_than_sf_can_say_is_refused_not_stored(value: object) -> None:
+    # Stored, it would break every later read of the entity (a NaN, or a duration the SF
+    # client cannot read back).
+    with pytest.raises(ApiError, match="longer than the longest Service Fabric allows"):
+        parse_ttl(value)
+
+
+def test_a_ttl_as_long_as_sf_infinite_is_infinite() -> None:
+    report = parse_health_information(
+        {
+            "SourceId": "W",
+            "Property": "Disk",
+            "HealthState": "Ok",
+            "TimeToLiveInMilliSeconds": "P10675199DT2H48M5S",
+        }
+    )
+    assert report.ttl is None
+    assert _duration(report.ttl) == INFINITE_TTL
+
+
 def test_durations_are_written_as_sf_reads_them() -> None:
     assert _duration(None) == INFINITE_TTL
     assert _duration(3.0) == "PT0H0M3S"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 from fabrichost.cli._follow import ConsoleFollower, Selection, origin_of, tail_lines
@@ -81,3 +85,52 @@ def test_tail_of_a_big_file_reads_only_its_end(tmp_path: Path) -> None:
     assert lines[-1] == "last"
     assert end == path.stat().st_size
     assert all(len(line) <= 256 * 1024 for line in lines)
+
+
+def test_a_deleted_file_is_read_to_its_end_then_let_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _log_dir(tmp_path) / "Code_Pkg_A_M_0.out"
+    path.write_bytes(b"first\n")
+    follower = ConsoleFollower(tmp_path, labels=Names())
+    follower.print_new()
+    open_fds = len(os.listdir("/proc/self/fd"))
+    with path.open("ab") as f:
+        f.write(b"last words\n")
+    path.unlink()  # rotated away (or its cluster's folder deleted)
+    follower.print_new()
+    assert capsys.readouterr().out.splitlines() == [
+        "_Node_0 fabric:/App Pkg_A/Code | first",
+        "_Node_0 fabric:/App Pkg_A/Code | last words",
+    ]
+    assert len(os.listdir("/proc/self/fd")) == open_fds - 1  # its descriptor is closed
+    follower.close()
+
+
+def test_following_starts_before_any_folder_and_reads_the_last_lines_at_exit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "_App"  # no application deployed yet: the folder does not exist
+    agent = subprocess.Popen(  # stands in for the agent: exits when its stdin closes
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    follower = ConsoleFollower(root, labels=Names())
+
+    async def scenario() -> None:
+        following = asyncio.create_task(follower.follow(until_exit_of=agent.pid))
+        await asyncio.sleep(0)  # the follower runs to its first wait: the folder is made
+        assert root.is_dir()
+        log = _log_dir(root)
+        (log / "Code_Pkg_A_M_0.out").write_bytes(b"said just before the end\n")
+        assert agent.stdin is not None
+        agent.stdin.close()  # the agent exits at once
+        await asyncio.wait_for(following, timeout=60)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        agent.wait()
+        follower.close()
+    assert "_Node_0 fabric:/App Pkg_A/Code | said just before the end" in capsys.readouterr().out
