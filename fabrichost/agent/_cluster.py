@@ -169,6 +169,7 @@ class Cluster:
 
     def _application_deleting(self, name: str) -> None:
         self.instances.application_deleted(name)
+        self.upgrades.application_deleted(name)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -192,7 +192,8 @@ class ApplicationUpgrades:
             raise ApiError(
                 f"the upgrade of {app_name} waits to start {progress.next_domain}, not {domain}"
             )
-        self._go_on[app_name].set()
+        if (event := self._go_on.get(app_name)) is not None:
+            event.set()
 
     def rollback(self, app_name: str) -> None:
         """Roll an upgrade in progress back to the version it started from (SF
@@ -211,7 +212,18 @@ class ApplicationUpgrades:
                 code="FABRIC_E_INVALID_OPERATION",
             )
         self._rollback_asked.add(app_name)
-        self._go_on[app_name].set()
+        if (event := self._go_on.get(app_name)) is not None:
+            event.set()
+
+    def application_deleted(self, app_name: str) -> None:
+        """An application is being deleted: its upgrade stops where it is (a waiting one is
+        woken to see it is gone) and is forgotten with it."""
+        self._progress.pop(app_name, None)
+        for node_name in self._state.nodes:
+            self._state.node_packages.pop((app_name, node_name), None)
+        event = self._go_on.pop(app_name, None)
+        if event is not None:
+            event.set()
 
     def _pending(self, app_name: str) -> UpgradeProgress:
         progress = self.progress(app_name)
@@ -279,7 +291,10 @@ class ApplicationUpgrades:
             if index and description.mode is UpgradeMode.UNMONITORED_MANUAL:
                 progress.next_domain = node_name
                 await self._wait_to_go_on(app, progress)
-            if app.name in self._rollback_asked:
+            if (
+                app.name in self._rollback_asked
+                or self._state.applications.get(app.name) is not app
+            ):
                 return
             progress.current_domain = node_name
             progress.domain_started_at = time.time()
@@ -339,7 +354,9 @@ class ApplicationUpgrades:
             return
 
     async def _wait_to_go_on(self, app: Application, progress: UpgradeProgress) -> None:
-        event = self._go_on[app.name]
+        event = self._go_on.get(app.name)
+        if event is None:
+            return  # deleted meanwhile
         event.clear()
         progress.state = UpgradeState.ROLLING_FORWARD_PENDING
         self._save(app, progress)

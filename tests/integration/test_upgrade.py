@@ -8,16 +8,28 @@ changes without a restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 from typing import TYPE_CHECKING, Any
 
+import psutil
 import pytest
 
+from fabrichost.client import FabricClient
+from fabrichost.daemon import start_background
 from fabrichost.errors import ApiError
-from fabrichost.wire import ActivationMode, PartitionScheme, ServiceDescription, ServiceKind
+from fabrichost.wire import (
+    ActivationMode,
+    AgentRecord,
+    PartitionScheme,
+    ServiceDescription,
+    ServiceKind,
+)
 from tests.integration.conftest import MANIFESTS, fh
 
 if TYPE_CHECKING:
@@ -95,17 +107,27 @@ def _pids(cluster: Cluster, app: str) -> dict[tuple[str, str], int]:
 
 def _deploy_special(cluster: Cluster) -> None:
     cluster.client.deploy(MANIFESTS / "SpecialApp", "fabric:/SpecialApp")
-    for name, type_name in (("A", "MyServiceTypeA"), ("B", "MyServiceTypeB")):
+    # A and A2 share MyCodePackageA's process on every node: its restart closes and reopens
+    # both; B lives in MyCodePackageB's.
+    for name, type_name in (
+        ("A", "MyServiceTypeA"),
+        ("A2", "MyServiceTypeA"),
+        ("B", "MyServiceTypeB"),
+    ):
         cluster.client.create_service(
             "fabric:/SpecialApp", _stateful(f"fabric:/SpecialApp/{name}", type_name), wait=True
         )
 
 
 def _all_ready_with_one_primary(cluster: Cluster, app: str) -> None:
-    for service in cluster.client.services(app):
-        cluster.client.wait_service_ready(service["Name"], WAIT)
-        for partition in cluster.client.partitions(service["Name"]):
-            replicas = cluster.client.replicas(partition["PartitionInformation"]["Id"])
+    _all_ready_with_one_primary_on(cluster.client, app)
+
+
+def _all_ready_with_one_primary_on(client: FabricClient, app: str) -> None:
+    for service in client.services(app):
+        client.wait_service_ready(service["Name"], WAIT)
+        for partition in client.partitions(service["Name"]):
+            replicas = client.replicas(partition["PartitionInformation"]["Id"])
             assert all(r["ReplicaStatus"] == "Ready" for r in replicas), replicas
             roles = [r["ReplicaRole"] for r in replicas]
             assert roles.count("Primary") == 1, roles
@@ -280,3 +302,88 @@ def test_an_upgrade_to_the_version_in_force_or_an_unknown_one_changes_nothing(
         == "RollingForwardCompleted"
     )
     assert [t["Version"] for t in client.application_types()] == ["1.0.0"]
+
+
+def _versions(client: FabricClient, app: str) -> dict[str, set[str]]:
+    """Node -> the versions of MyCodePackageA running there."""
+    return {
+        node: {
+            cp["Version"]
+            for cp in client.deployed_code_packages(node, app)
+            if cp["Name"] == "MyCodePackageA"
+        }
+        for node in NODES
+    }
+
+
+def test_a_manual_upgrade_waits_between_nodes_and_an_agent_killed_meanwhile_runs_the_old_version(
+    cluster3: Cluster, tmp_path: Path
+) -> None:
+    client = cluster3.client
+    _deploy_special(cluster3)
+    client.provision(_special_v2(tmp_path))
+    client.upgrade_application("fabric:/SpecialApp", "2.0.0", mode="UnmonitoredManual")
+
+    progress = client.wait_upgrade("fabric:/SpecialApp", WAIT)
+
+    assert progress["UpgradeState"] == "RollingForwardPending"
+    assert progress["NextUpgradeDomain"] == "_Node_1"
+    assert [d["State"] for d in progress["UpgradeDomains"]] == ["Completed", "Pending", "Pending"]
+    assert _versions(client, "fabric:/SpecialApp") == {
+        "_Node_0": {"1.0.1"},
+        "_Node_1": {"1.0.0"},
+        "_Node_2": {"1.0.0"},
+    }
+    (app,) = client.applications()
+    assert (app["TypeVersion"], app["Status"]) == ("1.0.0", "Upgrading")
+
+    record = AgentRecord.read(cluster3.state_dir)
+    assert record is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(record.AgentProcessId, signal.SIGKILL)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(record.AgentProcessId).wait(10)
+    again = start_background(cluster3.state_dir, nodes=3, port=0)
+    with FabricClient(again.Endpoint, timeout=60) as restarted:
+        _all_ready_with_one_primary_on(restarted, "fabric:/SpecialApp")
+        progress = restarted.get_upgrade_progress("fabric:/SpecialApp")
+        assert (progress["UpgradeState"], progress["FailureReason"]) == (
+            "RollingBackCompleted",
+            "Interrupted",
+        )
+        (app,) = restarted.applications()
+        assert (app["TypeVersion"], app["Status"]) == ("1.0.0", "Ready")
+        assert _versions(restarted, "fabric:/SpecialApp") == {key: {"1.0.0"} for key in NODES}
+
+        # The same upgrade again, told to go on twice: it completes.
+        restarted.upgrade_application("fabric:/SpecialApp", "2.0.0", mode="UnmonitoredManual")
+        for node in ("_Node_1", "_Node_2"):
+            assert restarted.wait_upgrade("fabric:/SpecialApp", WAIT)["NextUpgradeDomain"] == node
+            restarted.move_to_next_upgrade_domain("fabric:/SpecialApp", node)
+        assert (
+            restarted.wait_upgrade("fabric:/SpecialApp", WAIT)["UpgradeState"]
+            == "RollingForwardCompleted"
+        )
+        assert _versions(restarted, "fabric:/SpecialApp") == {key: {"1.0.1"} for key in NODES}
+        assert restarted.application("fabric:/SpecialApp")["TypeVersion"] == "2.0.0"
+
+
+def test_an_upgrade_rolled_back_on_request_runs_the_old_version_everywhere(
+    cluster3: Cluster, tmp_path: Path
+) -> None:
+    client = cluster3.client
+    _deploy_special(cluster3)
+    client.provision(_special_v2(tmp_path))
+    client.upgrade_application("fabric:/SpecialApp", "2.0.0", mode="UnmonitoredManual")
+    assert (
+        client.wait_upgrade("fabric:/SpecialApp", WAIT)["UpgradeState"] == "RollingForwardPending"
+    )
+
+    client.rollback_upgrade("fabric:/SpecialApp")
+
+    progress = client.wait_upgrade("fabric:/SpecialApp", WAIT)
+    assert (progress["UpgradeState"], progress["FailureReason"]) == ("RollingBackCompleted", "None")
+    assert _versions(client, "fabric:/SpecialApp") == {key: {"1.0.0"} for key in NODES}
+    _all_ready_with_one_primary(cluster3, "fabric:/SpecialApp")
+    with pytest.raises(ApiError, match="has no upgrade rolling forward"):
+        client.rollback_upgrade("fabric:/SpecialApp")
