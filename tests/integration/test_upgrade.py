@@ -69,7 +69,7 @@ def _edit(file: Path, pattern: str, replacement: str) -> None:
     file.write_text(changed)
 
 
-def _special_v2(tmp_path: Path, *, code_a: str = "1.0.1") -> Path:
+def special_v2(tmp_path: Path, *, code_a: str = "1.0.1") -> Path:
     """SpecialApp 2.0.0: MyCodePackageA at ``code_a``, MyCodePackageB unchanged."""
     pkg = _copy("SpecialApp", tmp_path / "v2" / "SpecialApp")
     manifest = pkg / "MultiTypeServicePackage" / "ServiceManifest.xml"
@@ -105,7 +105,7 @@ def _pids(cluster: Cluster, app: str) -> dict[tuple[str, str], int]:
     return found
 
 
-def _deploy_special(cluster: Cluster) -> None:
+def deploy_special(cluster: Cluster) -> None:
     cluster.client.deploy(MANIFESTS / "SpecialApp", "fabric:/SpecialApp")
     # A and A2 share MyCodePackageA's process on every node: its restart closes and reopens
     # both; B lives in MyCodePackageB's.
@@ -136,12 +136,12 @@ def _all_ready_with_one_primary_on(client: FabricClient, app: str) -> None:
 def test_an_upgrade_restarts_only_the_changed_code_package_node_by_node(
     cluster3: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _deploy_special(cluster3)
+    deploy_special(cluster3)
     before = _pids(cluster3, "fabric:/SpecialApp")
     assert len(before) == 6  # two code packages on each of three nodes
 
     code, out, err = fh(
-        cluster3, capsys, "app", "upgrade", "fabric:/SpecialApp", str(_special_v2(tmp_path))
+        cluster3, capsys, "app", "upgrade", "fabric:/SpecialApp", str(special_v2(tmp_path))
     )
 
     assert code == 0, err
@@ -182,9 +182,9 @@ def _exits_at_once(pkg: Path) -> None:
 def test_an_upgrade_whose_new_code_exits_at_once_rolls_back_by_itself(
     cluster3: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _deploy_special(cluster3)
+    deploy_special(cluster3)
     before = _pids(cluster3, "fabric:/SpecialApp")
-    pkg = _special_v2(tmp_path)
+    pkg = special_v2(tmp_path)
     _exits_at_once(pkg)
 
     code, out, err = fh(
@@ -320,8 +320,8 @@ def test_a_manual_upgrade_waits_between_nodes_and_an_agent_killed_meanwhile_runs
     cluster3: Cluster, tmp_path: Path
 ) -> None:
     client = cluster3.client
-    _deploy_special(cluster3)
-    client.provision(_special_v2(tmp_path))
+    deploy_special(cluster3)
+    client.provision(special_v2(tmp_path))
     client.upgrade_application("fabric:/SpecialApp", "2.0.0", mode="UnmonitoredManual")
 
     progress = client.wait_upgrade("fabric:/SpecialApp", WAIT)
@@ -372,8 +372,8 @@ def test_an_upgrade_rolled_back_on_request_runs_the_old_version_everywhere(
     cluster3: Cluster, tmp_path: Path
 ) -> None:
     client = cluster3.client
-    _deploy_special(cluster3)
-    client.provision(_special_v2(tmp_path))
+    deploy_special(cluster3)
+    client.provision(special_v2(tmp_path))
     client.upgrade_application("fabric:/SpecialApp", "2.0.0", mode="UnmonitoredManual")
     assert (
         client.wait_upgrade("fabric:/SpecialApp", WAIT)["UpgradeState"] == "RollingForwardPending"
