@@ -171,6 +171,9 @@ def test_an_upgrade_restarts_only_the_changed_code_package_node_by_node(
         if cp["Name"] == "MyCodePackageA"
     }
     assert versions == {"1.0.1"}
+    # MyCodePackageB still runs from 1.0.0's copy in the image store: it stays.
+    with pytest.raises(ApiError, match="still run by code packages an upgrade kept"):
+        cluster3.client.unprovision("SpecialAppType", "1.0.0")
 
 
 def _exits_at_once(pkg: Path) -> None:
