@@ -9,6 +9,7 @@ changes without a restart.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from fabrichost.wire import (
     ServiceDescription,
     ServiceKind,
 )
-from tests.integration.conftest import MANIFESTS, fh
+from tests.integration.conftest import MANIFESTS, fh, write_guest_package
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 NODES = ("_Node_0", "_Node_1", "_Node_2")
+SLEEPER = "import signal\nsignal.pause()\n"
 WAIT = 60.0
 
 
@@ -390,3 +392,107 @@ def test_an_upgrade_rolled_back_on_request_runs_the_old_version_everywhere(
     _all_ready_with_one_primary(cluster3, "fabric:/SpecialApp")
     with pytest.raises(ApiError, match="has no upgrade rolling forward"):
         client.rollback_upgrade("fabric:/SpecialApp")
+
+
+def test_a_parameter_that_changes_a_guest_s_environment_restarts_it_with_the_new_value(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = cluster.client
+    client.deploy(
+        write_guest_package(tmp_path / "v1", script=SLEEPER, default_service=True), "fabric:/G"
+    )
+    client.wait_service_ready("fabric:/G/Web", WAIT)
+    (cp,) = client.deployed_code_packages("_Node_0", "fabric:/G")
+    old_pid = int(cp["MainEntryPoint"]["ProcessId"])
+    v2 = write_guest_package(tmp_path / "v2", script=SLEEPER, default_service=True)
+    _edit(
+        v2 / "ApplicationManifest.xml",
+        r'ApplicationTypeVersion="1.0.0"',
+        'ApplicationTypeVersion="1.0.1"',
+    )
+
+    code, out, err = fh(
+        cluster, capsys, "app", "upgrade", "fabric:/G", str(v2), "--param", "Greeting=bonjour"
+    )
+
+    assert code == 0, err
+    assert "_Node_0: GuestPkg: code Code; restarted Code" in out
+    (cp,) = client.deployed_code_packages("_Node_0", "fabric:/G")
+    new_pid = int(cp["MainEntryPoint"]["ProcessId"])
+    assert new_pid != old_pid
+    assert psutil.Process(new_pid).environ()["GREETING"] == "bonjour"
+    app = client.application("fabric:/G")
+    assert (app["TypeVersion"], app["Parameters"]) == (
+        "1.0.1",
+        [{"Key": "Greeting", "Value": "bonjour"}],
+    )
+
+
+def test_a_package_whose_endpoints_changed_is_activated_again_and_every_replica_comes_back(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy_special(cluster)
+    (before,) = {
+        p for (_, name), p in _pids_on(cluster, "_Node_0").items() if name == "MyCodePackageB"
+    }
+    pkg = special_v2(tmp_path)
+    _edit(
+        pkg / "MultiTypeServicePackage" / "ServiceManifest.xml",
+        r"</Endpoints>",
+        '  <Endpoint Name="Metrics" Protocol="tcp" Type="Internal" />\n    </Endpoints>',
+    )
+
+    code, out, err = fh(cluster, capsys, "app", "upgrade", "fabric:/SpecialApp", str(pkg))
+
+    assert code == 0, err
+    assert "activated again (its endpoints changed)" in out
+    _all_ready_with_one_primary(cluster, "fabric:/SpecialApp")
+    (after,) = {
+        p for (_, name), p in _pids_on(cluster, "_Node_0").items() if name == "MyCodePackageB"
+    }
+    assert after != before
+    (package,) = cluster.client.deployed_service_packages("_Node_0", "fabric:/SpecialApp")
+    assert package["Version"] == "1.1.0"
+
+
+def _pids_on(cluster: Cluster, node: str) -> dict[tuple[str, str], int]:
+    return {
+        (node, cp["Name"]): int(cp["MainEntryPoint"]["ProcessId"])
+        for cp in cluster.client.deployed_code_packages(node, "fabric:/SpecialApp")
+    }
+
+
+def test_exclusive_activations_each_restart_only_the_changed_code_package(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = cluster.client
+    client.deploy(MANIFESTS / "SpecialApp", "fabric:/SpecialApp")
+    desc = dataclasses.replace(
+        _stateful("fabric:/SpecialApp/X", "MyServiceTypeA"),
+        activation_mode=ActivationMode.EXCLUSIVE_PROCESS,
+        partition_scheme=PartitionScheme.UNIFORM_INT64_RANGE,
+        partition_count=2,
+        low_key=0,
+        high_key=99,
+    )
+    client.create_service("fabric:/SpecialApp", desc, wait=True)
+
+    def by_activation() -> dict[tuple[str, str], int]:
+        return {
+            (cp["ServicePackageActivationId"], cp["Name"]): int(cp["MainEntryPoint"]["ProcessId"])
+            for cp in client.deployed_code_packages("_Node_0", "fabric:/SpecialApp")
+        }
+
+    before = by_activation()
+    assert len({a for a, _ in before}) == 2  # one activation per partition's replica
+
+    code, _, err = fh(
+        cluster, capsys, "app", "upgrade", "fabric:/SpecialApp", str(special_v2(tmp_path))
+    )
+
+    assert code == 0, err
+    after = by_activation()
+    assert after.keys() == before.keys()  # the same activations, in place
+    for key, pid in before.items():
+        assert (after[key] != pid) == (key[1] == "MyCodePackageA"), key
+    client.wait_service_ready("fabric:/SpecialApp/X", WAIT)
