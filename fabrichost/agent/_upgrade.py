@@ -96,18 +96,7 @@ class ApplicationUpgrades:
         app = self._state.application(app_name)
         progress = self._progress.get(app_name)
         if progress is None or progress.type_name != app.type_name:
-            now = time.time()
-            progress = UpgradeProgress(
-                app.name,
-                app.type_name,
-                app.type_version,
-                dict(app.parameters),
-                UpgradeDescription(app.type_version, dict(app.parameters)),
-                dict.fromkeys(self._state.nodes, DomainState.COMPLETED),
-                UpgradeState.ROLLING_FORWARD_COMPLETED,
-                started_at=now,
-                finished_at=now,
-            )
+            return _never_upgraded(app, list(self._state.nodes))
         return progress
 
     # -- commands -------------------------------------------------------------------------------
@@ -236,8 +225,12 @@ class ApplicationUpgrades:
 
     # -- the walk -------------------------------------------------------------------------------
 
+    def _gone(self, app: Application) -> bool:
+        """Deleted, or being deleted: its upgrade goes no further."""
+        return self._state.applications.get(app.name) is not app or app.status == "Deleting"
+
     def _save(self, app: Application, progress: UpgradeProgress) -> None:
-        if self._state.applications.get(app.name) is app:  # a deleted one took its row along
+        if not self._gone(app):  # a deleted one took its row along
             self._persist.upgrade_saved(progress)
         self._state.changes.notify()
 
@@ -264,12 +257,14 @@ class ApplicationUpgrades:
             )
             await self._after_failure(app, progress, old, new, moved, timeout)
             return
-        except FabricHostError as exc:  # a mechanism failed: undone like a failed check
+        except Exception as exc:  # a mechanism failed (or a bug): undone like a failed check
+            if not isinstance(exc, FabricHostError):
+                log.exception("upgrade of %s failed", app.name)
             await self._after_failure(
                 app, progress, old, new, moved, _Failed(FailureReason.HEALTH_CHECK, str(exc))
             )
             return
-        if self._state.applications.get(app.name) is not app:
+        if self._gone(app):
             return  # deleted meanwhile
         if app.name in self._rollback_asked:
             await self._roll_back(app, progress, old, new, moved)
@@ -286,14 +281,14 @@ class ApplicationUpgrades:
     ) -> None:
         description = progress.description
         for index, node_name in enumerate(list(progress.domains)):
-            if self._state.applications.get(app.name) is not app:
+            if self._gone(app):
                 return
             if index and description.mode is UpgradeMode.UNMONITORED_MANUAL:
                 progress.next_domain = node_name
                 await self._wait_to_go_on(app, progress)
             if (
                 app.name in self._rollback_asked
-                or self._state.applications.get(app.name) is not app
+                or self._gone(app)
             ):
                 return
             progress.current_domain = node_name
@@ -399,7 +394,7 @@ class ApplicationUpgrades:
     ) -> None:
         progress.failed(failed.reason, failed.cause)
         log.warning("upgrade of %s to %s failed: %s", app.name, progress.target_version, failed)
-        if self._state.applications.get(app.name) is not app:
+        if self._gone(app):
             return
         if progress.description.failure_action is FailureAction.MANUAL and (
             failed.reason is not FailureReason.HEALTH_CHECK
@@ -425,7 +420,7 @@ class ApplicationUpgrades:
         self._save(app, progress)
         back = plan_upgrade(new, old)
         for node_name in reversed(moved):
-            if self._state.applications.get(app.name) is not app:
+            if self._gone(app):
                 return
             progress.current_domain = node_name
             progress.domains[node_name] = DomainState.IN_PROGRESS
@@ -497,3 +492,20 @@ def restored_upgrades(state: ClusterState, persist: Persistence) -> list[Upgrade
             persist.upgrade_saved(progress)
         found.append(progress)
     return found
+
+
+def _never_upgraded(app: Application, nodes: list[str]) -> UpgradeProgress:
+    """What Service Fabric answers for an application never upgraded: a completed upgrade to
+    the version it runs."""
+    now = time.time()
+    return UpgradeProgress(
+        app.name,
+        app.type_name,
+        app.type_version,
+        dict(app.parameters),
+        UpgradeDescription(app.type_version, dict(app.parameters)),
+        dict.fromkeys(nodes, DomainState.COMPLETED),
+        UpgradeState.ROLLING_FORWARD_COMPLETED,
+        started_at=now,
+        finished_at=now,
+    )

@@ -393,6 +393,20 @@ def test_an_upgrade_rolled_back_on_request_runs_the_old_version_everywhere(
     with pytest.raises(ApiError, match="has no upgrade rolling forward"):
         client.rollback_upgrade("fabric:/SpecialApp")
 
+    # An application deleted while its upgrade waits takes the upgrade along.
+    client.upgrade_application("fabric:/SpecialApp", "2.0.0", mode="UnmonitoredManual")
+    assert (
+        client.wait_upgrade("fabric:/SpecialApp", WAIT)["UpgradeState"] == "RollingForwardPending"
+    )
+    client.delete_application("fabric:/SpecialApp")
+    assert client.applications() == []
+    client.create_application("fabric:/SpecialApp", "SpecialAppType", "1.0.0")
+    progress = client.get_upgrade_progress("fabric:/SpecialApp")
+    assert (progress["UpgradeState"], progress["TargetApplicationTypeVersion"]) == (
+        "RollingForwardCompleted",
+        "1.0.0",
+    )
+
 
 def test_a_parameter_that_changes_a_guest_s_environment_restarts_it_with_the_new_value(
     cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
