@@ -45,6 +45,7 @@ from fabrichost.errors import ApiError, ConflictError, FabricHostError, NotFound
 
 if TYPE_CHECKING:
     from fabrichost.agent._election import PrimaryElection
+    from fabrichost.agent._health_view import HealthView
     from fabrichost.agent._model import Application
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._placement import Placement
@@ -77,8 +78,10 @@ class ApplicationUpgrades:
         election: PrimaryElection,
         settings: AgentSettings,
         tasks: BackgroundTasks,
+        health: HealthView,
     ) -> None:
         self._state = state
+        self._health = health
         self._persist = persist
         self._settings = settings
         self._tasks = tasks
@@ -286,10 +289,7 @@ class ApplicationUpgrades:
             if index and description.mode is UpgradeMode.UNMONITORED_MANUAL:
                 progress.next_domain = node_name
                 await self._wait_to_go_on(app, progress)
-            if (
-                app.name in self._rollback_asked
-                or self._gone(app)
-            ):
+            if app.name in self._rollback_asked or self._gone(app):
                 return
             progress.current_domain = node_name
             progress.domain_started_at = time.time()
@@ -335,6 +335,7 @@ class ApplicationUpgrades:
                 settle=self._settings.guest_settle,
                 retry_timeout=description.health_check_retry_timeout,
                 stable=description.health_check_stable,
+                health=self._health,
             )
             if problem is None:
                 return

@@ -31,7 +31,7 @@ from fabrichost.wire import (
     ServiceDescription,
     ServiceKind,
 )
-from tests.integration.conftest import MANIFESTS, fh, write_guest_package
+from tests.integration.conftest import MANIFESTS, fh, write_guest_package, write_runtime_package
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -510,3 +510,65 @@ def test_exclusive_activations_each_restart_only_the_changed_code_package(
     for key, pid in before.items():
         assert (after[key] != pid) == (key[1] == "MyCodePackageA"), key
     client.wait_service_ready("fabric:/SpecialApp/X", WAIT)
+
+
+HEALTHY = """
+from fabrichost.runtime import StatefulService, run_host
+
+class Svc(StatefulService):
+    pass
+
+run_host({"SvcType": Svc})
+"""
+REPORTS_ERROR = """
+from fabrichost.runtime import StatefulService, run_host
+
+class Svc(StatefulService):
+    def open(self):
+        self.report_health("Error", "Database", "cannot reach the database at db:5432")
+
+run_host({"SvcType": Svc})
+"""
+
+
+def test_a_new_version_whose_service_reports_error_is_rolled_back(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = cluster.client
+    client.deploy(
+        write_runtime_package(tmp_path / "v1", {"Code": ("SvcType", HEALTHY)}), "fabric:/Rt"
+    )
+    client.create_service("fabric:/Rt", _stateful("fabric:/Rt/S", "SvcType"), wait=True)
+    v2 = write_runtime_package(tmp_path / "v2", {"Code": ("SvcType", REPORTS_ERROR)})
+    _edit(
+        v2 / "ApplicationManifest.xml",
+        r'ApplicationTypeVersion="1.0.0"',
+        'ApplicationTypeVersion="2.0.0"',
+    )
+    _edit(
+        v2 / "RtPkg" / "ServiceManifest.xml",
+        r'<CodePackage Name="Code" Version="1.0.0">',
+        '<CodePackage Name="Code" Version="2.0.0">',
+    )
+
+    code, _, err = fh(
+        cluster,
+        capsys,
+        "app",
+        "upgrade",
+        "fabric:/Rt",
+        str(v2),
+        "--health-check-retry-timeout",
+        "2",
+    )
+
+    assert code == 1
+    assert "is in Error" in err
+    assert "cannot reach the database at db:5432" in err
+    progress = client.get_upgrade_progress("fabric:/Rt")
+    assert (progress["UpgradeState"], progress["FailureReason"]) == (
+        "RollingBackCompleted",
+        "HealthCheck",
+    )
+    assert client.application("fabric:/Rt")["TypeVersion"] == "1.0.0"
+    client.wait_service_ready("fabric:/Rt/S", WAIT)
