@@ -325,29 +325,25 @@ class ApplicationUpgrades:
         self._save(app, progress)
         if description.mode is not UpgradeMode.MONITORED:
             return
-        while True:
-            if description.health_check_wait:
-                await asyncio.sleep(description.health_check_wait)  # SF's wait, as asked
-            problem = await wait_node_whole(
-                self._state,
-                node_name,
-                app.name,
-                settle=self._settings.guest_settle,
-                retry_timeout=description.health_check_retry_timeout,
-                stable=description.health_check_stable,
-                health=self._health,
-            )
-            if problem is None:
-                return
-            if description.failure_action is FailureAction.ROLLBACK:
-                raise _Failed(FailureReason.HEALTH_CHECK, f"{node_name}: {problem}")
-            progress.failed(FailureReason.HEALTH_CHECK, f"{node_name}: {problem}")
-            progress.next_domain = node_name
-            await self._wait_to_go_on(app, progress)  # Manual: told to go on, or to roll back
-            if app.name in self._rollback_asked:
-                return
-            # Told to go on: the failed domain is taken as it is, as SF's manual mode does.
+        if description.health_check_wait:
+            await asyncio.sleep(description.health_check_wait)  # SF's wait, as asked
+        problem = await wait_node_whole(
+            self._state,
+            node_name,
+            app.name,
+            settle=self._settings.guest_settle,
+            retry_timeout=description.health_check_retry_timeout,
+            stable=description.health_check_stable,
+            health=self._health,
+        )
+        if problem is None:
             return
+        if description.failure_action is FailureAction.ROLLBACK:
+            raise _Failed(FailureReason.HEALTH_CHECK, f"{node_name}: {problem}")
+        # Manual: it waits to be told to go on (the failed domain taken as it is, as in SF) or
+        # to roll back (the walk sees that next).
+        progress.failed(FailureReason.HEALTH_CHECK, f"{node_name}: {problem}")
+        await self._wait_to_go_on(app, progress)
 
     async def _wait_to_go_on(self, app: Application, progress: UpgradeProgress) -> None:
         event = self._go_on.get(app.name)

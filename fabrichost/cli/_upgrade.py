@@ -141,11 +141,12 @@ def _report(progress: dict[str, Any], as_json: bool) -> None:
             click.echo(f"upgraded {name} to {target}")
         elif state == "RollingForwardPending":
             click.echo(
-                f"upgrade of {name} to {target} waits to start "
+                f"upgrade of {name} to {target} waits to go on to "
                 f"{progress.get('NextUpgradeDomain') or 'the next node'}: "
                 f"`fabrichost app upgrade-resume {name}` or `app upgrade-rollback {name}`"
             )
-    if state not in ("RollingForwardCompleted", "RollingForwardPending"):
+    failed = progress.get("FailureReason", "None") != "None"
+    if state != "RollingForwardCompleted" and (state != "RollingForwardPending" or failed):
         current = progress.get("CurrentApplicationTypeVersion", "?")
         cause = progress.get("UpgradeStatusDetails") or state
         click.echo(

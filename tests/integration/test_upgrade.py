@@ -572,3 +572,36 @@ def test_a_new_version_whose_service_reports_error_is_rolled_back(
     )
     assert client.application("fabric:/Rt")["TypeVersion"] == "1.0.0"
     client.wait_service_ready("fabric:/Rt/S", WAIT)
+
+
+def test_a_failed_check_under_a_manual_failure_action_waits_for_the_operator(
+    cluster3: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy_special(cluster3)
+    pkg = special_v2(tmp_path)
+    _exits_at_once(pkg)
+
+    code, out, err = fh(
+        cluster3,
+        capsys,
+        "app",
+        "upgrade",
+        "fabric:/SpecialApp",
+        str(pkg),
+        "--failure-action",
+        "Manual",
+    )
+
+    assert code == 1
+    assert "waits to go on" in out
+    assert "failed (HealthCheck); RollingForwardPending, 1.0.0 is in force" in err
+    assert "version 1.0.1 is broken" in err
+    assert _versions(cluster3.client, "fabric:/SpecialApp")["_Node_1"] == {"1.0.0"}
+
+    code, out, _ = fh(cluster3, capsys, "app", "upgrade-rollback", "fabric:/SpecialApp")
+
+    assert code == 0
+    progress = cluster3.client.wait_upgrade("fabric:/SpecialApp", WAIT)
+    assert progress["UpgradeState"] == "RollingBackCompleted"
+    assert _versions(cluster3.client, "fabric:/SpecialApp") == {node: {"1.0.0"} for node in NODES}
+    _all_ready_with_one_primary(cluster3, "fabric:/SpecialApp")
