@@ -123,7 +123,11 @@ def app_upgrade(
         if not wait:
             click.echo(f"upgrading {name} from {app['TypeVersion']} to {target}")
             return
-        progress = client.wait_upgrade(name, timeout)
+        try:
+            progress = client.wait_upgrade(name, timeout)
+        except TimeoutError as exc:
+            click.echo(f"Error: {exc}; `fabrichost app upgrade-status {name}` follows it", err=True)
+            raise ExitCode(EXIT_ERROR) from None
     _report(progress, as_json)
 
 
