@@ -292,6 +292,6 @@ def _reset_interpreter(request: ForkRequest) -> None:
     sys.orig_argv = [request.argv0, "-m", request.module, *request.args]
     sys.path.insert(0, os.getcwd())
     main = types.ModuleType("__main__")
-    main.__dict__["__builtins__"] = builtins
+    main.__dict__.update(__annotations__={}, __builtins__=builtins)  # as the interpreter's
     sys.modules["__main__"] = main
     importlib.invalidate_caches()  # folders made since the server looked (a package's own)
