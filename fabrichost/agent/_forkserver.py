@@ -34,7 +34,6 @@ import subprocess
 from typing import TYPE_CHECKING, Final
 
 from fabrichost.agent._console import open_console
-from fabrichost.agent._environment import ENV_MARKER
 from fabrichost.agent._orphans import adopting
 from fabrichost.agent._proctree import ChildProcess
 from fabrichost.errors import ProcessError, ProtocolError
@@ -102,8 +101,10 @@ class ForkServer:
     ) -> ForkServer:
         """Start a server for ``interpreter``; return once it has imported the runtime.
 
-        It carries ``state_dir``'s marker (fenced and swept like every process the agent
-        starts) and writes its own output to ``state_dir/forkserver_<n>.out|.err``.
+        It writes its own output to ``state_dir/forkserver_<n>.out|.err``. It does not carry
+        the state directory's marker (``ENV_MARKER`` names the code packages' processes; the
+        hosts it forks carry it): it dies with the agent (``PR_SET_PDEATHSIG``, and the end of
+        its control socket), and the agent stops it at shutdown.
 
         Raises:
             ForkServerGone: it did not start (exited, or said nothing in time).
@@ -115,7 +116,6 @@ class ForkServer:
             _SPACE_VAR: "." * max(16384, 2 * len(own)),
             **startup_env,
             "PATH": os.environ.get("PATH", ""),
-            ENV_MARKER: str(state_dir),
         }
         argv = [interpreter, "-c", SERVER_CODE, str(server_end.fileno()), str(os.getpid())]
         argv.append("fork-server" + " " * _ARGV_SPACE)  # room for a host's command line
