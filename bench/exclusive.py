@@ -12,7 +12,11 @@ Runs two real agents side by side in temporary state directories, one with the f
   create request to its replica Ready (the server waits: ``WaitForReady``), and
   ``exclusive_process_<mode>_s``, the same minus the baseline: what starting the host costs;
 * memory per exclusive host after ``--hosts`` of them run: RSS, PSS and USS (private pages)
-  from ``/proc/PID/smaps_rollup``, and PSS with the fork server's own share added.
+  from ``/proc/PID/smaps_rollup``, and PSS with the fork server's own share added;
+* ``fork_round_trip_s``: one ``ForkRequest`` answered by a fork server (two forks and the
+  host's preparation), and ``fork_import_exit_s``: to the exit of a forked host that imported
+  the sample service's module and ended with ``os._exit`` — measured in a child process that is
+  a subreaper, without an agent.
 
 Prints one JSON object. Usage::
 
@@ -24,8 +28,10 @@ Prints one JSON object. Usage::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -114,9 +120,48 @@ def _agents() -> Iterator[dict[str, tuple[FabricClient, int]]]:
             stop_background(state)
 
 
+async def _raw_forks(reps: int) -> dict[str, float]:
+    """A fork server alone: request to answer, and to the exit of a host that imports."""
+    # Private names: this measures the mechanism under the agent, on purpose.
+    from fabrichost.agent._forkserver import ForkServer
+    from fabrichost.agent._orphans import adopt_orphans
+    from fabrichost.agent._proctree import ChildProcess
+    from fabrichost.protocol import ForkRequest
+
+    adopt_orphans(asyncio.get_running_loop())  # forked hosts are reparented to us
+    folder = Path(tempfile.mkdtemp(prefix="fabrichost-bench-fork-"))
+    (folder / "bench_host.py").write_text("import os, sample_services.my_service\nos._exit(0)\n")
+    server = await ForkServer.start(sys.executable, {}, folder)
+    env = dict(os.environ)
+    answered, exited = [], []
+    try:
+        for _ in range(reps):
+            start = time.perf_counter()
+            pid = server.fork(ForkRequest("bench_host", (), str(folder), env, (), "python3"), [])
+            answered.append(time.perf_counter() - start)
+            code = await ChildProcess.adopt(pid, env=env).exited
+            if code != 0:
+                raise RuntimeError(f"the forked bench host exited with {code}")
+            exited.append(time.perf_counter() - start)
+    finally:
+        await server.stop()
+    return {
+        "fork_round_trip_s": statistics.median(answered),
+        "fork_import_exit_s": statistics.median(exited),
+    }
+
+
 def measure(reps: int = 9, hosts: int = 10) -> dict[str, Any]:
     """Run the scenario; the figures as a dict (seconds and bytes)."""
+    raw = subprocess.run(
+        [sys.executable, __file__, "--raw-forks", "--reps", str(reps)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     figures: dict[str, Any] = {
+        **json.loads(raw.stdout),
         "python_start_s": _floor("pass", reps),
         "runtime_import_s": _floor("import fabrichost.runtime", reps),
         "runtime_import_no_shutdown_s": _floor("import fabrichost.runtime, os; os._exit(0)", reps),
@@ -175,7 +220,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--hosts", type=int, default=10)
+    parser.add_argument("--raw-forks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.raw_forks:  # the child measure() runs: it becomes a subreaper
+        print(json.dumps(asyncio.run(_raw_forks(args.reps))))
+        return
     print(json.dumps(measure(args.reps, args.hosts), indent=2))
 
 
