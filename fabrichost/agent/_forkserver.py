@@ -286,6 +286,8 @@ class ForkServers:
         if server is None:
             return None
         size = sum(len(os.fsencode(k)) + len(os.fsencode(v)) + 2 for k, v in env.items())
+        if plan.shell_pwd:  # the host may set PWD to its folder's physical path
+            size += len(os.fsencode(cwd)) + len("PWD=") + 2
         if size + 1 > server.ready.env_space:
             log.info("environment too large for the fork server (%d bytes): spawning", size)
             return None

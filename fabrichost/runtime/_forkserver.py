@@ -54,6 +54,7 @@ __all__ = ("serve_forks",)
 
 _PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
 _MAX_FDS: Final = 16  # descriptors one request may carry
+_READY: Final = "ready"  # what a host says once it is prepared (anything else: why it is not)
 # What a host's event loop and channel import when they start: loaded here once, shared by
 # every host (copy-on-write), instead of read again by each.
 _PRELOAD: Final = (
@@ -183,11 +184,11 @@ def _fork(
     _close(fds)  # the host holds them now (the incarnation lock, the channel, the console)
     report = b""
     with os.fdopen(status_r, "rb") as status:
-        report = status.read()  # the host's pid, then EOF once it is ready, or an error
-    pid_line, _, error = report.decode(errors="replace").partition("\n")
+        report = status.read()  # the host's pid, then "ready" or why not, then EOF
+    pid_line, _, outcome = report.decode(errors="replace").partition("\n")
     pid = int(pid_line) if pid_line.isdigit() else None
-    if pid is None or error:
-        answer: ForkFailed | Forked = ForkFailed(error or "the host did not start", pid)
+    if pid is None or outcome != _READY:
+        answer: ForkFailed | Forked = ForkFailed(outcome or "the host did not start", pid)
     else:
         answer = Forked(pid)
     control.sendall(encode_fork_message(answer))
@@ -213,6 +214,7 @@ def _become_host(
         with contextlib.suppress(OSError):
             os.write(status_w, f"{type(exc).__name__}: {exc}".encode(errors="replace"))
         os._exit(127)
+    os.write(status_w, _READY.encode())
     os.close(status_w)  # EOF: the server answers Forked
     return _Job(request.module)
 
