@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -118,6 +119,7 @@ def _agents() -> Iterator[dict[str, tuple[FabricClient, int]]]:
             client.close()
         for state in states.values():
             stop_background(state)
+            shutil.rmtree(state, ignore_errors=True)
 
 
 async def _raw_forks(reps: int) -> dict[str, float]:
@@ -145,6 +147,7 @@ async def _raw_forks(reps: int) -> dict[str, float]:
             exited.append(time.perf_counter() - start)
     finally:
         await server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
     return {
         "fork_round_trip_s": statistics.median(answered),
         "fork_import_exit_s": statistics.median(exited),
