@@ -87,6 +87,8 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_console",
                 "_entrypoint",
                 "_process",
+                "_forkable",
+                "_forkserver",
                 "_channel",
                 "_fence",
                 "_activation",

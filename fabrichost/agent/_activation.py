@@ -36,6 +36,7 @@ from fabrichost.agent._environment import (
     code_package_environment,
 )
 from fabrichost.agent._fence import INCARNATION_ENV
+from fabrichost.agent._forkable import fork_plan
 from fabrichost.agent._health import EntityReports
 from fabrichost.agent._lock import acquire_nowait
 from fabrichost.agent._model import ReplicaRole, ReplicaStatus, ServiceKind
@@ -46,12 +47,15 @@ from fabrichost.protocol import ErrorCode
 from fabrichost.wire import endpoints_address, listener_address
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Mapping
+    from collections.abc import Callable, Coroutine, Mapping, Sequence
     from pathlib import Path
 
     from fabrichost.agent._backoff import RestartPolicy
+    from fabrichost.agent._forkable import ForkPlan
+    from fabrichost.agent._forkserver import ForkServers
     from fabrichost.agent._model import Replica
     from fabrichost.agent._ports import PortAllocator
+    from fabrichost.agent._proctree import ChildProcess
     from fabrichost.agent._spec import CodePackageSpec, ProgramSpec, ServicePackageSpec
 
 log = logging.getLogger(__name__)
@@ -106,6 +110,10 @@ class CodePackageHost:
             leftover_marker=INCARNATION_ENV,
         )
         self.supervisor = CodePackageSupervisor(launch, policy=policy, hooks=self)
+        #: How a fork server runs the main entry point (None: it is spawned; ``_forkable``).
+        self.fork_plan: ForkPlan | None = None
+        if activation.forks is not None and not activation.package.is_guest:
+            self.fork_plan = fork_plan(launch.main, env, has_setup=spec.setup is not None)
         self.channel: HostChannel | None = None
         self.lock_path = activation.lock_path(spec.name)
         self._pending_pair: tuple[socket.socket, socket.socket] | None = None
@@ -124,6 +132,35 @@ class CodePackageHost:
         self._pending_pair = (agent_end, host_end)
         env["FABRICHOST_CHANNEL_FD"] = str(host_end.fileno())
         return (lock_fd, host_end.fileno()), env
+
+    async def before_main(self) -> None:
+        forks = self.activation.forks
+        if forks is not None and self.fork_plan is not None:
+            await forks.prepare(self.fork_plan)
+
+    def launch_main(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        env: Mapping[str, str],
+        pass_fds: Sequence[int],
+        stdout: int,
+        stderr: int,
+        leftover_marker: str | None,
+    ) -> ChildProcess | None:
+        forks = self.activation.forks
+        if forks is None or self.fork_plan is None:
+            return None
+        return forks.launch(
+            self.fork_plan,
+            cwd=cwd,
+            env=env,
+            pass_fds=pass_fds,
+            stdout=stdout,
+            stderr=stderr,
+            leftover_marker=leftover_marker,
+        )
 
     def on_main_started(self, pid: int) -> None:
         if self._pending_lock is not None:
@@ -215,8 +252,11 @@ class ServicePackageActivation:
         on_process: Callable[[ServicePackageActivation, CodePackageHost, int | None], None]
         | None = None,
         channel_limits: ChannelLimits | None = None,
+        forks: ForkServers | None = None,
     ) -> None:
         self.identity = identity
+        #: The agent's fork servers (None: every process is spawned).
+        self.forks = forks
         #: How its hosts' channels are paced (the agent's settings).
         self.channel_limits = channel_limits or ChannelLimits()
         self.package = package

@@ -32,6 +32,7 @@ from fabrichost.agent._catalog import Catalog
 from fabrichost.agent._election import PrimaryElection
 from fabrichost.agent._failover import Failover
 from fabrichost.agent._fence import fence_previous_run
+from fabrichost.agent._forkserver import ForkServers
 from fabrichost.agent._health import HealthInformation
 from fabrichost.agent._health_view import HealthView
 from fabrichost.agent._image_store import ImageStore
@@ -89,6 +90,8 @@ class Cluster:
         self.state = state = ClusterState(state_dir, names)
         self.persist = persist = persist or Persistence.open(state_dir)
         self.tasks = tasks = BackgroundTasks()
+        #: Pre-warmed interpreters for runtime hosts, started on first need.
+        self.forks = ForkServers(state_dir, enabled=settings.fork_server)
         election = PrimaryElection(state, persist)
         self.placement = placement = Placement(
             state,
@@ -99,6 +102,7 @@ class Cluster:
             on_replica_change=self._replica_changed,
             on_notification=self._host_notification,
             activation_factory=activation_factory,
+            forks=self.forks,
         )
         self.failover = Failover(state, persist, placement, election, settings, tasks)
         self.transitions = NodeTransitions(state, self.failover, tasks)
@@ -221,4 +225,5 @@ class Cluster:
             for node in state.nodes.values():
                 node.activations.clear()
             await asyncio.gather(*(a.deactivate(self.settings.stop_grace) for a in batch))
+        await self.forks.close()
         self.persist.close()

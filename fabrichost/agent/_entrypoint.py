@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 from fabrichost.errors import ProcessError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from fabrichost.agent._proctree import ChildProcess
@@ -92,6 +92,25 @@ class SupervisorHooks(Protocol):
         :meth:`on_main_started`, or before the next ``prepare_main`` if the spawn failed.
         """
         return (), {}
+
+    async def before_main(self) -> None:
+        """Awaited before each start of the main entry point (e.g. a fork server starts)."""
+        return None
+
+    def launch_main(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        env: Mapping[str, str],
+        pass_fds: Sequence[int],
+        stdout: int,
+        stderr: int,
+        leftover_marker: str | None,
+    ) -> ChildProcess | None:
+        """Start the main process some other way than a spawn (a fork server); None: spawn
+        it. Raise ``ProcessError`` for a start that failed, as a spawn does."""
+        return None
 
     def on_main_started(self, pid: int) -> None:
         """A new main process is running."""

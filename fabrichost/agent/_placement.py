@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from fabrichost.agent._backoff import RestartPolicy
     from fabrichost.agent._election import PrimaryElection
     from fabrichost.agent._environment import ApplicationFolders
+    from fabrichost.agent._forkserver import ForkServers
     from fabrichost.agent._model import Partition
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._settings import AgentSettings
@@ -70,6 +71,7 @@ class ActivationFactory(Protocol):
         on_process: Callable[[ServicePackageActivation, CodePackageHost, int | None], None]
         | None = None,
         channel_limits: ChannelLimits | None = None,
+        forks: ForkServers | None = None,
     ) -> ServicePackageActivation: ...
 
 
@@ -87,8 +89,10 @@ class Placement:
         on_replica_change: Callable[[Replica], None],
         on_notification: Callable[[ServicePackageActivation, object], None],
         activation_factory: ActivationFactory = ServicePackageActivation,
+        forks: ForkServers | None = None,
     ) -> None:
         self._state = state
+        self._forks = forks
         self._persist = persist
         self._settings = settings
         self._election = election
@@ -324,6 +328,7 @@ class Placement:
             on_notification=self._on_notification,
             on_process=self._process_changed,
             channel_limits=self._channel_limits,
+            forks=self._forks,
         )
         node.activations[key] = activation  # before the await: a concurrent caller shares it
         try:

@@ -33,9 +33,10 @@ import itertools
 import logging
 import os
 import random
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fabrichost.agent._console import ConsoleRedirector, console_prefix, open_console
 from fabrichost.agent._entrypoint import (
@@ -78,6 +79,21 @@ _ACTIVATION_RETRY_FLOOR = 0.05
 
 class _NoHooks(SupervisorHooks):
     pass
+
+
+def _console_of(spec: LaunchSpec, *, setup: bool) -> tuple[int, int, list[ConsoleRedirector]]:
+    """Pipes for an entry point's stdout and stderr, drained into its rotated console files."""
+    assert spec.log_dir is not None
+    prefix = console_prefix(spec.code_package_name, spec.service_package_name, setup=setup)
+    try:
+        return open_console(
+            spec.log_dir,
+            prefix,
+            max_bytes=spec.console_max_bytes,
+            retention=spec.console_retention,
+        )
+    except OSError as exc:  # e.g. out of file descriptors: a failure to retry, not a crash
+        raise ProcessError(f"cannot open the console files in {spec.log_dir}: {exc}") from exc
 
 
 class CodePackageSupervisor:
@@ -299,6 +315,11 @@ class CodePackageSupervisor:
     async def _activate(self, record: EntryPointRecord) -> int | None:
         """Back off, start the entry point and wait for it; its return code, None if no start."""
         await self._backoff(record)
+        if not record.setup and not self._stopping:
+            try:
+                await self._hooks.before_main()
+            except Exception:
+                log.exception("before_main hook failed")
         if self._stopping:
             return None
         child = self._spawn(record)
@@ -369,34 +390,20 @@ class CodePackageSupervisor:
                 log.exception("prepare_main hook failed")
                 raise ProcessError(f"prepare_main hook failed: {exc!r}") from exc
             env = {**env, **extra_env}
-        argv = [resolve_program(record.entry), *record.entry.arguments]
-        spawn = functools.partial(
-            ChildProcess.spawn,
-            argv,
+        start = functools.partial(
+            ChildProcess.spawn if record.setup else self._start_main,
+            [resolve_program(record.entry), *record.entry.arguments],
             cwd=str(record.entry.working_dir),
             env=env,
             pass_fds=pass_fds,
             leftover_marker=None if record.setup else self.spec.leftover_marker,
         )
         if self.spec.log_dir is None:
-            return spawn()
-        prefix = console_prefix(
-            self.spec.code_package_name, self.spec.service_package_name, setup=record.setup
-        )
-        try:
-            out_w, err_w, redirectors = open_console(
-                self.spec.log_dir,
-                prefix,
-                max_bytes=self.spec.console_max_bytes,
-                retention=self.spec.console_retention,
-            )
-        except OSError as exc:  # e.g. out of file descriptors: a failure to retry, not a crash
-            raise ProcessError(
-                f"cannot open the console files in {self.spec.log_dir}: {exc}"
-            ) from exc
+            return start(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out_w, err_w, redirectors = _console_of(self.spec, setup=record.setup)
         self._redirectors = [r for r in self._redirectors if not r.closed] + redirectors
         try:
-            return spawn(stdout=out_w, stderr=err_w)
+            return start(stdout=out_w, stderr=err_w)
         except ProcessError:
             for redirector in redirectors:
                 redirector.close()
@@ -404,6 +411,11 @@ class CodePackageSupervisor:
         finally:
             os.close(out_w)
             os.close(err_w)
+
+    def _start_main(self, argv: list[str], **how: Any) -> ChildProcess:
+        """The main process: as the hooks start it (a fork server), else spawned."""
+        child = self._hooks.launch_main(argv, **how)
+        return child if child is not None else ChildProcess.spawn(argv, **how)
 
     def _on_exit(self, record: EntryPointRecord, child: ChildProcess, returncode: int) -> None:
         if not record.setup:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -41,7 +42,7 @@ from fabrichost.agent._orphans import adopting, find_leftovers, note_reaped, not
 from fabrichost.errors import ProcessError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 __all__ = ("ChildProcess", "wait_gone")
 
@@ -62,13 +63,18 @@ class ChildProcess:
     """
 
     def __init__(
-        self, popen: subprocess.Popen[bytes], pidfd: int, mark: tuple[str, str] | None = None
+        self,
+        pid: int,
+        pidfd: int,
+        wait: Callable[[], int],
+        mark: tuple[str, str] | None = None,
     ) -> None:
-        self._popen = popen
+        self._wait = wait  # reaps the child (it has exited: its pidfd is readable)
+        self._returncode: int | None = None
         self._pidfd = pidfd
         self._mark = mark
         self._loop = asyncio.get_running_loop()
-        self.pid: int = popen.pid
+        self.pid: int = pid
         note_spawned(self.pid)  # reaped here, never by the orphan reaper
         self._finisher: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
         self.exited: asyncio.Future[int] = self._loop.create_future()
@@ -117,19 +123,30 @@ class ChildProcess:
             popen.kill()
             popen.wait()
             raise ProcessError(f"cannot watch process {popen.pid}: {exc}") from exc
-        mark = None
-        if leftover_marker is not None and leftover_marker in env:
-            mark = (leftover_marker, env[leftover_marker])
-        return cls(popen, pidfd, mark)
+        return cls(popen.pid, pidfd, popen.wait, _mark(env, leftover_marker))
+
+    @classmethod
+    def adopt(
+        cls, pid: int, *, env: Mapping[str, str], leftover_marker: str | None = None
+    ) -> ChildProcess:
+        """Supervise ``pid``, a child of this process it did not spawn itself: a fork server's
+        host, reparented to the agent (``_forkserver``). Same contract as :meth:`spawn`; call
+        it in the same event-loop step that learned the pid, so no other reaper runs first.
+        """
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:
+            raise ProcessError(f"cannot watch process {pid}: {exc}") from exc
+        return cls(pid, pidfd, functools.partial(_wait_child, pid), _mark(env, leftover_marker))
 
     @property
     def returncode(self) -> int | None:
         """The exit status once reaped, else None."""
-        return self._popen.returncode
+        return self._returncode
 
     def _killpg(self, sig: int) -> None:
         """Signal the whole process group; only while the leader is unreaped (pgid still ours)."""
-        if self._popen.returncode is not None:
+        if self._returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
@@ -143,7 +160,7 @@ class ChildProcess:
 
         Does a psutil scan (about 1 ms per 100 processes on the machine). No-op once reaped.
         """
-        if self._popen.returncode is not None:
+        if self._returncode is not None:
             return []
         try:
             descendants = psutil.Process(self.pid).children(recursive=True)
@@ -190,10 +207,10 @@ class ChildProcess:
             log.error("processes of group %d survived SIGKILL for %.0f s", self.pid, _KILL_TIMEOUT)
 
     def _reap(self, *, wait: bool = True) -> None:
-        if self._popen.returncode is not None:
+        if self._returncode is not None:
             return
         self._killpg(signal.SIGKILL)  # strays of the group; the leader is a zombie (see module doc)
-        returncode = self._popen.wait()
+        self._returncode = returncode = self._wait()
         note_reaped(self.pid)
         self._loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
@@ -243,9 +260,20 @@ class ChildProcess:
 
         Blocks for the moment the kernel needs to finish off a SIGKILLed process.
         """
-        if self._popen.returncode is None:
+        if self._returncode is None:
             self.kill_tree()
             self._reap(wait=False)
+
+
+def _mark(env: Mapping[str, str], leftover_marker: str | None) -> tuple[str, str] | None:
+    if leftover_marker is None or leftover_marker not in env:
+        return None
+    return (leftover_marker, env[leftover_marker])
+
+
+def _wait_child(pid: int) -> int:
+    """Reap child ``pid``; its status as :mod:`subprocess` reports it (-N: killed by N)."""
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def _group_members(pgid: int) -> list[int]:

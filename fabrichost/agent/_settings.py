@@ -37,3 +37,7 @@ class AgentSettings:
     # for this long has stopped reading: it is faulted (killed and restarted). A host that is
     # merely busy is paced instead (docs/protocol.md §7b). Tests shorten it.
     host_stall_timeout: float = 60.0
+
+    # Start Python runtime hosts from a pre-warmed fork server (docs/fork-server.md) when the
+    # manifest runs the agent's own Python on a module; off: every process is spawned.
+    fork_server: bool = True

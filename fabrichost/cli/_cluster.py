@@ -172,6 +172,12 @@ def status(state_dir: str | None, as_json: bool) -> None:
     show_default=True,
     help="Base delay of the restart backoff of crashed code packages, in seconds.",
 )
+@click.option(
+    "--fork-server/--no-fork-server",
+    default=True,
+    show_default=True,
+    help="Fork Python runtime hosts from a pre-warmed interpreter (docs/fork-server.md).",
+)
 def agent(
     state_dir: str | None,
     nodes: int | None,
@@ -179,6 +185,7 @@ def agent(
     allow_users: tuple[int, ...],
     ready_fd: int | None,
     restart_delay: float,
+    fork_server: bool,
 ) -> None:
     """Run the agent in the foreground (for systemd units and containers)."""
     from fabrichost.daemon import main as agent_main
@@ -196,6 +203,8 @@ def agent(
         argv += ["--ready-fd", str(ready_fd)]
     for uid in allow_users:
         argv += ["--allow-user", str(uid)]
+    if not fork_server:
+        argv.append("--no-fork-server")
     raise ExitCode(agent_main(argv))
 
 

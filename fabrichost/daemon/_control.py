@@ -46,13 +46,22 @@ class Started:
 
 
 def start_background(
-    state_dir: Path, *, nodes: int | None, port: int, timeout: float = 30.0
+    state_dir: Path,
+    *,
+    nodes: int | None,
+    port: int,
+    timeout: float = 30.0,
+    fork_server: bool = True,
 ) -> AgentRecord:
     """Start an agent for ``state_dir`` in the background; return once it serves.
 
     If an agent already serves this state directory, its record is returned unchanged.
+    ``fork_server`` False makes it spawn every runtime host (``docs/fork-server.md``).
     """
-    return start_agent(state_dir, nodes=nodes, port=port, timeout=timeout).record
+    started = start_agent(
+        state_dir, nodes=nodes, port=port, timeout=timeout, fork_server=fork_server
+    )
+    return started.record
 
 
 def start_agent(
@@ -64,6 +73,7 @@ def start_agent(
     allow_users: Collection[int] = (),
     owner_fd: int | None = None,
     remove_state_on_exit: bool = False,
+    fork_server: bool = True,
 ) -> Started:
     """Start an agent for ``state_dir`` unless one serves it already; return once one serves.
 
@@ -88,6 +98,8 @@ def start_agent(
             extra += ["--owner-fd", str(owner_fd)]
         if remove_state_on_exit:
             extra.append("--remove-state-on-exit")
+        if not fork_server:
+            extra.append("--no-fork-server")
         pass_fds = () if owner_fd is None else (owner_fd,)
         return _spawn(state_dir, nodes, port, deadline, allow_users, extra, pass_fds)
 

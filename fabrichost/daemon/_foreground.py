@@ -55,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--restart-delay", type=float, default=0.5)
     parser.add_argument(
+        "--no-fork-server",
+        dest="fork_server",
+        action="store_false",
+        help="spawn every runtime host instead of forking it from a pre-warmed interpreter",
+    )
+    parser.add_argument(
         "--allow-user",
         dest="allow_users",
         action="append",
@@ -69,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.nodes is not None and not 1 <= args.nodes <= 64:
         parser.error("--nodes must be 1 to 64")
-    settings = AgentSettings(restart_policy=RestartPolicy(base_delay=args.restart_delay))
+    settings = AgentSettings(
+        restart_policy=RestartPolicy(base_delay=args.restart_delay), fork_server=args.fork_server
+    )
     try:
         asyncio.run(
             _agent(

@@ -17,6 +17,13 @@ from fabrichost.protocol._connection import NEED_DATA as NEED_DATA
 from fabrichost.protocol._connection import Connection as Connection
 from fabrichost.protocol._connection import ReplicaKey as ReplicaKey
 from fabrichost.protocol._connection import Sentinel as Sentinel
+from fabrichost.protocol._fork import MAX_FORK_MESSAGE as MAX_FORK_MESSAGE
+from fabrichost.protocol._fork import Forked as Forked
+from fabrichost.protocol._fork import ForkFailed as ForkFailed
+from fabrichost.protocol._fork import ForkRequest as ForkRequest
+from fabrichost.protocol._fork import ForkServerReady as ForkServerReady
+from fabrichost.protocol._fork import decode_fork_message as decode_fork_message
+from fabrichost.protocol._fork import encode_fork_message as encode_fork_message
 from fabrichost.protocol._framing import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
 from fabrichost.protocol._framing import JSON as JSON
 from fabrichost.protocol._framing import FrameDecoder as FrameDecoder
@@ -73,6 +80,7 @@ __all__ = (
     "HANDLES_CONFIG_VERSION",
     "INTRODUCED_IN",
     "JSON",
+    "MAX_FORK_MESSAGE",
     "MESSAGE_TYPES",
     "NEED_DATA",
     "SUPPORTED_VERSIONS",
@@ -88,6 +96,10 @@ __all__ = (
     "ErrorCode",
     "EventRaised",
     "Fault",
+    "ForkFailed",
+    "ForkRequest",
+    "ForkServerReady",
+    "Forked",
     "FrameDecoder",
     "HealthState",
     "Hello",
@@ -120,7 +132,9 @@ __all__ = (
     "ShutdownComplete",
     "State",
     "Welcome",
+    "decode_fork_message",
     "decode_payload",
+    "encode_fork_message",
     "encode_frame",
     "encode_payload",
     "is_event_name",

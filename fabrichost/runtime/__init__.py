@@ -27,6 +27,7 @@ from fabrichost.runtime._cancel import CancellationToken as CancellationToken
 from fabrichost.runtime._context import CHANNEL_FD_ENV as CHANNEL_FD_ENV
 from fabrichost.runtime._context import ServiceContext as ServiceContext
 from fabrichost.runtime._events import EventWaitCancelled as EventWaitCancelled
+from fabrichost.runtime._forkserver import serve_forks as serve_forks
 from fabrichost.runtime._run import run_host as run_host
 from fabrichost.runtime._service import StatefulService as StatefulService
 from fabrichost.runtime._service import StatelessService as StatelessService
@@ -42,4 +43,5 @@ __all__ = (
     "StatefulService",
     "StatelessService",
     "run_host",
+    "serve_forks",
 )
