@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 # watchfiles: a burst ends after this many ms without a save, or after DEBOUNCE_MS in all.
 STEP_MS: Final = 50
 DEBOUNCE_MS: Final = 1600
+# How long a wait for a save lasts before watchfiles says so (only the first one matters).
+IDLE_MS: Final = 200
 PREFIX: Final = "dev |"
 
 
@@ -114,24 +116,28 @@ def dev(
 
 
 def _watch(session: DevSession, source: Path) -> None:
-    """Deploy (again on every save while the package does not check), then apply each burst
-    of saves."""
-    started = _start(session)
-    if started:
-        click.echo(
-            f"{PREFIX} watching {source}; each save is applied as an upgrade. Ctrl-C stops."
-        )
+    """Deploy once the folder is watched (so no save made meanwhile is missed), again on every
+    save while the package does not check; then apply each burst of saves."""
+    watching = started = False
     for changes in watchfiles.watch(
         source,
         watch_filter=watchfiles.DefaultFilter(),
         step=STEP_MS,
         debounce=DEBOUNCE_MS,
+        rust_timeout=IDLE_MS,
+        yield_on_timeout=True,  # the first yield says the watcher is set up
     ):
         paths = _saved_paths(changes)
-        if not paths:
-            continue
-        if not started:
+        if not watching or (paths and not started):
+            watching = True
             started = _start(session)
+            if started:
+                click.echo(
+                    f"{PREFIX} watching {source}; each save is applied as an upgrade. "
+                    "Ctrl-C stops."
+                )
+            continue
+        if not paths:
             continue
         outcome = session.change(paths)
         versions = session.versions

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
     from tests.integration.conftest import Cluster
 
-pytestmark = pytest.mark.integration
+# Each test waits for several events, each with its own generous deadline.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "testing" / "WebApp"
 WAIT = 60.0  # seconds an expected line may take on a loaded machine
@@ -188,3 +189,19 @@ def test_with_an_agent_already_serving_dev_uses_it_and_leaves_it_running(
         cluster.client.service(SERVICE)
     assert psutil.pid_exists(cluster.agent_pid)
     assert marked_processes(cluster.state_dir) == []
+
+
+def test_a_package_that_does_not_check_at_start_is_deployed_once_fixed(
+    package: Path, tmp_path: Path
+) -> None:
+    state = (tmp_path / "state").resolve()
+    app_manifest = package / "ApplicationManifest.xml"
+    edit(app_manifest, 'InstanceCount="1"', 'InstanceCount="one"')
+    with dev_running(package, state) as dev:
+        dev.wait_for(r"^dev \| .* does not check; fix it and save:")
+        dev.wait_for(rf"^{re.escape(str(app_manifest))}:\d+: .*one")
+        edit(app_manifest, 'InstanceCount="one"', 'InstanceCount="1"')
+        dev.wait_for(r"^dev \| fabric:/WebApp created: WebAppType 1\.0\.0-dev\.1")
+        assert dev.answer() == "hello"
+        assert dev.stop() == 0
+        assert marked_processes(state) == []
