@@ -91,7 +91,7 @@ class ApplicationTypes:
         users = [
             a.name
             for a in self._state.applications.values()
-            if (a.type_name, a.type_version) == (name, version)
+            if a.type_name == name and version in (a.type_version, a.target_version)
         ]
         if users:
             raise ApiError(

@@ -45,6 +45,7 @@ from fabrichost.agent._settings import AgentSettings
 from fabrichost.agent._state import ClusterState
 from fabrichost.agent._tasks import BackgroundTasks
 from fabrichost.agent._transitions import NodeTransitions
+from fabrichost.agent._upgrade import ApplicationUpgrades
 from fabrichost.errors import FabricHostError
 from fabrichost.protocol import (
     ReplicaFaulted,
@@ -100,6 +101,7 @@ class Cluster:
             activation_factory=activation_factory,
         )
         self.failover = Failover(state, persist, placement, election, settings, tasks)
+        self.upgrades = ApplicationUpgrades(state, persist, placement, election, settings, tasks)
         self.transitions = NodeTransitions(state, self.failover, tasks)
         self.types = ApplicationTypes(state, persist, state_dir / "ImageStore")
         # What clients upload (SF's /ImageStore REST root), apart from the provisioned copies.
@@ -177,6 +179,7 @@ class Cluster:
         processes are fenced (``_fence``), and only then is anything started.
         """
         await restore_state(self.state, self.persist)
+        self.upgrades.restore()  # one in progress is over: the version in force runs
         unlaunched = self.instances.restore(self.persist.instance_rows())
         forgotten = self.persist.requests_forgotten_before(time.time() - REQUEST_ID_RETENTION)
         if forgotten:

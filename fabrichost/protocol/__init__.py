@@ -50,6 +50,7 @@ from fabrichost.protocol._messages import Shutdown as Shutdown
 from fabrichost.protocol._messages import ShutdownComplete as ShutdownComplete
 from fabrichost.protocol._messages import Welcome as Welcome
 from fabrichost.protocol._messages import message_from_json as message_from_json
+from fabrichost.protocol._state import HANDLES_CONFIG_VERSION as HANDLES_CONFIG_VERSION
 from fabrichost.protocol._state import INTRODUCED_IN as INTRODUCED_IN
 from fabrichost.protocol._state import SUPPORTED_VERSIONS as SUPPORTED_VERSIONS
 from fabrichost.protocol._state import Role as Role
@@ -69,6 +70,7 @@ __all__ = (
     "CLOSED",
     "DEFAULT_MAX_FRAME_SIZE",
     "EVENT_NAME_RULE",
+    "HANDLES_CONFIG_VERSION",
     "INTRODUCED_IN",
     "JSON",
     "MESSAGE_TYPES",
