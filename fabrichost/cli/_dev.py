@@ -19,15 +19,14 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import click
 import watchfiles
 
-from fabrichost.cli._apps import _parse_params
 from fabrichost.cli._cluster import ALLOW_USER_OPTION, NODES_OPTION
 from fabrichost.cli._follow import ConsoleFollower, Selection
 from fabrichost.cli._group import EXIT_ERROR, ExitCode, cli
 from fabrichost.cli._logs import AgentLabels
-from fabrichost.cli._output import state_dir_of, state_dir_option
+from fabrichost.cli._output import parse_params, state_dir_of, state_dir_option
 from fabrichost.client import FabricClient
 from fabrichost.daemon import running_agent
-from fabrichost.dev import DevSession, Outcome, recreate_application, stage_folder
+from fabrichost.dev import DevSession, Outcome, stage_folder, upgrade_application
 from fabrichost.errors import FabricHostError, ManifestError
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ def dev(
     """
     source = package.resolve()
     app_name = name or f"fabric:/{source.name}"
-    parameters = _parse_params(params)
+    parameters = parse_params(params)
     state = state_dir_of(state_dir).resolve()
     if state == source or source in state.parents:
         raise click.BadParameter(
@@ -92,7 +91,7 @@ def dev(
             app_name,
             parameters,
             stage_root=stage_folder(state, app_name),
-            apply=recreate_application,
+            apply=upgrade_application,
         )
         follower = ConsoleFollower(
             state / "_App", labels=AgentLabels(client), selection=Selection(application=app_name)

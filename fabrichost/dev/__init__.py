@@ -20,7 +20,6 @@ upgraded to it. Watching the folder and printing are the CLI's (``fabrichost.cli
 
 from __future__ import annotations
 
-from fabrichost.dev._apply import recreate_application as recreate_application
 from fabrichost.dev._apply import upgrade_application as upgrade_application
 from fabrichost.dev._parts import Burst as Burst
 from fabrichost.dev._parts import Layout as Layout
@@ -67,7 +66,6 @@ __all__ = (
     "classify",
     "next_counter",
     "plan_versions",
-    "recreate_application",
     "restarted",
     "running_code_packages",
     "snapshot",

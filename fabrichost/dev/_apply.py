@@ -1,15 +1,20 @@
 """Applying a staged version to the running application: Service Fabric's application upgrade
 (``FabricClient.upgrade_application``), node by node, restarting only the code packages whose
-version changed, and rolling back by itself when the new version does not come up."""
+version changed, delivering a changed config package to hosts that subscribe, and rolling back
+by itself when the new version does not come up."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+from fabrichost.errors import FabricHostError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from fabrichost.client import FabricClient
+
+COMPLETED: Final = "RollingForwardCompleted"
 
 
 def upgrade_application(
@@ -19,24 +24,22 @@ def upgrade_application(
     parameters: Mapping[str, str],
     timeout: float,
 ) -> None:
-    """Upgrade ``app_name`` to ``type_version`` (provisioned) and wait until it is done.
+    """Upgrade ``app_name`` to ``type_version`` (provisioned; its parameters become
+    ``parameters``) and return once it has rolled through every node.
 
     Raises:
-        FabricHostError: the upgrade was refused, or failed and was rolled back (why).
+        FabricHostError: the upgrade was refused, did not finish within ``timeout`` seconds,
+            or failed (and rolled back: the version before it is in force), saying why.
     """
-    client.upgrade_application(app_name, type_version, parameters)
-    client.wait_upgrade(app_name, timeout)
-
-
-def recreate_application(
-    client: FabricClient,
-    app_name: str,
-    type_version: str,
-    parameters: Mapping[str, str],
-    timeout: float,
-) -> None:
-    """Delete ``app_name`` and create it again at ``type_version``: every process restarts
-    and stateful services lose what they held. Only for an agent without upgrades."""
-    type_name = client.application(app_name)["TypeName"]
-    client.delete_application(app_name)
-    client.create_application(app_name, type_name, type_version, parameters)
+    client.upgrade_application(app_name, type_version, dict(parameters))
+    try:
+        progress = client.wait_upgrade(app_name, timeout, until_pending=False)
+    except TimeoutError as exc:
+        raise FabricHostError(str(exc)) from exc
+    state = progress.get("UpgradeState")
+    if state != COMPLETED:
+        cause = progress.get("UpgradeStatusDetails") or progress.get("FailureReason") or state
+        current = progress.get("CurrentApplicationTypeVersion", "?")
+        raise FabricHostError(
+            f"the upgrade to {type_version} ended {state}, {current} in force: {cause}"
+        )

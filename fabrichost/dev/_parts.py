@@ -114,32 +114,37 @@ def classify(root: Path, path: Path, layout: Layout | None) -> Target | None:
 
 @dataclass(frozen=True, slots=True)
 class Burst:
-    """What one burst of saves touched."""
+    """What one burst of saves (or several, not applied yet) touched: every path, sorted into
+    the parts and manifests they belong to and the rest."""
 
-    parts: frozenset[PackagePart]
-    manifests: frozenset[ManifestFile]
-    ignored: tuple[Path, ...]
+    paths: tuple[Path, ...] = ()
+    parts: frozenset[PackagePart] = frozenset()
+    manifests: frozenset[ManifestFile] = frozenset()
+    ignored: tuple[Path, ...] = ()
 
     @property
     def empty(self) -> bool:
+        """Nothing deployed was touched."""
         return not self.parts and not self.manifests
 
     def merged(self, later: Burst) -> Burst:
         return Burst(
+            tuple(dict.fromkeys((*self.paths, *later.paths))),
             self.parts | later.parts,
             self.manifests | later.manifests,
-            (*self.ignored, *later.ignored),
+            tuple(dict.fromkeys((*self.ignored, *later.ignored))),
         )
 
-    def describe(self, root: Path, paths: Iterable[Path]) -> str:
-        """The changed files, relative to ``root``, the first few named."""
-        names = sorted({_relative(root, p) for p in paths})
+    def describe(self, root: Path) -> str:
+        """The touched files, relative to ``root``; the first three named."""
+        names = sorted({_relative(root, p) for p in self.paths})
         shown = ", ".join(names[:3])
         return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def sort_burst(root: Path, paths: Iterable[Path], layout: Layout | None) -> Burst:
     """Classify every path of one burst of saves."""
+    paths = tuple(dict.fromkeys(paths))
     parts: set[PackagePart] = set()
     manifests: set[ManifestFile] = set()
     ignored: list[Path] = []
@@ -151,7 +156,7 @@ def sort_burst(root: Path, paths: Iterable[Path], layout: Layout | None) -> Burs
             manifests.add(target)
         else:
             ignored.append(path)
-    return Burst(frozenset(parts), frozenset(manifests), tuple(ignored))
+    return Burst(paths, frozenset(parts), frozenset(manifests), tuple(ignored))
 
 
 def _relative(root: Path, path: Path) -> str:

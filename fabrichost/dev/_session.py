@@ -80,7 +80,7 @@ class DevSession:
     versions: StagedVersions | None = None
     _package: ApplicationPackage | None = None
     _counter: int = 0
-    _pending: Burst = field(default_factory=lambda: Burst(frozenset(), frozenset(), ()))
+    _pending: Burst = field(default_factory=Burst)
 
     def start(self) -> Outcome:
         """Deploy the package (a new application, or an upgrade of an existing one of the same
@@ -140,7 +140,7 @@ class DevSession:
         paths = list(paths)
         layout = Layout.of(self._package) if self._package is not None else None
         burst = self._pending.merged(sort_burst(self.source, paths, layout))
-        files = burst.describe(self.source, paths)
+        files = burst.describe(self.source)
         if burst.empty:
             return Outcome(files=files, applied=False, ignored_only=True)
         self._counter += 1
@@ -172,7 +172,7 @@ class DevSession:
         touched = burst.parts | sort_burst(self.source, burst.ignored, layout).parts
         plan = plan_versions(self.versions, self._package, snap.package, touched, self._counter)
         if not plan.changed:
-            self._pending = Burst(frozenset(), frozenset(), ())
+            self._pending = Burst()
             self._package = snap.package
             return Outcome(files=files, applied=False)
         write_versions(snap, plan.versions)
@@ -199,7 +199,7 @@ class DevSession:
         if self.versions is not None:
             self._unprovision(self.versions.application)
         self.versions, self._package = plan.versions, snap.package
-        self._pending = Burst(frozenset(), frozenset(), ())
+        self._pending = Burst()
         return Outcome(
             files=files,
             applied=True,

@@ -84,3 +84,17 @@ def test_a_burst_is_sorted_into_parts_manifests_and_the_rest(shop: tuple[Path, L
     assert burst.ignored == (root / "notes.txt",)
     assert not burst.empty
     assert sort_burst(root, [root / "notes.txt"], layout).empty
+
+
+def test_a_burst_not_applied_is_merged_with_the_next_and_both_are_named(
+    shop: tuple[Path, Layout],
+) -> None:
+    root, layout = shop
+    first = sort_burst(root, [root / "ShopPkg" / "Web" / "a.py"], layout)
+    later = sort_burst(root, [root / "ShopPkg" / "ServiceManifest.xml"], layout)
+    merged = first.merged(later)
+    assert merged.parts == first.parts
+    assert merged.manifests == later.manifests
+    assert merged.describe(root) == "ShopPkg/ServiceManifest.xml, ShopPkg/Web/a.py"
+    many = sort_burst(root, [root / "ShopPkg" / "Web" / f"{n}.py" for n in range(5)], layout)
+    assert many.describe(root) == "ShopPkg/Web/0.py, ShopPkg/Web/1.py, ShopPkg/Web/2.py and 2 more"

@@ -62,18 +62,23 @@ class Dev:
         self.output = ""
         self.read_to = 0  # where the next wait starts looking
 
-    def wait_for(self, pattern: str, timeout: float = WAIT) -> re.Match[str]:
-        """The first match of ``pattern`` in the output after the last one waited for."""
+    def wait_for(
+        self, pattern: str, timeout: float = WAIT, *, anywhere: bool = False
+    ) -> re.Match[str]:
+        """The first match of ``pattern`` in the output after the last one waited for (or,
+        ``anywhere``, in the whole output: lines of the services and of `dev` come in either
+        order)."""
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        while (found := re.compile(pattern, re.M).search(self.output, self.read_to)) is None:
+        start = 0 if anywhere else self.read_to
+        while (found := re.compile(pattern, re.M).search(self.output, start)) is None:
             ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
             chunk = os.read(fd, 65536) if ready else b""
             if not chunk:
                 raise AssertionError(f"{pattern!r} not seen in time; output:\n{self.output}")
             self.output += chunk.decode(errors="replace")
-        self.read_to = found.end()
+        self.read_to = max(self.read_to, found.end())
         return found
 
     def answer(self) -> str:
@@ -81,7 +86,7 @@ class Dev:
         with FabricClient.for_state_dir(self.state) as client:
             url = client.endpoints(SERVICE)["Web"]
         with urllib.request.urlopen(url, timeout=WAIT) as response:
-            return response.read().decode()
+            return str(response.read().decode())
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGINT)
@@ -149,10 +154,12 @@ def test_an_edit_is_served_a_broken_manifest_keeps_the_old_code_and_the_fix_depl
 
         edit(manifest, "<Unknown/>", "")
         line = dev.wait_for(r"^dev \| WebPkg/.*: .*$")[0]
-        assert "→ 1.0.0-dev." in line, line
+        assert line.startswith("dev | WebPkg/Code/web.py, WebPkg/ServiceManifest.xml: "), line
+        assert "WebPkg/Code → 1.0.0-dev." in line, line
         assert dev.answer() == "v3 hello"
 
-        dev.wait_for(r"^_Node_0 fabric:/WebApp WebPkg/Code \| serving on port")  # followed
+        # The services' output is followed, labelled.
+        dev.wait_for(r"^_Node_0 fabric:/WebApp WebPkg/Code \| serving on port", anywhere=True)
         (agent,) = agents_serving(state)
         assert dev.stop() == 0
         psutil.wait_procs([agent], timeout=WAIT)
