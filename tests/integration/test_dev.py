@@ -167,6 +167,28 @@ def test_an_edit_is_served_a_broken_manifest_keeps_the_old_code_and_the_fix_depl
         assert marked_processes(state) == []
 
 
+def test_new_code_that_exits_at_once_is_rolled_back_and_the_old_code_keeps_serving(
+    package: Path, tmp_path: Path
+) -> None:
+    state = (tmp_path / "state").resolve()
+    web = package / "WebPkg" / "Code" / "web.py"
+    with dev_running(package, state) as dev:
+        dev.wait_for(r"^dev \| watching ")
+        edit(web, "run_host(", "raise SystemExit(3)\nrun_host(")
+        line = dev.wait_for(r"^dev \| WebPkg/Code/web\.py: .*$")[0]
+        assert "not applied, WebAppType 1.0.0-dev.1 keeps running" in line, line
+        assert "RollingBackCompleted" in line, line
+        assert "exit code 3" in line, line  # why, as the agent says it
+        assert dev.answer() == "hello"
+
+        edit(web, "raise SystemExit(3)\n", "")
+        line = dev.wait_for(r"^dev \| WebPkg/Code/web\.py: .*$")[0]
+        assert "restarted WebPkg/Code on _Node_0" in line, line
+        assert dev.answer() == "hello"
+        assert dev.stop() == 0
+        assert marked_processes(state) == []
+
+
 def test_a_sigkill_of_dev_stops_the_agent_it_started(package: Path, tmp_path: Path) -> None:
     state = (tmp_path / "state").resolve()
     with dev_running(package, state) as dev:
