@@ -100,8 +100,8 @@ class DevSession:
             self._counter = next_counter(self.type_name, provisioned)
             plan = plan_versions(None, None, snap.package, (), self._counter)
             write_versions(snap, plan.versions)
-            self._provision(snap)
             existing = self._existing_version()
+            self._provision(snap)
             try:
                 if existing is None:
                     self.client.create_application(
@@ -168,6 +168,15 @@ class DevSession:
     def _upgrade(self, snap: Snapshot, burst: Burst, files: str, began: float) -> Outcome:
         # A package's files may only now belong to a part (its folder and its declaration
         # saved together): sort them by the layout just checked.
+        type_name = snap.package.application.application_type_name
+        if type_name != self.type_name:
+            self._pending = burst
+            return Outcome(
+                files=files,
+                applied=False,
+                error=f"ApplicationTypeName is {type_name} now: an application keeps its type "
+                f"({self.type_name}); change it back, or restart `dev` with another --name",
+            )
         layout = Layout.of(snap.package)
         touched = burst.parts | sort_burst(self.source, burst.ignored, layout).parts
         plan = plan_versions(self.versions, self._package, snap.package, touched, self._counter)

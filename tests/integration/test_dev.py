@@ -158,6 +158,17 @@ def test_an_edit_is_served_a_broken_manifest_keeps_the_old_code_and_the_fix_depl
         assert "WebPkg/Code → 1.0.0-dev." in line, line
         assert dev.answer() == "v3 hello"
 
+        # A valid package the running application cannot become: refused, nothing changes.
+        app_manifest = package / "ApplicationManifest.xml"
+        edit(app_manifest, 'ApplicationTypeName="WebAppType"', 'ApplicationTypeName="Other"')
+        line = dev.wait_for(r"^dev \| ApplicationManifest\.xml: .*$")[0]
+        assert "not applied" in line, line
+        assert "keeps its type (WebAppType)" in line, line
+        assert dev.answer() == "v3 hello"
+        edit(app_manifest, 'ApplicationTypeName="Other"', 'ApplicationTypeName="WebAppType"')
+        line = dev.wait_for(r"^dev \| ApplicationManifest\.xml: .*$")[0]
+        assert "nothing deployed changed" in line, line
+
         # The services' output is followed, labelled.
         dev.wait_for(r"^_Node_0 fabric:/WebApp WebPkg/Code \| serving on port", anywhere=True)
         (agent,) = agents_serving(state)
