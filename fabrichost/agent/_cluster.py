@@ -101,7 +101,6 @@ class Cluster:
             activation_factory=activation_factory,
         )
         self.failover = Failover(state, persist, placement, election, settings, tasks)
-        self.upgrades = ApplicationUpgrades(state, persist, placement, election, settings, tasks)
         self.transitions = NodeTransitions(state, self.failover, tasks)
         self.types = ApplicationTypes(state, persist, state_dir / "ImageStore")
         # What clients upload (SF's /ImageStore REST root), apart from the provisioned copies.
@@ -125,6 +124,9 @@ class Cluster:
         )
         self.events = InstanceEvents(state, self.instances)
         self.health = HealthView(state, settings)
+        self.upgrades = ApplicationUpgrades(
+            state, persist, placement, election, settings, tasks, self.health
+        )
 
     # -- callbacks from below -------------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class Cluster:
 
     def _application_deleting(self, name: str) -> None:
         self.instances.application_deleted(name)
+        self.upgrades.application_deleted(name)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

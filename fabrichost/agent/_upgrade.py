@@ -45,6 +45,7 @@ from fabrichost.errors import ApiError, ConflictError, FabricHostError, NotFound
 
 if TYPE_CHECKING:
     from fabrichost.agent._election import PrimaryElection
+    from fabrichost.agent._health_view import HealthView
     from fabrichost.agent._model import Application
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._placement import Placement
@@ -77,8 +78,10 @@ class ApplicationUpgrades:
         election: PrimaryElection,
         settings: AgentSettings,
         tasks: BackgroundTasks,
+        health: HealthView,
     ) -> None:
         self._state = state
+        self._health = health
         self._persist = persist
         self._settings = settings
         self._tasks = tasks
@@ -96,18 +99,7 @@ class ApplicationUpgrades:
         app = self._state.application(app_name)
         progress = self._progress.get(app_name)
         if progress is None or progress.type_name != app.type_name:
-            now = time.time()
-            progress = UpgradeProgress(
-                app.name,
-                app.type_name,
-                app.type_version,
-                dict(app.parameters),
-                UpgradeDescription(app.type_version, dict(app.parameters)),
-                dict.fromkeys(self._state.nodes, DomainState.COMPLETED),
-                UpgradeState.ROLLING_FORWARD_COMPLETED,
-                started_at=now,
-                finished_at=now,
-            )
+            return _never_upgraded(app, list(self._state.nodes))
         return progress
 
     # -- commands -------------------------------------------------------------------------------
@@ -192,7 +184,8 @@ class ApplicationUpgrades:
             raise ApiError(
                 f"the upgrade of {app_name} waits to start {progress.next_domain}, not {domain}"
             )
-        self._go_on[app_name].set()
+        if (event := self._go_on.get(app_name)) is not None:
+            event.set()
 
     def rollback(self, app_name: str) -> None:
         """Roll an upgrade in progress back to the version it started from (SF
@@ -211,7 +204,18 @@ class ApplicationUpgrades:
                 code="FABRIC_E_INVALID_OPERATION",
             )
         self._rollback_asked.add(app_name)
-        self._go_on[app_name].set()
+        if (event := self._go_on.get(app_name)) is not None:
+            event.set()
+
+    def application_deleted(self, app_name: str) -> None:
+        """An application is being deleted: its upgrade stops where it is (a waiting one is
+        woken to see it is gone) and is forgotten with it."""
+        self._progress.pop(app_name, None)
+        for node_name in self._state.nodes:
+            self._state.node_packages.pop((app_name, node_name), None)
+        event = self._go_on.pop(app_name, None)
+        if event is not None:
+            event.set()
 
     def _pending(self, app_name: str) -> UpgradeProgress:
         progress = self.progress(app_name)
@@ -224,8 +228,12 @@ class ApplicationUpgrades:
 
     # -- the walk -------------------------------------------------------------------------------
 
+    def _gone(self, app: Application) -> bool:
+        """Deleted, or being deleted: its upgrade goes no further."""
+        return self._state.applications.get(app.name) is not app or app.status == "Deleting"
+
     def _save(self, app: Application, progress: UpgradeProgress) -> None:
-        if self._state.applications.get(app.name) is app:  # a deleted one took its row along
+        if not self._gone(app):  # a deleted one took its row along
             self._persist.upgrade_saved(progress)
         self._state.changes.notify()
 
@@ -252,12 +260,14 @@ class ApplicationUpgrades:
             )
             await self._after_failure(app, progress, old, new, moved, timeout)
             return
-        except FabricHostError as exc:  # a mechanism failed: undone like a failed check
+        except Exception as exc:  # a mechanism failed (or a bug): undone like a failed check
+            if not isinstance(exc, FabricHostError):
+                log.exception("upgrade of %s failed", app.name)
             await self._after_failure(
                 app, progress, old, new, moved, _Failed(FailureReason.HEALTH_CHECK, str(exc))
             )
             return
-        if self._state.applications.get(app.name) is not app:
+        if self._gone(app):
             return  # deleted meanwhile
         if app.name in self._rollback_asked:
             await self._roll_back(app, progress, old, new, moved)
@@ -274,12 +284,12 @@ class ApplicationUpgrades:
     ) -> None:
         description = progress.description
         for index, node_name in enumerate(list(progress.domains)):
-            if self._state.applications.get(app.name) is not app:
+            if self._gone(app):
                 return
             if index and description.mode is UpgradeMode.UNMONITORED_MANUAL:
                 progress.next_domain = node_name
                 await self._wait_to_go_on(app, progress)
-            if app.name in self._rollback_asked:
+            if app.name in self._rollback_asked or self._gone(app):
                 return
             progress.current_domain = node_name
             progress.domain_started_at = time.time()
@@ -315,31 +325,30 @@ class ApplicationUpgrades:
         self._save(app, progress)
         if description.mode is not UpgradeMode.MONITORED:
             return
-        while True:
-            if description.health_check_wait:
-                await asyncio.sleep(description.health_check_wait)  # SF's wait, as asked
-            problem = await wait_node_whole(
-                self._state,
-                node_name,
-                app.name,
-                settle=self._settings.guest_settle,
-                retry_timeout=description.health_check_retry_timeout,
-                stable=description.health_check_stable,
-            )
-            if problem is None:
-                return
-            if description.failure_action is FailureAction.ROLLBACK:
-                raise _Failed(FailureReason.HEALTH_CHECK, f"{node_name}: {problem}")
-            progress.failed(FailureReason.HEALTH_CHECK, f"{node_name}: {problem}")
-            progress.next_domain = node_name
-            await self._wait_to_go_on(app, progress)  # Manual: told to go on, or to roll back
-            if app.name in self._rollback_asked:
-                return
-            # Told to go on: the failed domain is taken as it is, as SF's manual mode does.
+        if description.health_check_wait:
+            await asyncio.sleep(description.health_check_wait)  # SF's wait, as asked
+        problem = await wait_node_whole(
+            self._state,
+            node_name,
+            app.name,
+            settle=self._settings.guest_settle,
+            retry_timeout=description.health_check_retry_timeout,
+            stable=description.health_check_stable,
+            health=self._health,
+        )
+        if problem is None:
             return
+        if description.failure_action is FailureAction.ROLLBACK:
+            raise _Failed(FailureReason.HEALTH_CHECK, f"{node_name}: {problem}")
+        # Manual: it waits to be told to go on (the failed domain taken as it is, as in SF) or
+        # to roll back (the walk sees that next).
+        progress.failed(FailureReason.HEALTH_CHECK, f"{node_name}: {problem}")
+        await self._wait_to_go_on(app, progress)
 
     async def _wait_to_go_on(self, app: Application, progress: UpgradeProgress) -> None:
-        event = self._go_on[app.name]
+        event = self._go_on.get(app.name)
+        if event is None:
+            return  # deleted meanwhile
         event.clear()
         progress.state = UpgradeState.ROLLING_FORWARD_PENDING
         self._save(app, progress)
@@ -382,7 +391,7 @@ class ApplicationUpgrades:
     ) -> None:
         progress.failed(failed.reason, failed.cause)
         log.warning("upgrade of %s to %s failed: %s", app.name, progress.target_version, failed)
-        if self._state.applications.get(app.name) is not app:
+        if self._gone(app):
             return
         if progress.description.failure_action is FailureAction.MANUAL and (
             failed.reason is not FailureReason.HEALTH_CHECK
@@ -408,7 +417,7 @@ class ApplicationUpgrades:
         self._save(app, progress)
         back = plan_upgrade(new, old)
         for node_name in reversed(moved):
-            if self._state.applications.get(app.name) is not app:
+            if self._gone(app):
                 return
             progress.current_domain = node_name
             progress.domains[node_name] = DomainState.IN_PROGRESS
@@ -480,3 +489,20 @@ def restored_upgrades(state: ClusterState, persist: Persistence) -> list[Upgrade
             persist.upgrade_saved(progress)
         found.append(progress)
     return found
+
+
+def _never_upgraded(app: Application, nodes: list[str]) -> UpgradeProgress:
+    """What Service Fabric answers for an application never upgraded: a completed upgrade to
+    the version it runs."""
+    now = time.time()
+    return UpgradeProgress(
+        app.name,
+        app.type_name,
+        app.type_version,
+        dict(app.parameters),
+        UpgradeDescription(app.type_version, dict(app.parameters)),
+        dict.fromkeys(nodes, DomainState.COMPLETED),
+        UpgradeState.ROLLING_FORWARD_COMPLETED,
+        started_at=now,
+        finished_at=now,
+    )

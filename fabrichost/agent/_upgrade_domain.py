@@ -65,6 +65,8 @@ class DomainUpgrader:
         self._election.avoided_nodes.add(node_name)
         try:
             for activation in list(self._state.activations_on(node, app_name)):
+                # One being made now may have taken the old version: it finishes first.
+                await activation.activated.wait()
                 if activation.status != "Active":
                     continue  # starting or stopping: it takes the node's version when it starts
                 package = packages.get(activation.package.name)

@@ -123,7 +123,11 @@ def app_upgrade(
         if not wait:
             click.echo(f"upgrading {name} from {app['TypeVersion']} to {target}")
             return
-        progress = client.wait_upgrade(name, timeout)
+        try:
+            progress = client.wait_upgrade(name, timeout)
+        except TimeoutError as exc:
+            click.echo(f"Error: {exc}; `fabrichost app upgrade-status {name}` follows it", err=True)
+            raise ExitCode(EXIT_ERROR) from None
     _report(progress, as_json)
 
 
@@ -141,11 +145,12 @@ def _report(progress: dict[str, Any], as_json: bool) -> None:
             click.echo(f"upgraded {name} to {target}")
         elif state == "RollingForwardPending":
             click.echo(
-                f"upgrade of {name} to {target} waits to start "
+                f"upgrade of {name} to {target} waits to go on to "
                 f"{progress.get('NextUpgradeDomain') or 'the next node'}: "
                 f"`fabrichost app upgrade-resume {name}` or `app upgrade-rollback {name}`"
             )
-    if state not in ("RollingForwardCompleted", "RollingForwardPending"):
+    failed = progress.get("FailureReason", "None") != "None"
+    if state != "RollingForwardCompleted" and (state != "RollingForwardPending" or failed):
         current = progress.get("CurrentApplicationTypeVersion", "?")
         cause = progress.get("UpgradeStatusDetails") or state
         click.echo(

@@ -25,13 +25,14 @@ def upgrade_application(
     timeout: float,
 ) -> None:
     """Upgrade ``app_name`` to ``type_version`` (provisioned; its parameters become
-    ``parameters``) and return once it has rolled through every node.
+    ``parameters`` when there are any) and return once it has rolled through every node.
 
     Raises:
         FabricHostError: the upgrade was refused, did not finish within ``timeout`` seconds,
             or failed (and rolled back: the version before it is in force), saying why.
     """
-    client.upgrade_application(app_name, type_version, dict(parameters))
+    # No parameters given: the application keeps the ones it has (one `dev` did not create).
+    client.upgrade_application(app_name, type_version, dict(parameters) or None)
     try:
         progress = client.wait_upgrade(app_name, timeout, until_pending=False)
     except TimeoutError as exc:
