@@ -27,7 +27,7 @@ from fabrichost.cli._output import parse_params, state_dir_of, state_dir_option
 from fabrichost.client import FabricClient
 from fabrichost.daemon import running_agent
 from fabrichost.dev import DevSession, Outcome, stage_folder, upgrade_application
-from fabrichost.errors import FabricHostError, ManifestError
+from fabrichost.errors import ConflictError, FabricHostError, ManifestError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -93,8 +93,12 @@ def dev(
             stage_root=stage_folder(state, app_name),
             apply=upgrade_application,
         )
+        # The follower asks for names from its own thread: a client of its own.
+        labels_client = FabricClient.for_state_dir(state)
         follower = ConsoleFollower(
-            state / "_App", labels=AgentLabels(client), selection=Selection(application=app_name)
+            state / "_App",
+            labels=AgentLabels(labels_client),
+            selection=Selection(application=app_name),
         )
         following = _FollowThread(follower, pid)
         ok = True
@@ -110,6 +114,7 @@ def dev(
             with contextlib.suppress(FabricHostError):
                 session.stop()
             following.stop()
+            labels_client.close()
     if not ok:
         raise ExitCode(EXIT_ERROR)
 
@@ -159,6 +164,11 @@ def _start(session: DevSession) -> bool:
         click.echo(f"{PREFIX} {session.source} does not check; fix it and save:")
         for diagnostic in exc.diagnostics:
             click.echo(str(diagnostic))
+        return False
+    except ConflictError:
+        raise  # another application holds the name: saving cannot fix that
+    except FabricHostError as exc:
+        click.echo(f"{PREFIX} {session.app_name} could not be deployed; fix it and save: {exc}")
         return False
     verb = "created" if session.created else "upgraded"
     click.echo(

@@ -19,7 +19,13 @@ from fabrichost.dev._parts import Burst, Layout, PackagePart, sort_burst
 from fabrichost.dev._restarts import CodePackageSlot, restarted, running_code_packages
 from fabrichost.dev._staging import Snapshot, snapshot, user_paths, write_versions
 from fabrichost.dev._versions import DEV_SUFFIX, StagedVersions, next_counter, plan_versions
-from fabrichost.errors import Diagnostic, FabricHostError, ManifestError, NotFoundError
+from fabrichost.errors import (
+    ConflictError,
+    Diagnostic,
+    FabricHostError,
+    ManifestError,
+    NotFoundError,
+)
 from fabrichost.wire import name_to_id
 
 if TYPE_CHECKING:
@@ -88,7 +94,9 @@ class DevSession:
 
         Raises:
             ManifestError: the package's problems, naming the user's files.
-            FabricHostError: the agent refused it or it did not become Ready.
+            ConflictError: an application of that name and another type exists.
+            FabricHostError: the agent refused it or it did not become Ready (a later call
+                tries again: an application it created is upgraded).
         """
         shutil.rmtree(self.stage_root, ignore_errors=True)  # an earlier session's leftovers
         began = time.monotonic()
@@ -242,7 +250,7 @@ class DevSession:
         except NotFoundError:
             return None
         if app["TypeName"] != self.type_name:
-            raise FabricHostError(
+            raise ConflictError(
                 f"{self.app_name} exists with type {app['TypeName']} {app['TypeVersion']}, not "
                 f"{self.type_name}: delete it or choose another name with --name"
             )

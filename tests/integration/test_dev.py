@@ -245,3 +245,17 @@ def test_a_package_that_does_not_check_at_start_is_deployed_once_fixed(
         assert dev.answer() == "hello"
         assert dev.stop() == 0
         assert marked_processes(state) == []
+
+
+def test_code_that_exits_at_start_is_deployed_once_fixed(package: Path, tmp_path: Path) -> None:
+    state = (tmp_path / "state").resolve()
+    web = package / "WebPkg" / "Code" / "web.py"
+    edit(web, "run_host(", "raise SystemExit(3)\nrun_host(")
+    with dev_running(package, state) as dev:
+        line = dev.wait_for(r"^dev \| fabric:/WebApp could not be deployed; fix it and save: .*$")
+        assert "exit code 3" in line[0], line[0]
+        edit(web, "raise SystemExit(3)\n", "")
+        dev.wait_for(r"^dev \| watching ")
+        assert dev.answer() == "hello"
+        assert dev.stop() == 0
+        assert marked_processes(state) == []
