@@ -43,9 +43,10 @@ LAYERS: Final[dict[str, frozenset[str]]] = {
     "daemon": frozenset({"root", "errors", "wire", "agent", "api"}),
     "scenario": frozenset({"errors", "wire", "client"}),
     "local": frozenset({"errors", "wire", "client", "daemon"}),
+    "dev": frozenset({"errors", "wire", "manifest", "client"}),
     "testing": frozenset({"root", "errors"}),
     "cli": frozenset(
-        {"root", "errors", "protocol", "wire", "manifest", "client", "daemon", "scenario"}
+        {"root", "errors", "protocol", "wire", "manifest", "client", "daemon", "scenario", "dev"}
     ),
     # The root exports LocalCluster lazily (PEP 562): `import fabrichost` loads none of it.
     "root": frozenset({"errors", "local"}),

@@ -19,6 +19,7 @@ PARTS = (
     "fabrichost.cli",
     "fabrichost.client",
     "fabrichost.daemon",
+    "fabrichost.dev",
     "fabrichost.errors",
     "fabrichost.local",
     "fabrichost.manifest",

@@ -44,6 +44,7 @@ COMMAND_MODULES: Final[dict[str, str]] = {
     "node": "_cluster",
     "agent": "_cluster",
     "demo": "_demo",
+    "dev": "_dev",
     "deployed": "_deployed",
     "code-package": "_deployed",
     "health": "_health",

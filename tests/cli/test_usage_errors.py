@@ -169,3 +169,16 @@ def test_the_client_refuses_an_input_too_large_to_deliver_before_sending() -> No
         assert sent == []
         client.start_instance("EchoJob", "job-1", "x" * 1000)  # a small one is sent
     assert len(sent) == 1
+
+
+@pytest.mark.parametrize("inside", [".", "state", "deep/state"])
+def test_dev_refuses_a_state_directory_inside_its_package_and_starts_nothing(
+    inside: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = tmp_path / "App"
+    package.mkdir()
+    state = package / inside
+    assert main(["dev", str(package), "--state-dir", str(state)]) == 2
+    err = capsys.readouterr().err
+    assert "inside the package" in err
+    assert not (state / "agent.json").exists()
