@@ -9,10 +9,10 @@ answers ``--version`` without them (docs/PERFORMANCE.md).
 
 from __future__ import annotations
 
-import sys
-import typing
+import sys as _sys
+import typing as _typing
 
-if typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = ("main", "run")
@@ -27,10 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    if sys.argv[1:] == ["--version"]:
+    if _sys.argv[1:] == ["--version"]:
         # What click's version option prints, without importing click and the command group.
         from fabrichost import __version__
 
-        sys.stdout.write(f"fabrichost, version {__version__}\n")
-        sys.exit(0)
-    sys.exit(main())
+        _sys.stdout.write(f"fabrichost, version {__version__}\n")
+        _sys.exit(0)
+    _sys.exit(main())

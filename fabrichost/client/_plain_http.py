@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import socket
+import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -61,8 +62,9 @@ class PlainResponse:
 
 
 class PlainHttp:
-    """Requests to ``base_url`` (``http://host:port``), one at a time, on one connection that
-    is opened again when the agent has closed it."""
+    """Requests to ``base_url`` (``http://host:port``). Like httpx's client it may be used by
+    several threads at once: each request takes an idle kept-alive connection (one the agent
+    has closed meanwhile is dropped) or opens one, and gives it back after a whole answer."""
 
     def __init__(
         self, base_url: str, *, timeout: float, headers: Mapping[str, str] | None = None
@@ -75,14 +77,14 @@ class PlainHttp:
         self._host = url.netloc
         self._timeout = timeout
         self._headers = dict(headers or {})
-        self._sock: socket.socket | None = None
-        self._buffer = bytearray()
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        self._buffer = bytearray()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
     def request(
         self,
@@ -106,42 +108,64 @@ class PlainHttp:
         if body is not None or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(body or b'')}")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
-        if self._sock is None or self._closed_by_peer():
-            self._connect(timeout)
+        connection = self._take(timeout or self._timeout)
         try:
-            return self._exchange(data, timeout)
+            response = connection.exchange(data, timeout or self._timeout)
         except ValueError as exc:  # a length or a chunk size that is not a number
-            self.close()
+            connection.close()
             raise HttpError(f"a broken answer from the agent: {exc}") from exc
         except BaseException:
-            self.close()  # the connection's state is unknown: the next request opens another
+            connection.close()  # its state is unknown: the next request opens another
             raise
+        if connection.sock is not None:
+            with self._lock:
+                self._idle.append(connection)
+        return response
 
-    def _connect(self, timeout: float | None) -> None:
-        self.close()
+    def _take(self, timeout: float) -> _Connection:
+        while True:
+            with self._lock:
+                connection = self._idle.pop() if self._idle else None
+            if connection is None:
+                return _Connection(self._address, timeout)
+            if not connection.closed_by_peer():
+                return connection
+            connection.close()
+
+
+class _Connection:
+    """One socket to the agent and the bytes read from it but not yet used."""
+
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
         try:
-            self._sock = socket.create_connection(self._address, timeout or self._timeout)
+            self.sock: socket.socket | None = socket.create_connection(address, timeout)
         except OSError as exc:
             raise HttpError(f"{exc}") from exc
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = bytearray()
 
-    def _closed_by_peer(self) -> bool:
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def closed_by_peer(self) -> bool:
         """True when the idle connection has been closed (it reads as ready, with nothing)."""
-        assert self._sock is not None
-        self._sock.setblocking(False)
+        assert self.sock is not None
+        self.sock.setblocking(False)
         try:
-            return self._sock.recv(1, socket.MSG_PEEK) == b""
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
         except BlockingIOError:
             return False  # nothing to read: still open
         except OSError:
             return True
         finally:
-            self._sock.setblocking(True)
+            self.sock.setblocking(True)
 
-    def _exchange(self, data: bytes, timeout: float | None) -> PlainResponse:
-        assert self._sock is not None
-        self._sock.settimeout(timeout or self._timeout)
-        self._sock.sendall(data)
+    def exchange(self, data: bytes, timeout: float) -> PlainResponse:
+        assert self.sock is not None
+        self.sock.settimeout(timeout)
+        self.sock.sendall(data)
         while True:  # 1xx answers are skipped
             status, reason, headers = self._read_head()
             if status >= 200:
@@ -209,8 +233,8 @@ class PlainHttp:
         return data
 
     def _fill(self, *, allow_eof: bool = False) -> bool:
-        assert self._sock is not None
-        chunk = self._sock.recv(256 * 1024)
+        assert self.sock is not None
+        chunk = self.sock.recv(256 * 1024)
         if not chunk:
             if allow_eof:
                 return False

@@ -6,10 +6,10 @@ both ends use; the message classes are frozen dataclasses whose class name is th
 
 from __future__ import annotations
 
-import importlib
-import typing
+import importlib as _importlib
+import typing as _typing
 
-if typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from fabrichost.protocol._base import ErrorCode as ErrorCode
     from fabrichost.protocol._base import Message as Message
     from fabrichost.protocol._base import Notification as Notification
@@ -200,6 +200,10 @@ def __getattr__(name: str) -> object:
     module = _HOME.get(name)
     if module is None:
         raise AttributeError(f"module 'fabrichost.protocol' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"fabrichost.protocol.{module}"), name)
+    value = getattr(_importlib.import_module(f"fabrichost.protocol.{module}"), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

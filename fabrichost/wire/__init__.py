@@ -9,10 +9,10 @@ both import this, and it imports nothing heavier than the standard library, so
 
 from __future__ import annotations
 
-import importlib
-import typing
+import importlib as _importlib
+import typing as _typing
 
-if typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from fabrichost.protocol import ServiceKind as ServiceKind
     from fabrichost.wire._description_json import (
         parse_service_description as parse_service_description,
@@ -144,6 +144,10 @@ def __getattr__(name: str) -> object:
     module = _HOME.get(name)
     if module is None:
         raise AttributeError(f"module 'fabrichost.wire' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

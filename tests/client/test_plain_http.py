@@ -48,24 +48,27 @@ def server(
     listener = socket.create_server(("127.0.0.1", 0))
     requests: list[bytes] = []
 
-    def serve() -> None:
+    def handle(conn: socket.socket) -> None:
+        buffer = bytearray()
+        with conn:
+            while (request := _read_request(conn, buffer)) is not None:
+                requests.append(request)
+                reply = answer(request)
+                if reply is None:
+                    break
+                conn.sendall(reply)
+                if close_after:
+                    break
+        if closed is not None:
+            closed.set()
+
+    def serve() -> None:  # a thread per connection, as a real server serves them side by side
         while True:
             try:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            buffer = bytearray()
-            with conn:
-                while (request := _read_request(conn, buffer)) is not None:
-                    requests.append(request)
-                    reply = answer(request)
-                    if reply is None:
-                        break
-                    conn.sendall(reply)
-                    if close_after:
-                        break
-            if closed is not None:
-                closed.set()
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -180,3 +183,27 @@ def test_no_server_and_no_http_are_errors() -> None:
             http.request("GET", "/")
     with pytest.raises(ValueError, match="not an http"):
         PlainHttp("https://127.0.0.1:1", timeout=60)
+
+
+def test_threads_share_one_client_each_getting_its_own_answer() -> None:
+    def echo(request: bytes) -> bytes:
+        return ok(request.split(b" ", 2)[1])  # the path asked for
+
+    failures: list[str] = []
+    with server(echo) as (url, requests):
+        http = PlainHttp(url, timeout=60)
+
+        def ask(n: int) -> None:
+            for i in range(20):
+                got = http.request("GET", f"/t{n}/{i}").content
+                if got != f"/t{n}/{i}".encode():
+                    failures.append(f"/t{n}/{i} got {got!r}")
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        http.close()
+    assert failures == []
+    assert len(requests) == 160
