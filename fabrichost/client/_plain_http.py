@@ -72,7 +72,13 @@ class PlainHttp:
         url = urlsplit(base_url)
         if url.scheme != "http" or url.hostname is None:
             raise ValueError(f"not an http:// endpoint: {base_url!r}")
-        self._address = (url.hostname, url.port or 80)
+        # An ASCII host as bytes: a str would load the IDNA codec in getaddrinfo (a CLI query
+        # then pays for it in its start-up time).
+        host = url.hostname
+        self._address: tuple[str | bytes, int] = (
+            host.encode("ascii") if host.isascii() else host,
+            url.port or 80,
+        )
         self._prefix = url.path.rstrip("/")
         self._host = url.netloc
         self._timeout = timeout
@@ -136,9 +142,11 @@ class PlainHttp:
 class _Connection:
     """One socket to the agent and the bytes read from it but not yet used."""
 
-    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+    def __init__(self, address: tuple[str | bytes, int], timeout: float) -> None:
         try:
-            self.sock: socket.socket | None = socket.create_connection(address, timeout)
+            # getaddrinfo takes a bytes host too; typeshed says str only.
+            connect: Any = socket.create_connection
+            self.sock: socket.socket | None = connect(address, timeout)
         except OSError as exc:
             raise HttpError(f"{exc}") from exc
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
