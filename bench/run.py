@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import Circus, FabricHost, Run, Supervisord, System
 from scenarios import crash_restart, open_round_trip, shared_1000, tradeoff, zero_backoff_agent
+from stop_signal import stop_all
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -146,6 +148,16 @@ def main() -> None:
             for system in systems:  # interleaved: each repetition runs every system once
                 _progress(f"{system.name}: {count} programs")
                 runs.setdefault((count, system.name), []).append(system.run(count))
+    # The floor of every "stop N": N bare Python programs signalled at once with no supervisor,
+    # SIGINT (what fabrichost sends, as Service Fabric does) against SIGTERM (the peers').
+    _progress("stop floors")
+    floors: dict[str, dict[str, list[float]]] = {}
+    for count in counts:
+        for _ in range(reps):
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                floors.setdefault(str(count), {}).setdefault(signum.name, []).append(
+                    stop_all(count, signum)
+                )
     _progress("CLI")
     cli = _cli(max(reps, 5))
     own = _own_scenarios(args.quick)
@@ -164,6 +176,10 @@ def main() -> None:
         "missing_peers": missing,
         "hosts": {},
         "cli": {name: _summary(v) for name, v in cli.items()},
+        "stop_floor": {
+            count: {name: _summary(v) for name, v in by_signal.items()}
+            for count, by_signal in floors.items()
+        },
         "own": own,
         "exclusive": exclusive,
     }
@@ -216,6 +232,15 @@ def _markdown(figures: dict[str, Any]) -> str:
         for metric, unit in units.items():
             cells = " | ".join(_cell(table[n][metric], unit) for n in names)
             lines.append(f"| {metric} | {cells} | {_ratio(table, metric)} |")
+        if count in figures["stop_floor"]:
+            floor = figures["stop_floor"][count]
+            lines += [
+                "",
+                f"No supervisor at all, {count} of the same programs signalled at once until all "
+                f"have exited: SIGINT (fabrichost's first stop signal, Service Fabric's Ctrl-C) "
+                f"{_cell(floor['SIGINT'], 's')}, SIGTERM (the peers') "
+                f"{_cell(floor['SIGTERM'], 's')}.",
+            ]
         lines.append("")
     cli = figures["cli"]
     floor = cli["python -c pass"]["median"]
