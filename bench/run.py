@@ -164,6 +164,7 @@ def main() -> None:
     _progress("bench/exclusive.py" if (REPO / "bench" / "exclusive.py").exists() else "done")
     exclusive = _exclusive(args.quick)
 
+    load_at_end = os.getloadavg()[0]
     figures: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -171,6 +172,7 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "load_1m_at_start": load_at_start,
+            "load_1m_at_end": load_at_end,
         },
         "reps": reps,
         "missing_peers": missing,
@@ -213,7 +215,8 @@ def _markdown(figures: dict[str, Any]) -> str:
         "",
         "Written by `python bench/run.py` (see its docstring for what each figure is). "
         f"Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, Python {m['python']}, "
-        f"{m['platform']}; load at start {m['load_1m_at_start']:.2f}. "
+        f"{m['platform']}; load (1 min) {m['load_1m_at_start']:.2f} at start, "
+        f"{m['load_1m_at_end']:.2f} at the end (other work on the machine shows here). "
         f"Median of {figures['reps']} interleaved repetitions (min-max); the ratio is "
         "fabrichost over the best peer in the same run.",
         "",
