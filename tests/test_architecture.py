@@ -73,6 +73,8 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_health",
                 "_health_eval",
                 "_summary",
+                "_upgrade_plan",
+                "_upgrade_progress",
             }
         ),
     ),
@@ -91,6 +93,7 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_image_copy",
                 "_image_store",
                 "_provision",
+                "_package_upgrade",
             }
         ),
     ),
@@ -111,6 +114,9 @@ AGENT_TIERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
                 "_instances",
                 "_instance_events",
                 "_transitions",
+                "_upgrade_health",
+                "_upgrade_domain",
+                "_upgrade",
             }
         ),
     ),

@@ -44,6 +44,15 @@ from fabrichost.agent._state import ClusterState as ClusterState
 from fabrichost.agent._state import Node as Node
 from fabrichost.agent._transitions import Transition as Transition
 from fabrichost.agent._transitions import TransitionKind as TransitionKind
+from fabrichost.agent._upgrade import ApplicationUpgrades as ApplicationUpgrades
+from fabrichost.agent._upgrade_progress import DomainState as DomainState
+from fabrichost.agent._upgrade_progress import FailureAction as FailureAction
+from fabrichost.agent._upgrade_progress import FailureReason as FailureReason
+from fabrichost.agent._upgrade_progress import UpgradeDescription as UpgradeDescription
+from fabrichost.agent._upgrade_progress import UpgradeMode as UpgradeMode
+from fabrichost.agent._upgrade_progress import UpgradeProgress as UpgradeProgress
+from fabrichost.agent._upgrade_progress import UpgradeState as UpgradeState
+from fabrichost.agent._upgrade_progress import parse_enum as parse_enum
 
 __all__ = (
     "ENV_MARKER",
@@ -55,11 +64,15 @@ __all__ = (
     "AgentSettings",
     "Application",
     "ApplicationFolders",
+    "ApplicationUpgrades",
     "Cluster",
     "ClusterState",
     "CodePackageHost",
+    "DomainState",
     "EntityHealth",
     "EntityReports",
+    "FailureAction",
+    "FailureReason",
     "HealthChild",
     "HealthEvaluation",
     "HealthEvent",
@@ -80,7 +93,12 @@ __all__ = (
     "StoreListing",
     "Transition",
     "TransitionKind",
+    "UpgradeDescription",
+    "UpgradeMode",
+    "UpgradeProgress",
+    "UpgradeState",
     "adopt_orphans",
+    "parse_enum",
     "processes_carrying",
     "sweep_strays",
 )

@@ -91,11 +91,31 @@ class ApplicationTypes:
         users = [
             a.name
             for a in self._state.applications.values()
-            if (a.type_name, a.type_version) == (name, version)
+            if a.type_name == name and version in (a.type_version, a.target_version)
         ]
         if users:
             raise ApiError(
                 f"application type {name} {version} is used by {', '.join(users)}",
+                code="FABRIC_E_APPLICATION_TYPE_IN_USE",
+            )
+        root = self._state.application_types[(name, version)].package.root
+        # A code package an upgrade did not change keeps its process, which runs from the
+        # copy of the version it was started with: that copy must stay while it runs.
+        running = [
+            f"{host.spec.name} of {act.identity.application_name} on {node.name}"
+            for node in self._state.nodes.values()
+            for act in node.activations.values()
+            for host in act.hosts.values()
+            if host.spec.folder.is_relative_to(root)
+        ]
+        if running:
+            shown = ", ".join(running[:3]) + (
+                f" and {len(running) - 3} more" if len(running) > 3 else ""
+            )
+            raise ApiError(
+                f"application type {name} {version} is still run by code packages an upgrade "
+                f"kept ({shown}); it can be unprovisioned once they restart with another "
+                "version (bump their Version) or their application is deleted",
                 code="FABRIC_E_APPLICATION_TYPE_IN_USE",
             )
         self._persist.application_type_removed(name, version)

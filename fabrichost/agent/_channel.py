@@ -148,6 +148,8 @@ class HostChannel:
         self._ready = asyncio.Event()
         self._closed = False
         self._registered: set[str] = set()
+        #: The registered service types whose replicas take config changes while they run.
+        self.config_handlers: set[str] = set()
         self._limits = limits = limits or ChannelLimits()
         self._window = asyncio.Semaphore(limits.window)
         # The stalled-host guard: a timer armed while bytes are unread, and what it saw last.
@@ -290,7 +292,20 @@ class HostChannel:
             )
             return
         self._registered.add(request.service_type)
+        if request.handles_config:
+            self.config_handlers.add(request.service_type)
         self._write(ServiceTypeRegistered(re=request.id))
+
+    def send_config(self, package: str, settings: Mapping[str, Mapping[str, str]]) -> None:
+        """Deliver the new settings of config package ``package`` to the running host (an
+        upgrade that changed them); later incarnations get them at their ``Welcome``.
+
+        Raises:
+            ProtocolError: the channel is closed.
+        """
+        self._config = {**self._config, package: settings}
+        if self._conn.version is not None:  # else its Welcome, still to come, carries them
+            self._write(ConfigChanged(package=package, settings=settings))
 
     # -- writing ----------------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from fabrichost.agent._settings import AgentSettings
 from fabrichost.agent._state import ClusterState
 from fabrichost.agent._tasks import BackgroundTasks
 from fabrichost.agent._transitions import NodeTransitions
+from fabrichost.agent._upgrade import ApplicationUpgrades
 from fabrichost.errors import FabricHostError
 from fabrichost.protocol import (
     ReplicaFaulted,
@@ -123,6 +124,9 @@ class Cluster:
         )
         self.events = InstanceEvents(state, self.instances)
         self.health = HealthView(state, settings)
+        self.upgrades = ApplicationUpgrades(
+            state, persist, placement, election, settings, tasks, self.health
+        )
 
     # -- callbacks from below -------------------------------------------------------------------
 
@@ -167,6 +171,7 @@ class Cluster:
 
     def _application_deleting(self, name: str) -> None:
         self.instances.application_deleted(name)
+        self.upgrades.application_deleted(name)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -177,6 +182,7 @@ class Cluster:
         processes are fenced (``_fence``), and only then is anything started.
         """
         await restore_state(self.state, self.persist)
+        self.upgrades.restore()  # one in progress is over: the version in force runs
         unlaunched = self.instances.restore(self.persist.instance_rows())
         forgotten = self.persist.requests_forgotten_before(time.time() - REQUEST_ID_RETENTION)
         if forgotten:

@@ -14,7 +14,7 @@ from fabrichost.agent._model import ReplicaRole, ReplicaStatus
 from fabrichost.errors import FabricHostError
 
 if TYPE_CHECKING:
-    from fabrichost.agent._model import Partition
+    from fabrichost.agent._model import Partition, Replica
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._state import ClusterState
 
@@ -27,6 +27,9 @@ class PrimaryElection:
     def __init__(self, state: ClusterState, persist: Persistence) -> None:
         self._state = state
         self._persist = persist
+        #: Nodes whose processes an application upgrade is about to restart: a Primary is
+        #: elected there only when no Ready replica elsewhere can take the role.
+        self.avoided_nodes: set[str] = set()
 
     def has_primary(self, partition: Partition) -> bool:
         return any(r.role is ReplicaRole.PRIMARY for r in self._state.serving(partition))
@@ -34,7 +37,8 @@ class PrimaryElection:
     async def elect(self, partition: Partition) -> None:
         """Promote a Ready secondary of ``partition`` (the first that accepts) to Primary."""
         state = self._state
-        for candidate in state.serving(partition):
+        avoided = self.avoided_nodes
+        for candidate in sorted(state.serving(partition), key=lambda r: r.node_name in avoided):
             if self.has_primary(partition):
                 return
             if candidate.status is not ReplicaStatus.READY or candidate.dropped:
@@ -56,3 +60,32 @@ class PrimaryElection:
             if not candidate.dropped and state.nodes[candidate.node_name].up:
                 self._persist.replica_saved(candidate)  # committed once the host has it
             return
+
+    async def swap_out(self, primary: Replica) -> None:
+        """Hand ``primary``'s role to a Ready replica on a node that is not avoided, before
+        its process restarts (Service Fabric swaps a Primary out of an upgrade domain).
+
+        The Primary is demoted first and another promoted after, so a partition never has two;
+        with no Ready replica elsewhere it stays Primary until its host goes (then failover
+        elects one as it does for any lost host).
+        """
+        state = self._state
+        partition = primary.partition
+        others = [
+            r
+            for r in state.serving(partition)
+            if r is not primary
+            and r.status is ReplicaStatus.READY
+            and r.node_name not in self.avoided_nodes
+        ]
+        activation = state.activation_of(primary)
+        if not others or activation is None or primary.role is not ReplicaRole.PRIMARY:
+            return
+        try:
+            await activation.change_role(primary, ReplicaRole.ACTIVE_SECONDARY)
+        except (FabricHostError, TimeoutError) as exc:
+            log.warning("demoting replica %s before its restart failed: %s", primary.id, exc)
+            return
+        if not primary.dropped and state.nodes[primary.node_name].up:
+            self._persist.replica_saved(primary)
+        await self.elect(partition)

@@ -139,6 +139,9 @@ class Application:
     parameters: dict[str, str]
     services: dict[str, Service] = field(default_factory=dict)
     status: str = "Ready"
+    # The version an upgrade in progress moves it to (None when none runs): that type version
+    # cannot be unprovisioned meanwhile.
+    target_version: str | None = None
     # Health reports of the application and of its deployed applications (by node; dropped
     # when it is no longer deployed there): deleting the application deletes them all.
     health: EntityReports = field(default_factory=EntityReports, repr=False)

@@ -39,6 +39,7 @@ from fabrichost.store import (
     RequestRow,
     ServiceRow,
     Store,
+    UpgradeRow,
 )
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
     from fabrichost.agent._model import Application, Instance, Replica, Service
     from fabrichost.agent._provision import ProvisionedType
+    from fabrichost.agent._upgrade_progress import UpgradeProgress
 
 
 def description_to_json(desc: ServiceDescription) -> str:
@@ -116,6 +118,26 @@ class Persistence:
 
     def application_removed(self, name: str) -> None:
         self._store.remove_application(name)
+
+    def application_version_saved(self, app: Application) -> None:
+        """The version (and parameters) in force now that an upgrade of ``app`` completed."""
+        self._store.set_application_version(app.name, app.type_version, json.dumps(app.parameters))
+
+    def upgrade_saved(self, progress: UpgradeProgress) -> None:
+        """Record an application's latest upgrade as it stands."""
+        self._store.put_upgrade(
+            UpgradeRow(
+                progress.application,
+                progress.from_version,
+                progress.target_version,
+                json.dumps(progress.from_parameters),
+                json.dumps(progress.description.parameters),
+                progress.state.value,
+                json.dumps(progress.description.to_record()),
+                json.dumps(progress.to_record()),
+                time.time(),
+            )
+        )
 
     def service_added(self, service: Service, description: ServiceDescription) -> None:
         partitions = [
@@ -296,6 +318,9 @@ class Persistence:
 
     def application_rows(self) -> list[ApplicationRow]:
         return self._store.applications()
+
+    def upgrade_rows(self) -> list[UpgradeRow]:
+        return self._store.upgrades()
 
     def service_rows(self) -> list[ServiceRow]:
         return self._store.services()

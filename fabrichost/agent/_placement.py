@@ -316,7 +316,7 @@ class Placement:
         )
         activation = self._activation_factory(
             identity=identity,
-            package=self._state.packages[app.name][service.service_manifest_name],
+            package=self._state.packages_on(node.name, app.name)[service.service_manifest_name],
             folders=self._state.folders(node, app),
             ports=self._ports,
             policy=self._settings.restart_policy,

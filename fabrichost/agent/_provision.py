@@ -313,7 +313,13 @@ def _package_spec(
         for name, s in settings.get(manifest.name, {}).items()
     }
     return ServicePackageSpec(
-        manifest.name, manifest.version, code_packages, types, tuple(endpoints), package_settings
+        manifest.name,
+        manifest.version,
+        code_packages,
+        types,
+        tuple(endpoints),
+        package_settings,
+        tuple((d.name, d.version) for d in manifest.data_packages),
     )
 
 

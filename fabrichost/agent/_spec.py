@@ -73,6 +73,9 @@ class ServicePackageSpec:
     service_types: tuple[ServiceTypeSpec, ...]
     endpoints: tuple[EndpointSpec, ...] = ()
     settings: dict[str, Settings] = field(default_factory=dict)  # config package -> settings
+    # (name, version) of each data package: an upgrade that changes one restarts the package's
+    # code packages (they all see its data).
+    data_packages: tuple[tuple[str, str], ...] = ()
 
     def service_type(self, name: str) -> ServiceTypeSpec | None:
         return next((t for t in self.service_types if t.name == name), None)

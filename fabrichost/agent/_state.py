@@ -97,6 +97,9 @@ class ClusterState:
         self.application_types: dict[tuple[str, str], ProvisionedType] = {}
         self.applications: dict[str, Application] = {}
         self.packages: dict[str, dict[str, ServicePackageSpec]] = {}  # app -> package -> spec
+        # During an application upgrade: the packages of the nodes (upgrade domains) that run
+        # another version than the one in force, (app, node) -> package -> spec.
+        self.node_packages: dict[tuple[str, str], dict[str, ServicePackageSpec]] = {}
         self.closing = False  # the agent is stopping: nothing is activated, nothing fails over
         self.changes = Changes()
         self.health = EntityReports()  # the cluster's own health reports
@@ -194,6 +197,12 @@ class ClusterState:
         return node.activations.get(
             (service.application.name, service.service_manifest_name, replica.activation_id)
         )
+
+    def packages_on(self, node_name: str, app_name: str) -> dict[str, ServicePackageSpec]:
+        """The packages application ``app_name`` runs on node ``node_name``: the version in
+        force, or another while an upgrade has moved that node to it."""
+        upgraded = self.node_packages.get((app_name, node_name))
+        return upgraded if upgraded is not None else self.packages[app_name]
 
     def activations_on(self, node: Node, app_name: str) -> list[ServicePackageActivation]:
         """The activations of application ``app_name`` on ``node``."""

@@ -28,6 +28,7 @@ from fabrichost.api._image_store import ImageStoreRoutes
 from fabrichost.api._instances import STATUS_ROOT, InstanceRoutes
 from fabrichost.api._nodes import NodeFaultRoutes
 from fabrichost.api._queries import QueryRoutes
+from fabrichost.api._upgrades import UpgradeRoutes
 from fabrichost.api._view import node_view
 from fabrichost.errors import ApiError, FabricHostError, NotFoundError, NotSupportedError
 from fabrichost.wire import (
@@ -563,6 +564,7 @@ def build_app(
         r(status_route + "/terminate", guarded(inst.terminate), methods=["POST"]),
         r(status_route + "/raiseEvent/{event}", guarded(inst.raise_event), methods=["POST"]),
         *HealthRoutes(cluster).routes(guarded),
+        *UpgradeRoutes(cluster).routes(guarded),
     ]
     return Starlette(
         routes=routes,

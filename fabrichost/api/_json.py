@@ -93,7 +93,8 @@ def application_info(app: Application, health: HealthView, *, parameters: bool =
         "Name": app.name,
         "TypeName": app.type_name,
         "TypeVersion": app.type_version,
-        "Status": app.status,
+        # SF's ApplicationStatus: Upgrading while an upgrade moves it to another version.
+        "Status": "Upgrading" if app.target_version and app.status == "Ready" else app.status,
         "Parameters": (
             [{"Key": k, "Value": v} for k, v in sorted(app.parameters.items())]
             if parameters

@@ -14,8 +14,10 @@ from fabrichost.cli._output import (
     emit,
     field,
     json_option,
+    parse_params,
     state_dir_option,
 )
+from fabrichost.cli._upgrade import UPGRADE_COMMANDS
 from fabrichost.manifest import (
     load_application_manifest,
     load_application_parameters,
@@ -65,16 +67,6 @@ REQUEST_ID_OPTION = click.option(
 )
 
 
-def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
-    params = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected K=V, got {item!r}", param_hint="--param")
-        params[key] = value
-    return params
-
-
 def _check_dot_segments(name: str, param_hint: str) -> None:
     """Refuse a name with a ``.`` or ``..`` segment before anything is sent: in a URL its id
     would be resolved to another path, and the agent refuses such names anyway."""
@@ -87,7 +79,11 @@ def _check_dot_segments(name: str, param_hint: str) -> None:
 
 @cli.group()
 def app() -> None:
-    """Deploy, list and delete applications."""
+    """Deploy, upgrade, list and delete applications."""
+
+
+for _command in UPGRADE_COMMANDS:
+    app.add_command(_command)
 
 
 @app.command("deploy")
@@ -139,7 +135,7 @@ def app_deploy(
         )
         parameters.update(file_params)
         name = name or file_app_name
-    parameters.update(_parse_params(params))  # the command line wins over the file
+    parameters.update(parse_params(params))  # the command line wins over the file
     name = name or f"fabric:/{package.resolve().name}"
     _check_dot_segments(name, "--name")
     with client_for(state_dir) as client:

@@ -146,3 +146,14 @@ def readable_address(address: str) -> str:
 
 def address_field(name: str = "Address") -> Callable[[Any], Any]:
     return lambda item: readable_address(item.get(name, ""))
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    """``--param K=V`` options as a dict (a later K wins)."""
+    params = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected K=V, got {item!r}", param_hint="--param")
+        params[key] = value
+    return params

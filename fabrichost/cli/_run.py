@@ -10,12 +10,11 @@ from pathlib import Path
 import click
 
 from fabrichost import LocalCluster
-from fabrichost.cli._apps import _parse_params
 from fabrichost.cli._cluster import ALLOW_USER_OPTION
 from fabrichost.cli._follow import ConsoleFollower
 from fabrichost.cli._group import EXIT_ERROR, ExitCode, cli
 from fabrichost.cli._logs import AgentLabels
-from fabrichost.cli._output import console
+from fabrichost.cli._output import console, parse_params
 from fabrichost.cli._render import render_view
 from fabrichost.errors import FabricHostError
 
@@ -50,7 +49,7 @@ def run_package(
 ) -> None:
     """Run a cluster in the foreground, deploy PACKAGE and follow its console output."""
     app_name = name or f"fabric:/{package.resolve().name}"
-    parameters = _parse_params(params)
+    parameters = parse_params(params)
     cluster = LocalCluster(nodes=nodes, state_dir=state_dir, port=port, allow_users=allow_users)
     follower = ConsoleFollower(cluster.state_dir / "_App", labels=AgentLabels(cluster.client))
     ok = True

@@ -1,7 +1,8 @@
 """The Python client of the agent's HTTP API (what the CLI, the demo and tests use).
 
-``import fabrichost.client`` loads httpx and the wire vocabulary only: nothing of the agent, the
-HTTP server or the manifest parser.
+``import fabrichost.client`` loads the standard library's sockets and the wire vocabulary only:
+nothing of the agent, the HTTP server or the manifest parser, and not httpx (imported only when a
+caller gives an httpx transport).
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ from fabrichost.client._instances import FINAL_STATUSES as FINAL_STATUSES
 from fabrichost.client._instances import IF_EXISTS_POLICIES as IF_EXISTS_POLICIES
 from fabrichost.client._instances import RUNTIME_STATUSES as RUNTIME_STATUSES
 from fabrichost.client._instances import check_new_instance_id as check_new_instance_id
+from fabrichost.client._upgrade import FINISHED_UPGRADE_STATES as FINISHED_UPGRADE_STATES
+from fabrichost.client._upgrade import UPGRADE_MODES as UPGRADE_MODES
+from fabrichost.client._upgrade import UpgradeTimeouts as UpgradeTimeouts
 
 __all__ = (
     "FINAL_STATUSES",
+    "FINISHED_UPGRADE_STATES",
     "HEALTH_ENTITIES",
     "IF_EXISTS_POLICIES",
     "RUNTIME_STATUSES",
+    "UPGRADE_MODES",
     "Created",
     "Deployed",
     "FabricClient",
+    "UpgradeTimeouts",
     "check_new_instance_id",
 )

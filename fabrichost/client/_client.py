@@ -42,6 +42,7 @@ from fabrichost.client._health import HealthMixin
 from fabrichost.client._instances import InstancesMixin
 from fabrichost.client._plain_http import PlainHttp
 from fabrichost.client._resolve import ResolveMixin
+from fabrichost.client._upgrade import UpgradeMixin
 from fabrichost.errors import ApiError, FabricHostError
 from fabrichost.wire import (
     CREATE_HEADER,
@@ -87,7 +88,7 @@ class Deployed:
     type_provisioned: bool
 
 
-class FabricClient(InstancesMixin, ResolveMixin, HealthMixin):
+class FabricClient(InstancesMixin, ResolveMixin, HealthMixin, UpgradeMixin):
     """Client of one agent. Close it with :meth:`close` or use it as a context manager."""
 
     def __init__(

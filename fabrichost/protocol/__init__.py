@@ -54,6 +54,7 @@ if _typing.TYPE_CHECKING:
     from fabrichost.protocol._messages import ShutdownComplete as ShutdownComplete
     from fabrichost.protocol._messages import Welcome as Welcome
     from fabrichost.protocol._messages import message_from_json as message_from_json
+    from fabrichost.protocol._state import HANDLES_CONFIG_VERSION as HANDLES_CONFIG_VERSION
     from fabrichost.protocol._state import INTRODUCED_IN as INTRODUCED_IN
     from fabrichost.protocol._state import SUPPORTED_VERSIONS as SUPPORTED_VERSIONS
     from fabrichost.protocol._state import Role as Role
@@ -117,6 +118,7 @@ _HOME: dict[str, str] = {
     "ShutdownComplete": "_messages",
     "Welcome": "_messages",
     "message_from_json": "_messages",
+    "HANDLES_CONFIG_VERSION": "_state",
     "INTRODUCED_IN": "_state",
     "SUPPORTED_VERSIONS": "_state",
     "Role": "_state",
@@ -138,6 +140,7 @@ __all__ = (
     "CLOSED",
     "DEFAULT_MAX_FRAME_SIZE",
     "EVENT_NAME_RULE",
+    "HANDLES_CONFIG_VERSION",
     "INTRODUCED_IN",
     "JSON",
     "MESSAGE_TYPES",

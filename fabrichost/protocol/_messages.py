@@ -77,10 +77,21 @@ class Hello(Request):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterServiceType(Request):
-    """The host can create replicas of ``service_type``."""
+    """The host can create replicas of ``service_type``.
+
+    ``handles_config`` (version 3, optional): whether that type's replicas take a changed
+    config package while they run (:class:`ConfigChanged`); an upgrade that changes a config
+    package restarts a host none of whose types does. Absent means no.
+    """
 
     service_type: str
-    _FIELDS = (*_REQUEST, ("service_type", check_name))
+    handles_config: bool | None = None
+    _FIELDS = (
+        *_REQUEST,
+        ("service_type", check_name),
+        ("handles_config", optional(check_bool)),
+    )
+    _OPTIONAL = frozenset({"handles_config"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

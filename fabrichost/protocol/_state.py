@@ -70,7 +70,11 @@ class State(Enum):
 
 
 #: The protocol versions this implementation speaks, newest last.
-SUPPORTED_VERSIONS: Final[tuple[int, ...]] = (1, 2)
+SUPPORTED_VERSIONS: Final[tuple[int, ...]] = (1, 2, 3)
+
+#: The version that added ``RegisterServiceType.handles_config`` (a host sends it only on a
+#: channel that agreed on this version or a later one, so an older agent never sees it).
+HANDLES_CONFIG_VERSION: Final = 3
 
 #: Message types added after version 1 -> the version that added them. On a channel whose
 #: agreed version is lower, such a message may not be sent, and receiving one is a violation:

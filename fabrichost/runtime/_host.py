@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 from fabrichost.errors import LocalProtocolError, RemoteProtocolError
 from fabrichost.protocol import (
     CLOSED,
+    HANDLES_CONFIG_VERSION,
     NEED_DATA,
     AbortReplica,
     ChangeRole,
@@ -244,9 +245,15 @@ class Host:
             self._finish(1)
             return
         self._node_name = reply.node_name
+        # Only on a channel that knows the field (an older agent would refuse it).
+        tell_config = reply.version >= HANDLES_CONFIG_VERSION
         requests = [
-            RegisterServiceType(id=self._conn.new_request_id(), service_type=name)
-            for name in self._types
+            RegisterServiceType(
+                id=self._conn.new_request_id(),
+                service_type=name,
+                handles_config=overrides(cls, "config_changed") if tell_config else None,
+            )
+            for name, cls in self._types.items()
         ]
         replies = await asyncio.gather(*(self._request(request) for request in requests))
         for request, answer in zip(requests, replies, strict=True):

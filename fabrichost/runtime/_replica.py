@@ -44,10 +44,12 @@ MAX_OUTPUT_BYTES = DEFAULT_MAX_FRAME_SIZE - 4096
 MAX_ERROR_CHARS = 64 * 1024
 
 
-def overrides(service: Service, name: str) -> bool:
-    """Whether the service's class implements ``name`` itself (else the call is skipped)."""
+def overrides(service: Service | type[Service], name: str) -> bool:
+    """Whether the service's class (or ``service``, a class) implements ``name`` itself (else
+    the call is skipped)."""
+    cls = service if isinstance(service, type) else type(service)
     # StatefulService inherits every default of the common base and adds change_role's.
-    return getattr(type(service), name, None) is not getattr(StatefulService, name)
+    return getattr(cls, name, None) is not getattr(StatefulService, name)
 
 
 async def invoke(method: Callable[..., object], *args: object) -> object:

@@ -33,6 +33,8 @@ The API (rows are frozen dataclasses; ``*_json`` fields are JSON text the caller
   ``application_types()``
 * ``add_application(row)``, ``remove_application(name) -> bool`` (cascades to services,
   partitions, replicas), ``applications()``
+* ``set_application_version(name, type_version, parameters_json) -> bool`` (an upgrade done)
+* ``put_upgrade(row)`` (insert or replace: an application's latest upgrade), ``upgrades()``
 * ``add_service(row, partitions)``, ``remove_service(name) -> bool``, ``services()``,
   ``partitions(service_name=None)``
 * ``put_replica(row)`` (insert or replace), ``remove_replica(replica_id) -> bool``,
@@ -61,6 +63,7 @@ from fabrichost.store._rows import ProcessRow as ProcessRow
 from fabrichost.store._rows import ReplicaRow as ReplicaRow
 from fabrichost.store._rows import RequestRow as RequestRow
 from fabrichost.store._rows import ServiceRow as ServiceRow
+from fabrichost.store._rows import UpgradeRow as UpgradeRow
 from fabrichost.store._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from fabrichost.store._tables import UNSET as UNSET
 
@@ -79,4 +82,5 @@ __all__ = (
     "ServiceRow",
     "Store",
     "StoreConflict",
+    "UpgradeRow",
 )

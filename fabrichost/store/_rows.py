@@ -67,6 +67,27 @@ class PartitionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class UpgradeRow:
+    """An application's latest upgrade: where it goes from and to, and how far it got.
+
+    ``state`` is Service Fabric's UpgradeState (``RollingForwardInProgress`` …); the
+    application row keeps the version in force until the upgrade completes, so an agent
+    restarted mid-upgrade runs that version everywhere. ``description_json`` is the upgrade
+    description as asked, ``progress_json`` the per-domain progress and any failure.
+    """
+
+    application: str
+    from_version: str
+    target_version: str
+    from_parameters_json: str
+    target_parameters_json: str
+    state: str
+    description_json: str
+    progress_json: str
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ReplicaRow:
     """A placement: which node holds which replica (or instance) of a partition, in which role."""
 

@@ -173,8 +173,26 @@ _V1: Final[tuple[str, ...]] = (
     """,
 )
 
+# Application upgrades: one row per application, its latest upgrade (it goes with it).
+_V2: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE application_upgrades (
+        application            TEXT PRIMARY KEY
+                               REFERENCES applications (name) ON DELETE CASCADE,
+        from_version           TEXT NOT NULL,
+        target_version         TEXT NOT NULL,
+        from_parameters_json   TEXT NOT NULL,
+        target_parameters_json TEXT NOT NULL,
+        state                  TEXT NOT NULL,
+        description_json       TEXT NOT NULL,
+        progress_json          TEXT NOT NULL,
+        updated_at             REAL NOT NULL
+    ) STRICT
+    """,
+)
+
 #: ``MIGRATIONS[n]`` takes the schema from version ``n`` to ``n + 1``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)

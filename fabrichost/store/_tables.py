@@ -25,6 +25,7 @@ from fabrichost.store._rows import (
     ReplicaRow,
     RequestRow,
     ServiceRow,
+    UpgradeRow,
 )
 
 if TYPE_CHECKING:
@@ -180,6 +181,35 @@ class StoreTables(Database):
             params = (service_name,)
         rows = self._query("partitions", sql + " ORDER BY service, ordinal", params)
         return [PartitionRow(*r) for r in rows]
+
+    def set_application_version(self, name: str, type_version: str, parameters_json: str) -> bool:
+        """Put another version of its type in force for an application (an upgrade completed);
+        False if it is unknown. StoreError if that version is not provisioned."""
+        return (
+            self._execute(
+                "set_application_version",
+                "UPDATE applications SET type_version = ?, parameters_json = ? WHERE name = ?",
+                (type_version, parameters_json, name),
+                missing=f"application type version {type_version!r} is unknown",
+            )
+            > 0
+        )
+
+    # Application upgrades
+
+    def put_upgrade(self, row: UpgradeRow) -> None:
+        """Record an application's upgrade, replacing its earlier one. StoreError if the
+        application is unknown."""
+        self._execute(
+            "put_upgrade",
+            _insert_sql("application_upgrades", UpgradeRow, upsert_key="application"),
+            _values(row),
+            missing=f"application {row.application!r} does not exist",
+        )
+
+    def upgrades(self) -> list[UpgradeRow]:
+        sql = f"SELECT {_columns(UpgradeRow)} FROM application_upgrades ORDER BY application"
+        return [UpgradeRow(*r) for r in self._query("application_upgrades", sql)]
 
     # Replicas (placements)
 

@@ -11,13 +11,14 @@ parsed and checked.
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from fabrichost.scenario import manifests_dir
 from tests.integration.conftest import marked_processes
-from tests.integration.sfctl import INSTALL_TIMEOUT, Sfctl, venv_bin
+from tests.integration.sfctl import COMMAND_TIMEOUT, INSTALL_TIMEOUT, Sfctl, venv_bin
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -258,3 +259,62 @@ def _check_deployed(sfctl: Sfctl, node: str) -> None:
     assert {r["serviceName"] for r in replicas} == {"fabric:/App1/Counter"}
     jobs = sfctl.json("replica", "deployed-list", "--node-name", node, "--application-id", "Jobs")
     assert [r["serviceName"] for r in jobs] == ["fabric:/Jobs/Everywhere"]
+
+
+@pytest.mark.timeout(INSTALL_TIMEOUT + 300)  # the first run installs sfctl (session fixture)
+def test_sfctl_upgrades_an_application_node_by_node(
+    cluster3: Cluster, sfctl: Sfctl, tmp_path: Path
+) -> None:
+    from tests.integration.test_upgrade import deploy_special, special_v2
+
+    deploy_special(cluster3)
+    sfctl.run("cluster", "select", "--endpoint", cluster3.client.endpoint)
+    sfctl.run("application", "upload", "--path", str(special_v2(tmp_path)))
+    sfctl.run("application", "provision", "--application-type-build-path", "SpecialApp")
+
+    sfctl.run(
+        "application", "upgrade",
+        "--application-id", "SpecialApp",
+        "--application-version", "2.0.0",
+        "--parameters", "{}",
+        "--mode", "Monitored",
+        "--failure-action", "Rollback",
+        "--health-check-stable-duration", "PT0H0M0S",
+        "--health-check-retry-timeout", "PT0H1M0S",
+    )  # fmt: skip
+
+    # sfctl's model of SF's ApplicationUpgradeProgressInfo, read until the upgrade is over.
+    cluster3.client.wait_upgrade("fabric:/SpecialApp", 120)
+    progress = sfctl.json("application", "upgrade-status", "--application-id", "SpecialApp")
+    assert progress["upgradeState"] == "RollingForwardCompleted"
+    assert progress["targetApplicationTypeVersion"] == "2.0.0"
+    assert progress["rollingUpgradeMode"] == "Monitored"
+    assert [(d["name"], d["state"]) for d in progress["upgradeDomains"]] == [
+        ("_Node_0", "Completed"),
+        ("_Node_1", "Completed"),
+        ("_Node_2", "Completed"),
+    ]
+    policy = progress["upgradeDescription"]["monitoringPolicy"]
+    assert (policy["failureAction"], policy["healthCheckRetryTimeoutInMilliseconds"]) == (
+        "Rollback",
+        "60000",
+    )
+    assert sfctl.json("application", "info", "--application-id", "SpecialApp")["typeVersion"] == (
+        "2.0.0"
+    )
+    # Nothing to roll back or resume once it is over: SF's error, which sfctl reports.
+    done = subprocess.run(
+        [
+            str(sfctl.executable),
+            "application",
+            "upgrade-rollback",
+            "--application-id",
+            "SpecialApp",
+        ],
+        env=sfctl.env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    assert done.returncode != 0
+    assert "has no upgrade rolling forward" in done.stderr

@@ -153,8 +153,9 @@ def test_the_agent_raises_events_only_for_replicas_open_in_the_host() -> None:
 
 
 def test_the_agent_chooses_version_2_when_the_host_offers_it() -> None:
-    assert SUPPORTED_VERSIONS == (1, 2)
+    assert SUPPORTED_VERSIONS == (1, 2, 3)
     assert negotiate_version((1, 2)) == 2
+    assert negotiate_version((1, 2, 3)) == 3
     assert negotiate_version((1,)) == 1  # a version 1 host (the Node.js one) stays at 1
 
 

@@ -73,6 +73,7 @@ FIELD_VALUES: dict[str, st.SearchStrategy[object]] = {
     "state": st.sampled_from(HealthState),
     "time_to_live_ms": st.none() | st.integers(min_value=1, max_value=MAX_INT),
     "remove_when_expired": st.none() | st.booleans(),
+    "handles_config": st.none() | st.booleans(),
     "status": st.sampled_from(RunStatus),
     "output": json_values,
     "data": json_values,

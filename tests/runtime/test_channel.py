@@ -52,7 +52,7 @@ def test_the_host_says_hello_with_its_pid_and_registers_every_type(
     side = start_host()
     hello = side.receive(Hello)
     assert hello.pid == side.process.pid
-    assert hello.versions == (1, 2)
+    assert hello.versions == (1, 2, 3)
     assert hello.runtime.startswith("python/3.")
     side.backlog.insert(0, hello)
     assert "SyncStatefulType" in side.handshake(PY_HOST_TYPES)
