@@ -92,6 +92,7 @@ def _cli(reps: int) -> dict[str, list[float]]:
         return results
     finally:
         stop_background(state)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _progress(what: str) -> None:
