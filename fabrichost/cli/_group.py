@@ -100,8 +100,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"Error: {exc}", err=True)
         return EXIT_ERROR
     return result if isinstance(result, int) else EXIT_OK
-
-
-def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
 
 from fabrichost.client import FabricClient
 from fabrichost.wire import endpoints_of, resolve_state_dir
@@ -18,13 +16,37 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
+    from rich.console import Console
+
 F = Any  # a click-decorated function
 
 
 def console() -> Console:
+    from rich.console import Console  # 25 ms of imports: only where something is rendered
+
     # Wide and plain when not a terminal, so piped output and tests see whole lines.
-    width = None if sys.stdout.isatty() else 240
-    return Console(soft_wrap=True, highlight=False, width=width)
+    return Console(soft_wrap=True, highlight=False, width=_width())
+
+
+def _width() -> int | None:
+    return None if sys.stdout.isatty() else 240
+
+
+def _terminal_columns() -> int:
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return 80
+
+
+def cell_len(text: str) -> int:
+    """The columns ``text`` takes on a terminal (as rich counts them: wide East Asian
+    characters take two); rich's table of widths is loaded for text that is not ASCII only."""
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len as rich_cell_len
+
+    return rich_cell_len(text)
 
 
 def json_option(f: F) -> F:
@@ -65,18 +87,24 @@ def emit(
         return
     headers = [header for header, _ in columns]
     rows = [[str(getter(item)) for _, getter in columns] for item in items]
-    out = console()
-    if len(rows) > PLAIN_ROWS and (text := plain_table(headers, rows, out.width)) is not None:
-        if title:
-            click.echo(title)
-        click.echo(text, nl=False)
-        return
+    # Laid out here when rich would print the same: always when not on a terminal (rich then
+    # adds no style), and for long tables (see PLAIN_ROWS); rich is not even imported then.
+    width = _width()
+    if width is not None or len(rows) > PLAIN_ROWS:
+        text = plain_table(headers, rows, width or _terminal_columns())
+        if text is not None:
+            if title:
+                click.echo(title)
+            click.echo(text, nl=False)
+            return
+    from rich.table import Table
+
     table = Table(title=title, show_edge=False, pad_edge=False)
     for header in headers:
         table.add_column(header)
     for row in rows:
         table.add_row(*row)
-    out.print(table)
+    console().print(table)
 
 
 # Tables longer than this are laid out here, in time linear in their cells: rich measures and

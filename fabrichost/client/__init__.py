@@ -1,7 +1,8 @@
 """The Python client of the agent's HTTP API (what the CLI, the demo and tests use).
 
-``import fabrichost.client`` loads httpx and the wire vocabulary only: nothing of the agent, the
-HTTP server or the manifest parser.
+``import fabrichost.client`` loads the standard library's sockets and the wire vocabulary only:
+nothing of the agent, the HTTP server or the manifest parser, and not httpx (imported only when a
+caller gives an httpx transport).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A typed client of the agent's HTTP API; the CLI and the tests use it.
 
-It imports only the wire vocabulary and httpx: nothing of the agent, so a test or a script that
-only talks to an agent stays small and quick to start.
+It imports only the wire vocabulary and the standard library: nothing of the agent, so a test or
+a script that only talks to an agent stays small and quick to start.
 
 Usage::
 
@@ -19,11 +19,13 @@ either. :meth:`endpoints` answers a one-partition service in one call, :meth:`re
 lists every partition (SF's ``ResolvedServicePartition`` shape).
 
 Errors come back as the same exceptions the agent raised
-(:func:`fabrichost.wire.error_from_answer`): :class:`NotFoundError` (404), :class:`ConflictError`
-(409, the name is taken), and so on, each carrying the answer's ``status``. Every call has a
-deadline (``timeout``, default 60 s, plus the wait time of calls that wait). ``transport`` is an
-httpx transport to send through instead of the network (``httpx.MockTransport`` in tests, as
-httpx itself is tested). ``token`` is the agent's token, sent as ``Authorization: Bearer``;
+(:func:`fabrichost.wire.error_from_answer`): :class:`NotFoundError` (404),
+:class:`ConflictError` (409, the name is taken), and so on, each carrying the answer's
+``status``. Every call has a deadline (``timeout``, default 60 s, plus the wait time of calls
+that wait). Requests go over one kept-alive HTTP/1.1 connection with the standard library
+(``_plain_http``: importing httpx would cost more than a CLI query). ``transport`` is an httpx
+transport to send through instead (``httpx.MockTransport`` in tests, as httpx itself is tested);
+httpx is imported only then. ``token`` is the agent's token, sent as ``Authorization: Bearer``;
 ``for_state_dir`` reads it from the state directory, so the agent serves its user's client even
 where the kernel cannot tell who connects (docs/security.md).
 """
@@ -31,14 +33,14 @@ where the kernel cannot tell who connects (docs/security.md).
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from fabrichost.client._health import HealthMixin
 from fabrichost.client._instances import InstancesMixin
+from fabrichost.client._plain_http import PlainHttp
 from fabrichost.client._resolve import ResolveMixin
 from fabrichost.client._upgrade import UpgradeMixin
 from fabrichost.errors import ApiError, FabricHostError
@@ -49,12 +51,14 @@ from fabrichost.wire import (
     error_from_answer,
     name_to_id,
     read_token,
-    service_description_json,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    import httpx
+
+    from fabrichost.client._plain_http import PlainResponse
     from fabrichost.wire import ServiceDescription
 
 Json = Any
@@ -98,9 +102,15 @@ class FabricClient(InstancesMixin, ResolveMixin, HealthMixin, UpgradeMixin):
         self.endpoint = endpoint
         self._timeout = timeout
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        self._http = httpx.Client(
-            base_url=endpoint, timeout=timeout, transport=transport, headers=headers
-        )
+        self._http: PlainHttp | httpx.Client
+        if transport is None:
+            self._http = PlainHttp(endpoint, timeout=timeout, headers=headers)
+        else:
+            import httpx  # only for a caller's transport: see the module doc
+
+            self._http = httpx.Client(
+                base_url=endpoint, timeout=timeout, transport=transport, headers=headers
+            )
 
     @classmethod
     def for_state_dir(
@@ -164,7 +174,7 @@ class FabricClient(InstancesMixin, ResolveMixin, HealthMixin, UpgradeMixin):
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         extra_time: float = 0.0,
-    ) -> httpx.Response:
+    ) -> PlainResponse | httpx.Response:
         """The agent's answer to one request; an error answer raises (see the module doc).
 
         ``json`` is sent as the body unless it is None (no body); ``content`` is a body as is.
@@ -179,7 +189,9 @@ class FabricClient(InstancesMixin, ResolveMixin, HealthMixin, UpgradeMixin):
                 headers=headers,
                 timeout=self._timeout + extra_time,
             )
-        except httpx.HTTPError as exc:
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
             raise FabricHostError(f"cannot reach the agent at {self.endpoint}: {exc}") from exc
         if response.status_code >= 400:
             try:
@@ -398,7 +410,7 @@ class FabricClient(InstancesMixin, ResolveMixin, HealthMixin, UpgradeMixin):
         response = self._send(
             "POST",
             f"/Applications/{name_to_id(app_name)}/$/GetServices/$/Create",
-            json=service_description_json(description),
+            json=_description_json(description),
             params=params,
             headers=_request_headers(request_id),
             extra_time=wait_timeout if wait else 0.0,
@@ -473,7 +485,22 @@ def _request_headers(request_id: str | None) -> dict[str, str] | None:
     return {"Idempotency-Key": request_id} if request_id else None
 
 
-def _created(response: httpx.Response) -> bool:
+def _description_json(description: ServiceDescription) -> Json:
+    # Imported on use: the descriptions' rules are a quarter of a CLI query's imports.
+    from fabrichost.wire import service_description_json
+
+    return service_description_json(description)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether ``exc`` says the agent could not be reached or answered no HTTP."""
+    if isinstance(exc, OSError):  # PlainHttp's HttpError, a refused connection, a timeout
+        return True
+    httpx = sys.modules.get("httpx")  # loaded if and only if a transport was given
+    return httpx is not None and isinstance(exc, httpx.HTTPError)
+
+
+def _created(response: PlainResponse | httpx.Response) -> bool:
     """Whether a create made its entity: the agent's header (its status is Service Fabric's,
     the same either way); an agent without the header answered 201 only for a new one."""
     said = response.headers.get(CREATE_HEADER)

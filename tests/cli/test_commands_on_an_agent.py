@@ -8,6 +8,8 @@ Runs the command line in-process against a real agent (the ``cluster`` fixture o
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -149,3 +151,20 @@ def test_only_the_agents_own_origin_may_drive_it(cluster: Cluster) -> None:
     response = httpx.get(f"{endpoint}/Nodes", headers={"Origin": endpoint}, timeout=10)
     assert response.status_code == 200, response.text
     assert httpx.get(f"{endpoint}/Nodes", timeout=10).status_code == 200  # no Origin: a CLI
+
+
+def test_a_query_against_an_agent_loads_no_httpx_rich_or_daemon(cluster: Cluster) -> None:
+    # What a query's start-up costs is mostly imports (docs/PERFORMANCE.md): the status path
+    # talks to the agent with the standard library and prints its small table itself.
+    code = (
+        "import sys\nfrom fabrichost.cli import main\n"
+        f"code = main(['status', '--state-dir', {str(cluster.state_dir)!r}])\n"
+        "print('MODULES', ' '.join(sorted(sys.modules)))\nsys.exit(code)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "_Node_0" in result.stdout
+    loaded = set(result.stdout.split("MODULES", 1)[1].split())
+    heavy = {"httpx", "rich", "fabrichost.daemon", "psutil", "fabrichost.agent", "starlette"}
+    assert not heavy & loaded, heavy & loaded
