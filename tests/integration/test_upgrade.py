@@ -23,7 +23,7 @@ import pytest
 
 from fabrichost.client import FabricClient
 from fabrichost.daemon import start_background
-from fabrichost.errors import ApiError
+from fabrichost.errors import ApiError, FabricHostError
 from fabrichost.wire import (
     ActivationMode,
     AgentRecord,
@@ -307,6 +307,31 @@ def test_an_upgrade_to_the_version_in_force_or_an_unknown_one_changes_nothing(
         == "RollingForwardCompleted"
     )
     assert [t["Version"] for t in client.application_types()] == ["1.0.0"]
+
+
+def test_a_package_of_another_application_type_is_refused_and_changes_nothing(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MyApp is MyAppType 1.0.0: taken as "version 1.0.0" it would have "upgraded"
+    # fabric:/SpecialApp to SpecialAppType 1.0.0, the version it runs already, or any other.
+    client = cluster.client
+    client.deploy(MANIFESTS / "SpecialApp", "fabric:/SpecialApp")
+    code, _, err = fh(
+        cluster, capsys, "app", "upgrade", "fabric:/SpecialApp", str(MANIFESTS / "MyApp")
+    )
+    assert code == 2
+    assert "is application type MyAppType; fabric:/SpecialApp is of type SpecialAppType" in err
+    with pytest.raises(FabricHostError, match=r"is application type MyAppType 1\.0\.0"):
+        client.upgrade_from_package(MANIFESTS / "MyApp", "fabric:/SpecialApp")
+
+    progress = client.get_upgrade_progress("fabric:/SpecialApp")
+    assert (progress["UpgradeState"], progress["TargetApplicationTypeVersion"]) == (
+        "RollingForwardCompleted",
+        "1.0.0",
+    )
+    assert [(t["Name"], t["Version"]) for t in client.application_types()] == [
+        ("SpecialAppType", "1.0.0")
+    ]
 
 
 def _versions(client: FabricClient, app: str) -> dict[str, set[str]]:
