@@ -486,6 +486,7 @@ def restored_upgrades(state: ClusterState, persist: Persistence) -> list[Upgrade
             progress.state = UpgradeState.ROLLING_BACK_COMPLETED
             progress.finished_at = time.time()
             progress.current_domain = None
+            progress.next_domain = None  # it waits for nothing any more
             persist.upgrade_saved(progress)
         found.append(progress)
     return found

@@ -381,6 +381,7 @@ def test_a_manual_upgrade_waits_between_nodes_and_an_agent_killed_meanwhile_runs
             "RollingBackCompleted",
             "Interrupted",
         )
+        assert progress["NextUpgradeDomain"] == ""  # over: it waits for no node any more
         (app,) = restarted.applications()
         assert (app["TypeVersion"], app["Status"]) == ("1.0.0", "Ready")
         assert _versions(restarted, "fabric:/SpecialApp") == {key: {"1.0.0"} for key in NODES}
