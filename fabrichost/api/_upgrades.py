@@ -224,7 +224,7 @@ class UpgradeRoutes:
     async def start(self, request: Request) -> Any:
         name = self._app_name(request)
         body = await read_json_object(request)
-        self._cluster.upgrades.start(name, upgrade_description(body, name))
+        await self._cluster.upgrades.start(name, upgrade_description(body, name))
         return {}
 
     async def progress(self, request: Request) -> Any:

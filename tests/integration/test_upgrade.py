@@ -334,6 +334,32 @@ def test_a_package_of_another_application_type_is_refused_and_changes_nothing(
     ]
 
 
+def test_a_package_whose_files_changed_under_the_same_version_is_refused_and_changes_nothing(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The developer's trap: new code, the code package's Version not bumped. The upgrade
+    # would restart nothing for it and report success while the old code keeps running.
+    client = cluster.client
+    client.deploy(MANIFESTS / "SpecialApp", "fabric:/SpecialApp")
+    pkg = special_v2(tmp_path, code_a="1.0.0")
+    launcher = pkg / "MultiTypeServicePackage" / "MyCodePackageB" / "launch.sh"
+    launcher.write_text(launcher.read_text() + "# edited, Version not bumped\n")
+
+    code, _, err = fh(cluster, capsys, "app", "upgrade", "fabric:/SpecialApp", str(pkg))
+
+    assert code == 1
+    assert (
+        "version 2.0.0 keeps the version of MultiTypeServicePackage code package "
+        "MyCodePackageB 1.0.0 but not its files" in err
+    )
+    assert "MyCodePackageA" not in err  # unchanged files: kept rightly
+    (app,) = client.applications()
+    assert (app["TypeVersion"], app["Status"]) == ("1.0.0", "Ready")
+    assert [(t["Name"], t["Version"]) for t in client.application_types()] == [
+        ("SpecialAppType", "1.0.0")
+    ]
+
+
 def _versions(client: FabricClient, app: str) -> dict[str, set[str]]:
     """Node -> the versions of MyCodePackageA running there."""
     return {
