@@ -77,7 +77,10 @@ class DomainUpgrader:
                 if change is None:
                     continue
                 line = await self._apply_change(activation, package, change, force_restart)
-                done.append(f"{node_name}: {line}")
+                # An exclusive activation is named: a node has one per replica, and their
+                # lines are otherwise the same.
+                which = activation.identity.activation_id
+                done.append(f"{node_name}: " + (f"activation {which}: " if which else "") + line)
         finally:
             self._election.avoided_nodes.discard(node_name)
         return done

@@ -552,13 +552,16 @@ def test_exclusive_activations_each_restart_only_the_changed_code_package(
     before = by_activation()
     assert len({a for a, _ in before}) == 2  # one activation per partition's replica
 
-    code, _, err = fh(
+    code, out, err = fh(
         cluster, capsys, "app", "upgrade", "fabric:/SpecialApp", str(special_v2(tmp_path))
     )
 
     assert code == 0, err
     after = by_activation()
     assert after.keys() == before.keys()  # the same activations, in place
+    # One line per exclusive activation, each naming its own.
+    for activation_id in {a for a, _ in before}:
+        assert f"_Node_0: activation {activation_id}: MultiTypeServicePackage" in out, out
     for key, pid in before.items():
         assert (after[key] != pid) == (key[1] == "MyCodePackageA"), key
     client.wait_service_ready("fabric:/SpecialApp/X", WAIT)
