@@ -62,8 +62,7 @@ class DomainUpgrader:
         if not node.up:
             return []  # nothing runs there; its next start places with the node's version
         done: list[str] = []
-        self._election.avoided_nodes.add(node_name)
-        try:
+        with self._election.avoiding(node_name):
             for activation in list(self._state.activations_on(node, app_name)):
                 # One being made now may have taken the old version: it finishes first.
                 await activation.activated.wait()
@@ -81,8 +80,6 @@ class DomainUpgrader:
                 # lines are otherwise the same.
                 which = activation.identity.activation_id
                 done.append(f"{node_name}: " + (f"activation {which}: " if which else "") + line)
-        finally:
-            self._election.avoided_nodes.discard(node_name)
         return done
 
     async def _apply_change(
