@@ -286,11 +286,16 @@ class ApplicationUpgrades:
                 async with asyncio.timeout(description.upgrade_domain_timeout):
                     await self._upgrade_domain(app, progress, node_name, new, plan)
             except TimeoutError:
-                raise _Failed(
-                    FailureReason.UPGRADE_DOMAIN_TIMEOUT,
+                cause = (
                     f"upgrade domain {node_name} did not finish in "
-                    f"{description.upgrade_domain_timeout:g} s",
-                ) from None
+                    f"{description.upgrade_domain_timeout:g} s"
+                )
+                if description.failure_action is not FailureAction.MANUAL:
+                    raise _Failed(FailureReason.UPGRADE_DOMAIN_TIMEOUT, cause) from None
+                # Manual: the operator goes on or rolls back, as after a failed check (ending
+                # it Failed instead left the nodes moved so far with no way back).
+                progress.failed(FailureReason.UPGRADE_DOMAIN_TIMEOUT, cause)
+                await self._wait_to_go_on(app, progress)
             progress.domains[node_name] = DomainState.COMPLETED
             self._save(app, progress)
 
@@ -381,7 +386,8 @@ class ApplicationUpgrades:
         if progress.description.failure_action is FailureAction.MANUAL and (
             failed.reason is not FailureReason.HEALTH_CHECK
         ):
-            # A timeout under Manual: SF leaves it for the operator; so do we (as failed).
+            # The whole upgrade's timeout under Manual: SF leaves it for the operator; so do
+            # we (as failed; a domain's timeout waits to go on or to roll back instead).
             progress.state = UpgradeState.FAILED
             app.target_version = None
             self._save(app, progress)

@@ -660,3 +660,40 @@ def test_a_failed_check_under_a_manual_failure_action_waits_for_the_operator(
     assert progress["UpgradeState"] == "RollingBackCompleted"
     assert _versions(cluster3.client, "fabric:/SpecialApp") == {node: {"1.0.0"} for node in NODES}
     _all_ready_with_one_primary(cluster3, "fabric:/SpecialApp")
+
+
+def test_a_domain_timeout_under_a_manual_failure_action_waits_and_can_be_rolled_back(
+    cluster3: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy_special(cluster3)
+    pkg = special_v2(tmp_path)
+    launcher = pkg / "MultiTypeServicePackage" / "MyCodePackageA" / "launch.sh"
+    launcher.write_text("#!/bin/sh\nexec sleep 3600\n")  # runs, never registers its types
+    launcher.chmod(0o755)
+
+    code, out, err = fh(
+        cluster3,
+        capsys,
+        "app",
+        "upgrade",
+        "fabric:/SpecialApp",
+        str(pkg),
+        "--failure-action",
+        "Manual",
+        "--upgrade-domain-timeout",
+        "2",
+    )
+
+    assert code == 1
+    assert "waits to go on" in out
+    assert "failed (UpgradeDomainTimeout); RollingForwardPending, 1.0.0 is in force" in err
+    assert "upgrade domain _Node_0 did not finish in 2 s" in err
+    assert _versions(cluster3.client, "fabric:/SpecialApp")["_Node_1"] == {"1.0.0"}
+
+    code, _, err = fh(cluster3, capsys, "app", "upgrade-rollback", "fabric:/SpecialApp")
+
+    assert code == 0, err
+    progress = cluster3.client.wait_upgrade("fabric:/SpecialApp", WAIT)
+    assert progress["UpgradeState"] == "RollingBackCompleted"
+    assert _versions(cluster3.client, "fabric:/SpecialApp") == {node: {"1.0.0"} for node in NODES}
+    _all_ready_with_one_primary(cluster3, "fabric:/SpecialApp")
