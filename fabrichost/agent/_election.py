@@ -7,13 +7,17 @@ stops. The new role is committed once the host has it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from fabrichost.agent._model import ReplicaRole, ReplicaStatus
 from fabrichost.errors import FabricHostError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from fabrichost.agent._model import Partition, Replica
     from fabrichost.agent._persist import Persistence
     from fabrichost.agent._state import ClusterState
@@ -27,9 +31,27 @@ class PrimaryElection:
     def __init__(self, state: ClusterState, persist: Persistence) -> None:
         self._state = state
         self._persist = persist
-        #: Nodes whose processes an application upgrade is about to restart: a Primary is
-        #: elected there only when no Ready replica elsewhere can take the role.
-        self.avoided_nodes: set[str] = set()
+        # Nodes whose processes an application upgrade is about to restart, with how many
+        # upgrades are at it (two applications' upgrades may be on one node at once): a
+        # Primary is elected there only when no Ready replica elsewhere can take the role.
+        self._avoided: Counter[str] = Counter()
+
+    @property
+    def avoided_nodes(self) -> frozenset[str]:
+        """The nodes an upgrade is at now (see :meth:`avoiding`)."""
+        return frozenset(self._avoided)
+
+    @contextlib.contextmanager
+    def avoiding(self, node_name: str) -> Iterator[None]:
+        """Avoid ``node_name`` for Primaries while the block runs; the node stays avoided
+        until every upgrade that avoids it is done with it."""
+        self._avoided[node_name] += 1
+        try:
+            yield
+        finally:
+            self._avoided[node_name] -= 1
+            if self._avoided[node_name] <= 0:
+                del self._avoided[node_name]
 
     def has_primary(self, partition: Partition) -> bool:
         return any(r.role is ReplicaRole.PRIMARY for r in self._state.serving(partition))

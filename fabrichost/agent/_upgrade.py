@@ -23,15 +23,24 @@ version for anything placed there (``ClusterState.node_packages``).
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fabrichost.agent._image_copy import read_chunks
 from fabrichost.agent._provision import instantiate
 from fabrichost.agent._upgrade_domain import DomainUpgrader
 from fabrichost.agent._upgrade_health import wait_node_whole
-from fabrichost.agent._upgrade_plan import RunningService, check_services, plan_upgrade
+from fabrichost.agent._upgrade_plan import (
+    RunningService,
+    check_services,
+    kept_versions,
+    plan_upgrade,
+)
 from fabrichost.agent._upgrade_progress import (
     DomainState,
     FailureAction,
@@ -44,6 +53,8 @@ from fabrichost.agent._upgrade_progress import (
 from fabrichost.errors import ApiError, ConflictError, FabricHostError, NotFoundError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from fabrichost.agent._election import PrimaryElection
     from fabrichost.agent._health_view import HealthView
     from fabrichost.agent._model import Application
@@ -104,54 +115,28 @@ class ApplicationUpgrades:
 
     # -- commands -------------------------------------------------------------------------------
 
-    def start(self, app_name: str, description: UpgradeDescription) -> UpgradeProgress:
+    async def start(self, app_name: str, description: UpgradeDescription) -> UpgradeProgress:
         """Check and record an upgrade of ``app_name``, and start walking it in the background.
 
         Raises:
             NotFoundError: no such application, or the target version is not provisioned.
             ConflictError: an upgrade of it is in progress.
-            ApiError: the application already runs that version, a parameter is wrong, or the
-                version cannot run its services. Nothing changed.
+            ApiError: the application already runs that version, a parameter is wrong, the
+                version cannot run its services, or it keeps a code or data package's version
+                whose files changed. Nothing changed.
         """
         state = self._state
-        app = state.application(app_name)
-        current = self._progress.get(app_name)
-        if app.status == "Deleting":
-            raise NotFoundError(
-                f"application {app_name} is being deleted", code="FABRIC_E_APPLICATION_NOT_FOUND"
-            )
-        if current is not None and not current.state.finished:
+        first = _checked_start(state, self._progress.get(app_name), app_name, description)
+        # Reading the kept packages' files takes a while: off the event loop.
+        await asyncio.to_thread(check_kept_content, first.old, first.new, first.target)
+        # The state may have moved on meanwhile (another upgrade, a delete): checked again.
+        checked = _checked_start(state, self._progress.get(app_name), app_name, description)
+        if checked.old != first.old:
             raise ConflictError(
-                f"application {app_name} is being upgraded to {current.target_version} "
-                f"({current.state}); roll it back or wait for it",
+                f"application {app_name} changed while its upgrade was being checked; try again",
                 code="FABRIC_E_APPLICATION_UPGRADE_IN_PROGRESS",
             )
-        target = description.target_version
-        if target == app.type_version:
-            raise ApiError(
-                f"application {app_name} runs {app.type_name} {target} already; an upgrade "
-                "needs another ApplicationTypeVersion",
-                code="FABRIC_E_APPLICATION_ALREADY_IN_TARGET_VERSION",
-            )
-        ptype = state.application_types.get((app.type_name, target))
-        if ptype is None:
-            raise NotFoundError(
-                f"application type {app.type_name} version {target} is not provisioned",
-                code="FABRIC_E_APPLICATION_TYPE_NOT_FOUND",
-            )
-        resolved = instantiate(ptype, description.parameters)
-        new = dict(resolved.packages)
-        check_services(
-            (
-                RunningService(
-                    s.name, s.type_name, s.kind.value == "Stateful", s.service_manifest_name
-                )
-                for s in app.services.values()
-            ),
-            new,
-            target,
-        )
-        old = dict(state.packages[app_name])
+        app, old, new, target = checked.app, checked.old, checked.new, checked.target
         plan = plan_upgrade(old, new)
         progress = UpgradeProgress(
             app.name,
@@ -170,7 +155,7 @@ class ApplicationUpgrades:
         log.info(
             "upgrading %s from %s to %s: %s", app_name, app.type_version, target, plan.describe()
         )
-        self._tasks.spawn(self._walk(app, progress, old, new, plan, dict(resolved.parameters)))
+        self._tasks.spawn(self._walk(app, progress, old, new, plan, checked.parameters))
         return progress
 
     def resume(self, app_name: str, domain: str | None = None) -> None:
@@ -301,11 +286,16 @@ class ApplicationUpgrades:
                 async with asyncio.timeout(description.upgrade_domain_timeout):
                     await self._upgrade_domain(app, progress, node_name, new, plan)
             except TimeoutError:
-                raise _Failed(
-                    FailureReason.UPGRADE_DOMAIN_TIMEOUT,
+                cause = (
                     f"upgrade domain {node_name} did not finish in "
-                    f"{description.upgrade_domain_timeout:g} s",
-                ) from None
+                    f"{description.upgrade_domain_timeout:g} s"
+                )
+                if description.failure_action is not FailureAction.MANUAL:
+                    raise _Failed(FailureReason.UPGRADE_DOMAIN_TIMEOUT, cause) from None
+                # Manual: the operator goes on or rolls back, as after a failed check (ending
+                # it Failed instead left the nodes moved so far with no way back).
+                progress.failed(FailureReason.UPGRADE_DOMAIN_TIMEOUT, cause)
+                await self._wait_to_go_on(app, progress)
             progress.domains[node_name] = DomainState.COMPLETED
             self._save(app, progress)
 
@@ -396,7 +386,8 @@ class ApplicationUpgrades:
         if progress.description.failure_action is FailureAction.MANUAL and (
             failed.reason is not FailureReason.HEALTH_CHECK
         ):
-            # A timeout under Manual: SF leaves it for the operator; so do we (as failed).
+            # The whole upgrade's timeout under Manual: SF leaves it for the operator; so do
+            # we (as failed; a domain's timeout waits to go on or to roll back instead).
             progress.state = UpgradeState.FAILED
             app.target_version = None
             self._save(app, progress)
@@ -457,6 +448,100 @@ class ApplicationUpgrades:
             self._go_on[progress.application] = asyncio.Event()
 
 
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """An upgrade found possible: the application, its packages now and at the target."""
+
+    app: Application
+    target: str
+    old: Packages
+    new: Packages
+    parameters: dict[str, str]
+
+
+def _checked_start(
+    state: ClusterState,
+    current: UpgradeProgress | None,
+    app_name: str,
+    description: UpgradeDescription,
+) -> _Start:
+    """Whether ``app_name`` can be upgraded as ``description`` says (see
+    :meth:`ApplicationUpgrades.start` for what it raises)."""
+    app = state.application(app_name)
+    if app.status == "Deleting":
+        raise NotFoundError(
+            f"application {app_name} is being deleted", code="FABRIC_E_APPLICATION_NOT_FOUND"
+        )
+    if current is not None and not current.state.finished:
+        raise ConflictError(
+            f"application {app_name} is being upgraded to {current.target_version} "
+            f"({current.state}); roll it back or wait for it",
+            code="FABRIC_E_APPLICATION_UPGRADE_IN_PROGRESS",
+        )
+    target = description.target_version
+    if target == app.type_version:
+        raise ApiError(
+            f"application {app_name} runs {app.type_name} {target} already; an upgrade "
+            "needs another ApplicationTypeVersion",
+            code="FABRIC_E_APPLICATION_ALREADY_IN_TARGET_VERSION",
+        )
+    ptype = state.application_types.get((app.type_name, target))
+    if ptype is None:
+        raise NotFoundError(
+            f"application type {app.type_name} version {target} is not provisioned",
+            code="FABRIC_E_APPLICATION_TYPE_NOT_FOUND",
+        )
+    resolved = instantiate(ptype, description.parameters)
+    new = dict(resolved.packages)
+    check_services(
+        (
+            RunningService(s.name, s.type_name, s.kind.value == "Stateful", s.service_manifest_name)
+            for s in app.services.values()
+        ),
+        new,
+        target,
+    )
+    return _Start(app, target, dict(state.packages[app_name]), new, dict(resolved.parameters))
+
+
+@functools.cache
+def _folder_digest(folder: Path) -> str:
+    """A digest of the relative paths and bytes of the files below ``folder``. Not their
+    modes: a package uploaded over REST (``sfctl application upload``) has none of its
+    source's, which is no change of its content. Cached: an image store copy never changes
+    once made (its folder is named by its digest)."""
+    if not folder.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        for chunk in read_chunks(path):
+            digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def check_kept_content(old: Packages, new: Packages, version: str) -> None:
+    """Refuse a version that keeps a code or data package's version but not its files: the
+    upgrade would restart nothing for it and leave the old files running (Service Fabric
+    refuses such a package too). Reads the files: call it off the event loop.
+
+    Raises:
+        ApiError: naming each such package.
+    """
+    changed = [
+        kept.what
+        for kept in kept_versions(old, new)
+        if _folder_digest(kept.old_folder) != _folder_digest(kept.new_folder)
+    ]
+    if changed:
+        raise ApiError(
+            f"version {version} keeps the version of {', '.join(changed)} but not its files: "
+            "bump the Version of each package you changed (and of its service manifest)",
+            code="FABRIC_E_INVALID_ARGUMENT",
+        )
+
+
 def restored_upgrades(state: ClusterState, persist: Persistence) -> list[UpgradeProgress]:
     """The upgrade records of the restored applications, any in progress turned rolled back
     (``Interrupted``) and saved so; a record that cannot be read is logged and left out."""
@@ -486,6 +571,7 @@ def restored_upgrades(state: ClusterState, persist: Persistence) -> list[Upgrade
             progress.state = UpgradeState.ROLLING_BACK_COMPLETED
             progress.finished_at = time.time()
             progress.current_domain = None
+            progress.next_domain = None  # it waits for nothing any more
             persist.upgrade_saved(progress)
         found.append(progress)
     return found

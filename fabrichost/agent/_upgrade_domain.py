@@ -62,8 +62,7 @@ class DomainUpgrader:
         if not node.up:
             return []  # nothing runs there; its next start places with the node's version
         done: list[str] = []
-        self._election.avoided_nodes.add(node_name)
-        try:
+        with self._election.avoiding(node_name):
             for activation in list(self._state.activations_on(node, app_name)):
                 # One being made now may have taken the old version: it finishes first.
                 await activation.activated.wait()
@@ -77,9 +76,10 @@ class DomainUpgrader:
                 if change is None:
                     continue
                 line = await self._apply_change(activation, package, change, force_restart)
-                done.append(f"{node_name}: {line}")
-        finally:
-            self._election.avoided_nodes.discard(node_name)
+                # An exclusive activation is named: a node has one per replica, and their
+                # lines are otherwise the same.
+                which = activation.identity.activation_id
+                done.append(f"{node_name}: " + (f"activation {which}: " if which else "") + line)
         return done
 
     async def _apply_change(

@@ -7,6 +7,8 @@ version restarts every code package of its service package (they all see its dat
 whose shape changed (its service types, endpoints or set of code packages) is activated again
 whole. :func:`plan_upgrade` says which; the same function read backwards (new to old) is the
 rollback's plan. :func:`check_services` refuses a version the running services cannot run in.
+:func:`kept_versions` lists the code and data packages whose version the new one keeps (their
+files must be the same: Service Fabric refuses a package version whose content changed).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fabrichost.errors import ApiError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from pathlib import Path
 
     from fabrichost.agent._spec import CodePackageSpec, ProgramSpec, ServicePackageSpec
 
@@ -202,3 +205,49 @@ def check_services(
             f"version {version} cannot run the application's services: " + "; ".join(problems),
             code="FABRIC_E_INVALID_ARGUMENT",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptVersion:
+    """A code or data package whose version both versions of the application name, with the
+    folders of its two copies in the image store."""
+
+    what: str  # "MyPkg code package MyCode 1.0.0"
+    old_folder: Path
+    new_folder: Path
+
+
+def kept_versions(
+    old: Mapping[str, ServicePackageSpec], new: Mapping[str, ServicePackageSpec]
+) -> list[KeptVersion]:
+    """The code and data packages of ``new`` at the version they have in ``old``, kept in
+    another folder (another provisioned copy): an upgrade restarts nothing for them, so their
+    files must be what runs now."""
+    kept: list[KeptVersion] = []
+    for name, package in new.items():
+        before = old.get(name)
+        if before is None or not before.code_packages or not package.code_packages:
+            continue
+        old_cps = {cp.name: cp for cp in before.code_packages}
+        for cp in package.code_packages:
+            was = old_cps.get(cp.name)
+            if was is not None and was.version == cp.version and was.folder != cp.folder:
+                kept.append(
+                    KeptVersion(
+                        f"{name} code package {cp.name} {cp.version}", was.folder, cp.folder
+                    )
+                )
+        # A data package is the folder of its name beside the code packages' folders.
+        old_root, new_root = (
+            before.code_packages[0].folder.parent,
+            package.code_packages[0].folder.parent,
+        )
+        old_data = dict(before.data_packages)
+        for data, version in package.data_packages:
+            if old_data.get(data) == version and old_root != new_root:
+                kept.append(
+                    KeptVersion(
+                        f"{name} data package {data} {version}", old_root / data, new_root / data
+                    )
+                )
+    return kept

@@ -97,8 +97,13 @@ def upgrade_description(body: dict[str, Any], app_name: str) -> UpgradeDescripti
     if name is not None and name != app_name:
         raise ApiError(f"ApplicationUpgradeDescription.Name is {name!r}, not {app_name!r}")
     target = body.get("TargetApplicationTypeVersion")
-    if not isinstance(target, str) or not target:
+    if target is None or target == "":
         raise ApiError("ApplicationUpgradeDescription.TargetApplicationTypeVersion is required")
+    if not isinstance(target, str):
+        raise ApiError(
+            "ApplicationUpgradeDescription.TargetApplicationTypeVersion must be a string, "
+            f"not {target!r}"
+        )
     kind = body.get("UpgradeKind", "Rolling")
     if kind != "Rolling":
         raise ApiError(f"UpgradeKind must be Rolling, not {kind!r}")
@@ -224,7 +229,7 @@ class UpgradeRoutes:
     async def start(self, request: Request) -> Any:
         name = self._app_name(request)
         body = await read_json_object(request)
-        self._cluster.upgrades.start(name, upgrade_description(body, name))
+        await self._cluster.upgrades.start(name, upgrade_description(body, name))
         return {}
 
     async def progress(self, request: Request) -> Any:

@@ -100,6 +100,13 @@ def app_upgrade(
     with client_for(state_dir) as client:
         app = client.application(name)
         target = manifest.application_type_version
+        if manifest.application_type_name != app["TypeName"]:
+            # The upgrade names only a version, which the agent takes as one of the
+            # application's own type: another type's package would upgrade it to that.
+            raise click.UsageError(
+                f"{manifest.file} is application type {manifest.application_type_name}; "
+                f"{name} is of type {app['TypeName']}: an upgrade keeps the application's type"
+            )
         if (manifest.application_type_name, target) == (app["TypeName"], app["TypeVersion"]):
             raise click.UsageError(
                 f"{name} runs {app['TypeName']} {target} already: bump ApplicationTypeVersion "

@@ -159,11 +159,23 @@ class UpgradeMixin:
     ) -> str:
         """Provision ``package_dir`` (an identical provisioned type is reused) and start
         upgrading ``name`` to its version; returns that version. A type this call provisioned
-        is unprovisioned again when the upgrade cannot start."""
+        is unprovisioned again when the upgrade cannot start.
+
+        Raises:
+            FabricHostError: the package is of another application type than ``name``'s (an
+                upgrade names only a version: the agent would take it as one of the
+                application's own type).
+        """
+        app_type_name = str(self.application(name)["TypeName"])
         outcome = self.provision_outcome(Path(package_dir), reuse_existing=True)
         app_type = outcome.value
         version = str(app_type.get("Version", ""))
         try:
+            if app_type.get("Name") != app_type_name:
+                raise FabricHostError(
+                    f"{package_dir} is application type {app_type.get('Name')} {version}; "
+                    f"{name} is of type {app_type_name}: an upgrade keeps the application's type"
+                )
             self.upgrade_application(name, version, parameters, **options)
         except FabricHostError:
             if outcome.created:

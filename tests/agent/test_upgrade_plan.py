@@ -14,7 +14,12 @@ from fabrichost.agent._spec import (
     ServicePackageSpec,
     ServiceTypeSpec,
 )
-from fabrichost.agent._upgrade_plan import RunningService, check_services, plan_upgrade
+from fabrichost.agent._upgrade_plan import (
+    RunningService,
+    check_services,
+    kept_versions,
+    plan_upgrade,
+)
 from fabrichost.errors import ApiError
 
 
@@ -134,3 +139,17 @@ def test_services_whose_type_is_gone_or_changed_kind_are_refused_by_name() -> No
 def test_services_that_still_fit_pass() -> None:
     services = [RunningService("fabric:/App/A", "TypeA", stateful=True, package="Pkg")]
     check_services(services, {"Pkg": _package(NEW)}, "2.0.0")
+
+
+def test_kept_versions_are_the_code_and_data_packages_whose_version_stays_in_a_new_copy() -> None:
+    kept = kept_versions({"Pkg": _package(OLD)}, {"Pkg": _package(NEW, a="1.0.1", data="2.0.0")})
+    assert [(k.what, k.old_folder, k.new_folder) for k in kept] == [
+        ("Pkg code package B 1.0.0", OLD / "Pkg" / "B", NEW / "Pkg" / "B")
+    ]
+    assert [k.what for k in kept_versions({"Pkg": _package(OLD)}, {"Pkg": _package(NEW)})] == [
+        "Pkg code package A 1.0.0",
+        "Pkg code package B 1.0.0",
+        "Pkg data package Data 1.0.0",
+    ]
+    # The same copy (a reused provision) is the same files: nothing to compare.
+    assert kept_versions({"Pkg": _package(OLD)}, {"Pkg": _package(OLD)}) == []

@@ -76,6 +76,10 @@ def test_a_bare_description_takes_the_dev_defaults() -> None:
     ("body", "message"),
     [
         ({}, "TargetApplicationTypeVersion is required"),
+        (
+            {"TargetApplicationTypeVersion": 2},
+            "TargetApplicationTypeVersion must be a string, not 2",
+        ),
         ({"TargetApplicationTypeVersion": "2", "Name": "fabric:/Other"}, "Name is 'fabric:/Other'"),
         ({"TargetApplicationTypeVersion": "2", "UpgradeKind": "Invalid"}, "UpgradeKind must be"),
         ({"TargetApplicationTypeVersion": "2", "RollingUpgradeMode": "Fast"}, "RollingUpgradeMode"),

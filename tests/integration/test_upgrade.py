@@ -23,7 +23,7 @@ import pytest
 
 from fabrichost.client import FabricClient
 from fabrichost.daemon import start_background
-from fabrichost.errors import ApiError
+from fabrichost.errors import ApiError, FabricHostError
 from fabrichost.wire import (
     ActivationMode,
     AgentRecord,
@@ -309,6 +309,57 @@ def test_an_upgrade_to_the_version_in_force_or_an_unknown_one_changes_nothing(
     assert [t["Version"] for t in client.application_types()] == ["1.0.0"]
 
 
+def test_a_package_of_another_application_type_is_refused_and_changes_nothing(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MyApp is MyAppType 1.0.0: taken as "version 1.0.0" it would have "upgraded"
+    # fabric:/SpecialApp to SpecialAppType 1.0.0, the version it runs already, or any other.
+    client = cluster.client
+    client.deploy(MANIFESTS / "SpecialApp", "fabric:/SpecialApp")
+    code, _, err = fh(
+        cluster, capsys, "app", "upgrade", "fabric:/SpecialApp", str(MANIFESTS / "MyApp")
+    )
+    assert code == 2
+    assert "is application type MyAppType; fabric:/SpecialApp is of type SpecialAppType" in err
+    with pytest.raises(FabricHostError, match=r"is application type MyAppType 1\.0\.0"):
+        client.upgrade_from_package(MANIFESTS / "MyApp", "fabric:/SpecialApp")
+
+    progress = client.get_upgrade_progress("fabric:/SpecialApp")
+    assert (progress["UpgradeState"], progress["TargetApplicationTypeVersion"]) == (
+        "RollingForwardCompleted",
+        "1.0.0",
+    )
+    assert [(t["Name"], t["Version"]) for t in client.application_types()] == [
+        ("SpecialAppType", "1.0.0")
+    ]
+
+
+def test_a_package_whose_files_changed_under_the_same_version_is_refused_and_changes_nothing(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The developer's trap: new code, the code package's Version not bumped. The upgrade
+    # would restart nothing for it and report success while the old code keeps running.
+    client = cluster.client
+    client.deploy(MANIFESTS / "SpecialApp", "fabric:/SpecialApp")
+    pkg = special_v2(tmp_path, code_a="1.0.0")
+    launcher = pkg / "MultiTypeServicePackage" / "MyCodePackageB" / "launch.sh"
+    launcher.write_text(launcher.read_text() + "# edited, Version not bumped\n")
+
+    code, _, err = fh(cluster, capsys, "app", "upgrade", "fabric:/SpecialApp", str(pkg))
+
+    assert code == 1
+    assert (
+        "version 2.0.0 keeps the version of MultiTypeServicePackage code package "
+        "MyCodePackageB 1.0.0 but not its files" in err
+    )
+    assert "MyCodePackageA" not in err  # unchanged files: kept rightly
+    (app,) = client.applications()
+    assert (app["TypeVersion"], app["Status"]) == ("1.0.0", "Ready")
+    assert [(t["Name"], t["Version"]) for t in client.application_types()] == [
+        ("SpecialAppType", "1.0.0")
+    ]
+
+
 def _versions(client: FabricClient, app: str) -> dict[str, set[str]]:
     """Node -> the versions of MyCodePackageA running there."""
     return {
@@ -356,6 +407,7 @@ def test_a_manual_upgrade_waits_between_nodes_and_an_agent_killed_meanwhile_runs
             "RollingBackCompleted",
             "Interrupted",
         )
+        assert progress["NextUpgradeDomain"] == ""  # over: it waits for no node any more
         (app,) = restarted.applications()
         assert (app["TypeVersion"], app["Status"]) == ("1.0.0", "Ready")
         assert _versions(restarted, "fabric:/SpecialApp") == {key: {"1.0.0"} for key in NODES}
@@ -500,13 +552,16 @@ def test_exclusive_activations_each_restart_only_the_changed_code_package(
     before = by_activation()
     assert len({a for a, _ in before}) == 2  # one activation per partition's replica
 
-    code, _, err = fh(
+    code, out, err = fh(
         cluster, capsys, "app", "upgrade", "fabric:/SpecialApp", str(special_v2(tmp_path))
     )
 
     assert code == 0, err
     after = by_activation()
     assert after.keys() == before.keys()  # the same activations, in place
+    # One line per exclusive activation, each naming its own.
+    for activation_id in {a for a, _ in before}:
+        assert f"_Node_0: activation {activation_id}: MultiTypeServicePackage" in out, out
     for key, pid in before.items():
         assert (after[key] != pid) == (key[1] == "MyCodePackageA"), key
     client.wait_service_ready("fabric:/SpecialApp/X", WAIT)
@@ -601,6 +656,43 @@ def test_a_failed_check_under_a_manual_failure_action_waits_for_the_operator(
     code, out, _ = fh(cluster3, capsys, "app", "upgrade-rollback", "fabric:/SpecialApp")
 
     assert code == 0
+    progress = cluster3.client.wait_upgrade("fabric:/SpecialApp", WAIT)
+    assert progress["UpgradeState"] == "RollingBackCompleted"
+    assert _versions(cluster3.client, "fabric:/SpecialApp") == {node: {"1.0.0"} for node in NODES}
+    _all_ready_with_one_primary(cluster3, "fabric:/SpecialApp")
+
+
+def test_a_domain_timeout_under_a_manual_failure_action_waits_and_can_be_rolled_back(
+    cluster3: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy_special(cluster3)
+    pkg = special_v2(tmp_path)
+    launcher = pkg / "MultiTypeServicePackage" / "MyCodePackageA" / "launch.sh"
+    launcher.write_text("#!/bin/sh\nexec sleep 3600\n")  # runs, never registers its types
+    launcher.chmod(0o755)
+
+    code, out, err = fh(
+        cluster3,
+        capsys,
+        "app",
+        "upgrade",
+        "fabric:/SpecialApp",
+        str(pkg),
+        "--failure-action",
+        "Manual",
+        "--upgrade-domain-timeout",
+        "2",
+    )
+
+    assert code == 1
+    assert "waits to go on" in out
+    assert "failed (UpgradeDomainTimeout); RollingForwardPending, 1.0.0 is in force" in err
+    assert "upgrade domain _Node_0 did not finish in 2 s" in err
+    assert _versions(cluster3.client, "fabric:/SpecialApp")["_Node_1"] == {"1.0.0"}
+
+    code, _, err = fh(cluster3, capsys, "app", "upgrade-rollback", "fabric:/SpecialApp")
+
+    assert code == 0, err
     progress = cluster3.client.wait_upgrade("fabric:/SpecialApp", WAIT)
     assert progress["UpgradeState"] == "RollingBackCompleted"
     assert _versions(cluster3.client, "fabric:/SpecialApp") == {node: {"1.0.0"} for node in NODES}
