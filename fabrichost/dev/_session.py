@@ -15,8 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from fabrichost.dev._parts import Burst, Layout, PackagePart, sort_burst
-from fabrichost.dev._restarts import CodePackageSlot, restarted, running_code_packages
+from fabrichost.dev._parts import Burst, Layout, PackageKind, PackagePart, sort_burst
+from fabrichost.dev._restarts import (
+    CodePackageSlot,
+    kept_running,
+    restarted,
+    running_code_packages,
+)
 from fabrichost.dev._staging import Snapshot, snapshot, user_paths, write_versions
 from fabrichost.dev._versions import DEV_SUFFIX, StagedVersions, next_counter, plan_versions
 from fabrichost.errors import (
@@ -53,13 +58,15 @@ class Apply(Protocol):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one change did. ``applied`` False: nothing deployed changed (``diagnostics`` or
-    ``error`` say why, or nothing did)."""
+    ``error`` say why, or nothing did). ``config_delivered``: the code packages that took a
+    changed config package while they ran (their process is the one it was)."""
 
     files: str  # the changed files, as the user named them
     applied: bool
     version: str = ""
     bumped: tuple[PackagePart, ...] = ()
     restarted: tuple[CodePackageSlot, ...] = ()
+    config_delivered: tuple[CodePackageSlot, ...] = ()
     seconds: float = 0.0
     diagnostics: tuple[Diagnostic, ...] = ()
     error: str = ""
@@ -162,15 +169,17 @@ class DevSession:
         finally:
             shutil.rmtree(snap.folder, ignore_errors=True)
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
         """Delete the application if this session created it, and unprovision its staged
-        type versions; an application that was there before is left as it is."""
+        type versions; an application that was there before is left as it is. Whether it
+        deleted the application."""
         if not self.created:
-            return
+            return False
         with contextlib.suppress(NotFoundError):
             self.client.delete_application(self.app_name)
         if self.versions is not None:
             self._unprovision(self.versions.application)
+        return True
 
     # -- steps ----------------------------------------------------------------------------------
     def _upgrade(self, snap: Snapshot, burst: Burst, files: str, began: float) -> Outcome:
@@ -217,12 +226,14 @@ class DevSession:
             self._unprovision(self.versions.application)
         self.versions, self._package = plan.versions, snap.package
         self._pending = Burst()
+        new_config = {p.service_manifest for p in plan.bumped if p.kind is PackageKind.CONFIG}
         return Outcome(
             files=files,
             applied=True,
             version=plan.versions.application,
             bumped=tuple(sorted(plan.bumped)),
             restarted=tuple(restarted(before, after)),
+            config_delivered=tuple(kept_running(before, after, new_config)),
             seconds=time.monotonic() - began,
         )
 
