@@ -26,7 +26,7 @@ class GreetingServer(ThreadingHTTPServer):
     greeting = ""
 
 
-class Greeter(BaseHTTPRequestHandler):
+class GreetingHandler(BaseHTTPRequestHandler):
     server: GreetingServer
 
     def do_GET(self) -> None:
@@ -44,7 +44,7 @@ class Greeter(BaseHTTPRequestHandler):
 class Hello(StatelessService):
     def open(self) -> str:
         port = self.context.endpoints["Web"].port
-        self.server = GreetingServer(("127.0.0.1", port), Greeter)
+        self.server = GreetingServer(("127.0.0.1", port), GreetingHandler)
         self.server.greeting = self.greeting()
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{port}/"
@@ -63,7 +63,7 @@ class Hello(StatelessService):
         self.server.server_close()
 
     def greeting(self) -> str:
-        return self.context.config["Hello"]["Greeting"]
+        return self.context.config["Greeter"]["Greeting"]
 
 
 run_host({"HelloType": Hello})
