@@ -217,7 +217,7 @@ def _print(outcome: Outcome, running: str) -> None:
             did.append(f"restarted {restarts}")
         if outcome.config_delivered:
             took = ", ".join(str(slot) for slot in outcome.config_delivered)
-            did.append(f"config delivered to {took} (running, not restarted)")
+            did.append(f"config delivered to {took} (no restart)")
         click.echo(
             f"{PREFIX} {outcome.files}: {versions} → {outcome.version}; "
             f"{'; '.join(did)}; {outcome.seconds:.2f} s"
