@@ -94,6 +94,9 @@ class DevSession:
     _package: ApplicationPackage | None = None
     _counter: int = 0
     _pending: Burst = field(default_factory=Burst)
+    # Staged versions the agent would not unprovision yet: a process a config-only change kept
+    # runs from its version's copy. Tried again after every change and at stop.
+    _retired: list[str] = field(default_factory=list)
 
     def start(self) -> Outcome:
         """Deploy the package (a new application, or an upgrade of an existing one of the same
@@ -179,6 +182,7 @@ class DevSession:
             self.client.delete_application(self.app_name)
         if self.versions is not None:
             self._unprovision(self.versions.application)
+        self._unprovision_retired()
         return True
 
     # -- steps ----------------------------------------------------------------------------------
@@ -224,6 +228,7 @@ class DevSession:
         after = running_code_packages(self.client, self.app_name)
         if self.versions is not None:
             self._unprovision(self.versions.application)
+        self._unprovision_retired()
         self.versions, self._package = plan.versions, snap.package
         self._pending = Burst()
         new_config = {p.service_manifest for p in plan.bumped if p.kind is PackageKind.CONFIG}
@@ -271,13 +276,23 @@ class DevSession:
         for service in self.client.services(self.app_name):
             self.client.wait_service_ready(service["Name"], self.timeout)
 
-    def _unprovision(self, version: str) -> None:
+    def _unprovision(self, version: str) -> bool:
         """Unprovision a staged version of the type nobody uses any more (a user's own
-        version is left alone)."""
+        version is left alone); one still in use is kept in ``_retired`` for later."""
         if DEV_SUFFIX not in version:
-            return
-        with contextlib.suppress(FabricHostError):
+            return True
+        try:
             self.client.unprovision(self.type_name, version)
+        except NotFoundError:
+            return True
+        except FabricHostError:
+            if version not in self._retired:
+                self._retired.append(version)
+            return False
+        return True
+
+    def _unprovision_retired(self) -> None:
+        self._retired = [v for v in list(self._retired) if not self._unprovision(v)]
 
 
 def stage_folder(state_dir: Path, app_name: str) -> Path:

@@ -299,6 +299,16 @@ def test_the_shipped_sample_serves_saved_code_and_takes_saved_settings_without_a
         assert after == before  # the same process (id and instance): told, not restarted
         assert psutil.pid_exists(int(after[0]))
 
+        # That process runs from 1.0.0-dev.2's copy, so that version stays provisioned until a
+        # restart of the code package frees it: then it goes with the version before.
+        edit(code, "there!", "again!")
+        line = dev.wait_for(r"^dev \| HelloPkg/Code/hello\.py: .*$")[0]
+        assert "restarted HelloPkg/Code on _Node_0" in line, line
+        assert dev.answer(service) == "Howdy, again!\n"
+        with FabricClient.for_state_dir(state) as client:
+            types = [(t["Name"], t["Version"]) for t in client.application_types()]
+        assert types == [("HelloWebType", "1.0.0-dev.4")]
+
         (agent,) = agents_serving(state)
         assert dev.stop() == 0
         dev.wait_for(rf"^dev \| stopped: deleted fabric:/hello; stopped agent {agent.pid}$")
@@ -306,3 +316,18 @@ def test_the_shipped_sample_serves_saved_code_and_takes_saved_settings_without_a
         assert marked_processes(state) == []
     assert 'Value="Howdy"' in settings.read_text()  # the user's files keep their versions
     assert 'Version="1.0.0"' in (package / "HelloPkg" / "ServiceManifest.xml").read_text()
+
+
+def test_a_second_dev_on_the_same_state_dir_shows_its_services_first_lines(
+    tmp_path: Path,
+) -> None:
+    # The first run leaves its application's folder (and console files) behind, never named
+    # again; the second run's service must still be followed from its first line on.
+    package = Path(shutil.copytree(manifests_dir() / "HelloWeb", tmp_path / "hello"))
+    state = (tmp_path / "state").resolve()
+    for _ in range(2):
+        with dev_running(package, state) as dev:
+            dev.wait_for(r"^dev \| watching ")
+            dev.wait_for(r"^_Node_0 fabric:/hello HelloPkg/Code \| serving http://", anywhere=True)
+            assert dev.stop() == 0
+            assert marked_processes(state) == []
