@@ -84,7 +84,9 @@ def dev(
             "and copied with it; choose another --state-dir",
             param_hint="--state-dir",
         )
-    with _terminate_as_interrupt(), _agent(state, nodes, port, allow_users) as (client, pid):
+    stopped: list[str] = []  # what stopping did, for the last line
+    agent = _agent(state, nodes, port, allow_users, stopped)
+    with _terminate_as_interrupt(), agent as (client, pid):
         session = DevSession(
             client,
             source,
@@ -111,10 +113,10 @@ def dev(
             click.echo(f"Error: {exc}", err=True)
             ok = False
         finally:
-            with contextlib.suppress(FabricHostError):
-                session.stop()
+            stopped.append(_stop_session(session))
             following.stop()
             labels_client.close()
+    click.echo(f"{PREFIX} stopped: {'; '.join(part for part in stopped if part)}")
     if not ok:
         raise ExitCode(EXIT_ERROR)
 
@@ -178,6 +180,19 @@ def _start(session: DevSession) -> bool:
     return True
 
 
+def _stop_session(session: DevSession) -> str:
+    """Stop the session; what it did, as a part of the last line ("" if there was nothing)."""
+    try:
+        deleted = session.stop()
+    except FabricHostError as exc:
+        return f"{session.app_name} not deleted: {exc}"
+    if deleted:
+        return f"deleted {session.app_name}"
+    if session.versions is not None:  # deployed, as an upgrade of an application that was there
+        return f"left {session.app_name} running (it was there before dev)"
+    return ""
+
+
 def _print(outcome: Outcome, running: str) -> None:
     """One line for one change (and the problems of a package that does not check)."""
     if outcome.ignored_only:
@@ -196,19 +211,29 @@ def _print(outcome: Outcome, running: str) -> None:
         click.echo(f"{PREFIX} {outcome.files}: nothing deployed changed; {running} runs")
     else:
         versions = ", ".join(str(part) for part in outcome.bumped) or "the application"
-        restarts = ", ".join(str(slot) for slot in outcome.restarted) or "nothing"
+        did = []
+        if outcome.restarted or not outcome.config_delivered:
+            restarts = ", ".join(str(slot) for slot in outcome.restarted) or "nothing"
+            did.append(f"restarted {restarts}")
+        if outcome.config_delivered:
+            took = ", ".join(str(slot) for slot in outcome.config_delivered)
+            did.append(f"config delivered to {took} (no restart)")
         click.echo(
             f"{PREFIX} {outcome.files}: {versions} → {outcome.version}; "
-            f"restarted {restarts}; {outcome.seconds:.2f} s"
+            f"{'; '.join(did)}; {outcome.seconds:.2f} s"
         )
 
 
 @contextlib.contextmanager
 def _agent(
-    state: Path, nodes: int | None, port: int, allow_users: tuple[int, ...]
+    state: Path,
+    nodes: int | None,
+    port: int,
+    allow_users: tuple[int, ...],
+    stopped: list[str],
 ) -> Iterator[tuple[FabricClient, int]]:
     """The state directory's serving agent, or one started for this command and stopped
-    with it."""
+    with it; what became of it is added to ``stopped``."""
     cluster: LocalCluster | None = None
     record = running_agent(state)
     if record is None:
@@ -226,8 +251,10 @@ def _agent(
     finally:
         if cluster is not None:
             cluster.stop()
+            stopped.append(f"stopped agent {pid}")
         else:
             client.close()
+            stopped.append(f"left agent {pid} running")
 
 
 @contextlib.contextmanager

@@ -27,32 +27,35 @@ _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 class AgentLabels:
     """Names of application folders and console file prefixes, as the agent reports them.
 
-    Asked again (at most once per ``min_interval`` seconds) when a name is unknown: an
-    application deployed while ``logs --follow`` runs gets its name. An agent that cannot answer
-    (stopped) leaves the names as they were.
+    Asked again when a name is unknown (for one name, at most once per ``min_interval``
+    seconds): an application deployed while ``logs --follow`` runs gets its name. The limit is
+    per name, so the folders of deleted applications, never named, do not keep a new one from
+    being asked about at once (its first line, maybe its only one, would be left unprinted). An
+    agent that cannot answer (stopped) leaves the names as they were.
     """
 
     def __init__(self, client: FabricClient, *, min_interval: float = 0.5) -> None:
         self._client = client
         self._min_interval = min_interval
-        self._asked_at = float("-inf")
+        self._asked_for: dict[tuple[str, ...], float] = {}  # unknown name → when last asked
         self._apps: dict[tuple[str, str], str] = {}
         self._code_packages: dict[tuple[str, str, str], tuple[str, str]] = {}
 
     def application(self, node: str, folder: str) -> str | None:
         if (node, folder) not in self._apps:
-            self._ask()
+            self._ask((node, folder))
         return self._apps.get((node, folder))
 
     def code_package(self, node: str, folder: str, prefix: str) -> tuple[str, str] | None:
         if (node, folder, prefix) not in self._code_packages:
-            self._ask()
+            self._ask((node, folder, prefix))
         return self._code_packages.get((node, folder, prefix))
 
-    def _ask(self) -> None:
-        if time.monotonic() - self._asked_at < self._min_interval:
+    def _ask(self, unknown: tuple[str, ...]) -> None:
+        now = time.monotonic()
+        if now - self._asked_for.get(unknown, float("-inf")) < self._min_interval:
             return
-        self._asked_at = time.monotonic()
+        self._asked_for[unknown] = now
         try:
             for node in self._client.nodes():
                 for app in self._client.deployed_applications(node["Name"]):

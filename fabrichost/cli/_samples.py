@@ -1,4 +1,5 @@
-"""`fabrichost samples`: where the sample application packages are, for `app deploy`."""
+"""`fabrichost samples`: where the sample application packages are, for `app deploy` and
+`dev`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from fabrichost.scenario import manifests_dir
 
 @cli.command()
 def samples() -> None:
-    """Print the folder of the sample application packages (MyApp, SpecialApp, SingletonJobs).
+    """Print the folder of the sample application packages (HelloWeb, MyApp, SpecialApp,
+    SingletonJobs).
 
     An installed wheel carries them inside the package, a checkout in manifests/, so deploy one
-    without knowing which: fabrichost app deploy "$(fabrichost samples)/MyApp" --name fabric:/App1
+    without knowing which: fabrichost app deploy "$(fabrichost samples)/MyApp" --name fabric:/App1.
+    HelloWeb's code and config live in its package: copy it to try `dev` on it:
+    cp -r "$(fabrichost samples)/HelloWeb" ./hello && fabrichost dev ./hello
     """
     click.echo(str(manifests_dir()))

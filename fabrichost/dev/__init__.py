@@ -9,7 +9,7 @@ Usage::
                          apply=upgrade_application)
     session.start()                          # deploy, wait until Ready
     outcome = session.change([changed_path]) # one burst of saves → one upgrade
-    outcome.bumped, outcome.restarted, outcome.seconds, outcome.diagnostics
+    outcome.bumped, outcome.restarted, outcome.config_delivered, outcome.seconds
     session.stop()                           # delete the application if it created it
 
 A changed path is mapped (``classify``) to the code, config or data package it belongs to, or
@@ -29,6 +29,7 @@ from fabrichost.dev._parts import PackagePart as PackagePart
 from fabrichost.dev._parts import classify as classify
 from fabrichost.dev._parts import sort_burst as sort_burst
 from fabrichost.dev._restarts import CodePackageSlot as CodePackageSlot
+from fabrichost.dev._restarts import kept_running as kept_running
 from fabrichost.dev._restarts import restarted as restarted
 from fabrichost.dev._restarts import running_code_packages as running_code_packages
 from fabrichost.dev._session import Apply as Apply
@@ -64,6 +65,7 @@ __all__ = (
     "VersionPlan",
     "apply_edits",
     "classify",
+    "kept_running",
     "next_counter",
     "plan_versions",
     "restarted",

@@ -1,6 +1,6 @@
-"""Which code package processes a change restarted: the application's code packages on every
-node, before and after, compared by process id and instance id (the agent counts every start
-of a code package's entry point)."""
+"""Which code package processes a change restarted, and which took a new config package while
+they ran: the application's code packages on every node, before and after, compared by process
+id and instance id (the agent counts every start of a code package's entry point)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from fabrichost.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from fabrichost.client import FabricClient
 
@@ -56,3 +56,18 @@ def restarted(
 ) -> list[CodePackageSlot]:
     """The slots whose process is not the one it was (restarted, or new), in order."""
     return sorted(slot for slot, process in after.items() if before.get(slot) != process)
+
+
+def kept_running(
+    before: Mapping[CodePackageSlot, tuple[str, str]],
+    after: Mapping[CodePackageSlot, tuple[str, str]],
+    service_manifests: Collection[str],
+) -> list[CodePackageSlot]:
+    """The slots of ``service_manifests`` whose process is the one it was, in order. After an
+    upgrade that changed those packages' config, these are the processes the agent handed the
+    new settings to: a host that does not take config changes is restarted instead."""
+    return sorted(
+        slot
+        for slot, process in after.items()
+        if slot.service_manifest in service_manifests and before.get(slot) == process
+    )

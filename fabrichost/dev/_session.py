@@ -15,8 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from fabrichost.dev._parts import Burst, Layout, PackagePart, sort_burst
-from fabrichost.dev._restarts import CodePackageSlot, restarted, running_code_packages
+from fabrichost.dev._parts import Burst, Layout, PackageKind, PackagePart, sort_burst
+from fabrichost.dev._restarts import (
+    CodePackageSlot,
+    kept_running,
+    restarted,
+    running_code_packages,
+)
 from fabrichost.dev._staging import Snapshot, snapshot, user_paths, write_versions
 from fabrichost.dev._versions import DEV_SUFFIX, StagedVersions, next_counter, plan_versions
 from fabrichost.errors import (
@@ -53,13 +58,15 @@ class Apply(Protocol):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one change did. ``applied`` False: nothing deployed changed (``diagnostics`` or
-    ``error`` say why, or nothing did)."""
+    ``error`` say why, or nothing did). ``config_delivered``: the code packages that took a
+    changed config package while they ran (their process is the one it was)."""
 
     files: str  # the changed files, as the user named them
     applied: bool
     version: str = ""
     bumped: tuple[PackagePart, ...] = ()
     restarted: tuple[CodePackageSlot, ...] = ()
+    config_delivered: tuple[CodePackageSlot, ...] = ()
     seconds: float = 0.0
     diagnostics: tuple[Diagnostic, ...] = ()
     error: str = ""
@@ -87,6 +94,9 @@ class DevSession:
     _package: ApplicationPackage | None = None
     _counter: int = 0
     _pending: Burst = field(default_factory=Burst)
+    # Staged versions the agent would not unprovision yet: a process a config-only change kept
+    # runs from its version's copy. Tried again after every change and at stop.
+    _retired: list[str] = field(default_factory=list)
 
     def start(self) -> Outcome:
         """Deploy the package (a new application, or an upgrade of an existing one of the same
@@ -162,15 +172,18 @@ class DevSession:
         finally:
             shutil.rmtree(snap.folder, ignore_errors=True)
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
         """Delete the application if this session created it, and unprovision its staged
-        type versions; an application that was there before is left as it is."""
+        type versions; an application that was there before is left as it is. Whether it
+        deleted the application."""
         if not self.created:
-            return
+            return False
         with contextlib.suppress(NotFoundError):
             self.client.delete_application(self.app_name)
         if self.versions is not None:
             self._unprovision(self.versions.application)
+        self._unprovision_retired()
+        return True
 
     # -- steps ----------------------------------------------------------------------------------
     def _upgrade(self, snap: Snapshot, burst: Burst, files: str, began: float) -> Outcome:
@@ -215,14 +228,17 @@ class DevSession:
         after = running_code_packages(self.client, self.app_name)
         if self.versions is not None:
             self._unprovision(self.versions.application)
+        self._unprovision_retired()
         self.versions, self._package = plan.versions, snap.package
         self._pending = Burst()
+        new_config = {p.service_manifest for p in plan.bumped if p.kind is PackageKind.CONFIG}
         return Outcome(
             files=files,
             applied=True,
             version=plan.versions.application,
             bumped=tuple(sorted(plan.bumped)),
             restarted=tuple(restarted(before, after)),
+            config_delivered=tuple(kept_running(before, after, new_config)),
             seconds=time.monotonic() - began,
         )
 
@@ -260,13 +276,23 @@ class DevSession:
         for service in self.client.services(self.app_name):
             self.client.wait_service_ready(service["Name"], self.timeout)
 
-    def _unprovision(self, version: str) -> None:
+    def _unprovision(self, version: str) -> bool:
         """Unprovision a staged version of the type nobody uses any more (a user's own
-        version is left alone)."""
+        version is left alone); one still in use is kept in ``_retired`` for later."""
         if DEV_SUFFIX not in version:
-            return
-        with contextlib.suppress(FabricHostError):
+            return True
+        try:
             self.client.unprovision(self.type_name, version)
+        except NotFoundError:
+            return True
+        except FabricHostError:
+            if version not in self._retired:
+                self._retired.append(version)
+            return False
+        return True
+
+    def _unprovision_retired(self) -> None:
+        self._retired = [v for v in list(self._retired) if not self._unprovision(v)]
 
 
 def stage_folder(state_dir: Path, app_name: str) -> Path:

@@ -1,6 +1,7 @@
-"""`fabrichost dev` end to end, as a subprocess on a copy of the example WebApp package: a
-saved edit is served with the new code, a broken manifest keeps the running version until it is
-fixed, and Ctrl-C (or a SIGKILL of `dev`) leaves no process behind."""
+"""`fabrichost dev` end to end, as a subprocess on a copy of the example WebApp package and of
+the shipped HelloWeb sample: a saved edit is served with the new code, a saved Settings.xml
+reaches the running process, a broken manifest keeps the running version until it is fixed, and
+Ctrl-C (or a SIGKILL of `dev`) leaves no process behind."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ import pytest
 
 from fabrichost.client import FabricClient
 from fabrichost.daemon import stop_background
+from fabrichost.dev import running_code_packages
 from fabrichost.errors import FabricHostError
+from fabrichost.scenario import manifests_dir
 from tests.integration.conftest import agents_serving, marked_processes
 
 if TYPE_CHECKING:
@@ -81,10 +84,10 @@ class Dev:
         self.read_to = max(self.read_to, found.end())
         return found
 
-    def answer(self) -> str:
-        """What the web service answers now (resolved again: a restart moves its port)."""
+    def answer(self, service: str = SERVICE) -> str:
+        """What the web service answers now (resolved again: a restart may move its port)."""
         with FabricClient.for_state_dir(self.state) as client:
-            url = client.endpoints(SERVICE)["Web"]
+            url = client.endpoints(service)["Web"]
         with urllib.request.urlopen(url, timeout=WAIT) as response:
             return str(response.read().decode())
 
@@ -173,6 +176,7 @@ def test_an_edit_is_served_a_broken_manifest_keeps_the_old_code_and_the_fix_depl
         dev.wait_for(r"^_Node_0 fabric:/WebApp WebPkg/Code \| serving on port", anywhere=True)
         (agent,) = agents_serving(state)
         assert dev.stop() == 0
+        dev.wait_for(rf"^dev \| stopped: deleted fabric:/WebApp; stopped agent {agent.pid}$")
         psutil.wait_procs([agent], timeout=WAIT)
         assert not agents_serving(state)
         assert marked_processes(state) == []
@@ -222,6 +226,8 @@ def test_with_an_agent_already_serving_dev_uses_it_and_leaves_it_running(
         dev.wait_for(r"^dev \| watching ")
         assert dev.answer() == "hello"
         assert dev.stop() == 0
+        pid = cluster.agent_pid
+        dev.wait_for(rf"^dev \| stopped: deleted fabric:/WebApp; left agent {pid} running$")
     # The application dev created is gone with it; the agent serves on.
     assert [a["Name"] for a in cluster.client.applications()] == []
     assert [t["Version"] for t in cluster.client.application_types()] == []
@@ -259,3 +265,69 @@ def test_code_that_exits_at_start_is_deployed_once_fixed(package: Path, tmp_path
         assert dev.answer() == "hello"
         assert dev.stop() == 0
         assert marked_processes(state) == []
+
+
+def test_the_shipped_sample_serves_saved_code_and_takes_saved_settings_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    # What a user of a plain install does: cp -r "$(fabrichost samples)/HelloWeb" ./hello
+    package = Path(shutil.copytree(manifests_dir() / "HelloWeb", tmp_path / "hello"))
+    state = (tmp_path / "state").resolve()
+    code = package / "HelloPkg" / "Code" / "hello.py"
+    settings = package / "HelloPkg" / "Config" / "Settings.xml"
+    service = "fabric:/hello/Hello"
+    with dev_running(package, state) as dev:
+        dev.wait_for(r"^dev \| watching ")
+        assert dev.answer(service) == "Hello, world!\n"
+
+        edit(code, "world!", "there!")
+        line = dev.wait_for(r"^dev \| HelloPkg/Code/hello\.py: .*$")[0]
+        assert "HelloPkg/Code → 1.0.0-dev.2; restarted HelloPkg/Code on _Node_0" in line, line
+        assert dev.answer(service) == "Hello, there!\n"
+
+        with FabricClient.for_state_dir(state) as client:
+            (before,) = running_code_packages(client, "fabric:/hello").values()
+        edit(settings, 'Value="Hello"', 'Value="Howdy"')
+        line = dev.wait_for(r"^dev \| HelloPkg/Config/Settings\.xml: .*$")[0]
+        assert "HelloPkg/Config → 1.0.0-dev.3" in line, line
+        assert "config delivered to HelloPkg/Code on _Node_0" in line, line
+        assert "; restarted " not in line, line
+        dev.wait_for(r"\| Config changed: Greeting is now 'Howdy'$", anywhere=True)
+        assert dev.answer(service) == "Howdy, there!\n"
+        with FabricClient.for_state_dir(state) as client:
+            (after,) = running_code_packages(client, "fabric:/hello").values()
+        assert after == before  # the same process (id and instance): told, not restarted
+        assert psutil.pid_exists(int(after[0]))
+
+        # That process runs from 1.0.0-dev.2's copy, so that version stays provisioned until a
+        # restart of the code package frees it: then it goes with the version before.
+        edit(code, "there!", "again!")
+        line = dev.wait_for(r"^dev \| HelloPkg/Code/hello\.py: .*$")[0]
+        assert "restarted HelloPkg/Code on _Node_0" in line, line
+        assert dev.answer(service) == "Howdy, again!\n"
+        with FabricClient.for_state_dir(state) as client:
+            types = [(t["Name"], t["Version"]) for t in client.application_types()]
+        assert types == [("HelloWebType", "1.0.0-dev.4")]
+
+        (agent,) = agents_serving(state)
+        assert dev.stop() == 0
+        dev.wait_for(rf"^dev \| stopped: deleted fabric:/hello; stopped agent {agent.pid}$")
+        psutil.wait_procs([agent], timeout=WAIT)
+        assert marked_processes(state) == []
+    assert 'Value="Howdy"' in settings.read_text()  # the user's files keep their versions
+    assert 'Version="1.0.0"' in (package / "HelloPkg" / "ServiceManifest.xml").read_text()
+
+
+def test_a_second_dev_on_the_same_state_dir_shows_its_services_first_lines(
+    tmp_path: Path,
+) -> None:
+    # The first run leaves its application's folder (and console files) behind, never named
+    # again; the second run's service must still be followed from its first line on.
+    package = Path(shutil.copytree(manifests_dir() / "HelloWeb", tmp_path / "hello"))
+    state = (tmp_path / "state").resolve()
+    for _ in range(2):
+        with dev_running(package, state) as dev:
+            dev.wait_for(r"^dev \| watching ")
+            dev.wait_for(r"^_Node_0 fabric:/hello HelloPkg/Code \| serving http://", anywhere=True)
+            assert dev.stop() == 0
+            assert marked_processes(state) == []

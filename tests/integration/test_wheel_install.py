@@ -132,6 +132,11 @@ def test_issue_9_the_installed_wheel_plays_the_demo_from_any_folder(tmp_path: Pa
         # The documented way to deploy a sample from an install: `fabrichost samples`.
         folder = Path(_run([fabrichost, "samples"], elsewhere, env).strip())
         assert folder.resolve().is_relative_to(site), folder
+        # The sample for `dev` carries its code and config, its launcher still executable.
+        hello = folder / "HelloWeb" / "HelloPkg"
+        assert (hello / "Code" / "hello.py").is_file()
+        assert (hello / "Config" / "Settings.xml").is_file()
+        assert os.access(hello / "Code" / "run.sh", os.X_OK)
         _run([fabrichost, "up", "--state-dir", deployed, "--port", "0"], elsewhere, env)
         _run(
             [
