@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import click
 import watchfiles
 
-from fabrichost.cli._cluster import ALLOW_USER_OPTION, NODES_OPTION
+from fabrichost.cli._cluster import ALLOW_USER_OPTION, FORK_SERVER_OPTION, NODES_OPTION
 from fabrichost.cli._follow import ConsoleFollower, Selection
 from fabrichost.cli._group import EXIT_ERROR, ExitCode, cli
 from fabrichost.cli._logs import AgentLabels
@@ -56,6 +56,7 @@ PREFIX: Final = "dev |"
     help="HTTP port of an agent this command starts (0 picks a free one).",
 )
 @ALLOW_USER_OPTION
+@FORK_SERVER_OPTION
 @state_dir_option
 def dev(
     package: Path,
@@ -64,6 +65,7 @@ def dev(
     nodes: int | None,
     port: int,
     allow_users: tuple[int, ...],
+    fork_server: bool,
     state_dir: str | None,
 ) -> None:
     """Deploy PACKAGE and keep it running the code you save.
@@ -84,7 +86,8 @@ def dev(
             "and copied with it; choose another --state-dir",
             param_hint="--state-dir",
         )
-    with _terminate_as_interrupt(), _agent(state, nodes, port, allow_users) as (client, pid):
+    agent = _agent(state, nodes, port, allow_users, fork_server)
+    with _terminate_as_interrupt(), agent as (client, pid):
         session = DevSession(
             client,
             source,
@@ -205,7 +208,7 @@ def _print(outcome: Outcome, running: str) -> None:
 
 @contextlib.contextmanager
 def _agent(
-    state: Path, nodes: int | None, port: int, allow_users: tuple[int, ...]
+    state: Path, nodes: int | None, port: int, allow_users: tuple[int, ...], fork_server: bool
 ) -> Iterator[tuple[FabricClient, int]]:
     """The state directory's serving agent, or one started for this command and stopped
     with it."""
@@ -215,7 +218,13 @@ def _agent(
         from fabrichost import LocalCluster  # (the daemon's start: only when needed)
 
         state.mkdir(parents=True, exist_ok=True)
-        cluster = LocalCluster(nodes=nodes, state_dir=state, port=port, allow_users=allow_users)
+        cluster = LocalCluster(
+            nodes=nodes,
+            state_dir=state,
+            port=port,
+            allow_users=allow_users,
+            fork_server=fork_server,
+        )
         client, pid = cluster.client, cluster.agent_pid
         click.echo(f"{PREFIX} started agent {pid} at {cluster.endpoint} (state in {state})")
     else:
