@@ -187,7 +187,12 @@ class ForkServer:
                 if not data:
                     raise ForkServerGone(f"fork server {self.pid} has exited")
                 answer = decode_fork_message(data)
-            except (OSError, ProtocolError, ForkServerGone) as exc:  # TimeoutError is an OSError
+            except TimeoutError as exc:
+                self._abandon()
+                raise ForkServerGone(
+                    f"fork server {self.pid} did not answer in {timeout:g} s (killed)"
+                ) from exc
+            except (OSError, ProtocolError, ForkServerGone) as exc:
                 self._abandon()
                 if isinstance(exc, ForkServerGone):
                     raise
