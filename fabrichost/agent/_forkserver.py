@@ -51,7 +51,7 @@ from fabrichost.protocol import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
     from pathlib import Path
 
     from fabrichost.agent._console import ConsoleRedirector
@@ -263,11 +263,24 @@ def _kill_unanswered_host(env: Mapping[str, str], leftover_marker: str | None) -
 
 
 class ForkServers:
-    """The agent's fork servers, one per ``ForkPlan.key``, started on first need."""
+    """The agent's fork servers, one per ``ForkPlan.key``, started on first need.
 
-    def __init__(self, state_dir: Path, *, enabled: bool = True) -> None:
+    ``start_server`` starts one (``ForkServer.start``; tests give servers that misbehave on
+    purpose); ``fork_timeout`` bounds the wait for a server's answer.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        enabled: bool = True,
+        start_server: Callable[[str, Mapping[str, str], Path], Awaitable[ForkServer]] | None = None,
+        fork_timeout: float = FORK_TIMEOUT,
+    ) -> None:
         self.state_dir = state_dir
         self.enabled = enabled
+        self._start_server = ForkServer.start if start_server is None else start_server
+        self._fork_timeout = fork_timeout
         self._servers: dict[object, ForkServer] = {}
         self._starting: dict[object, asyncio.Task[None]] = {}
         self._failed: set[object] = set()
@@ -301,7 +314,7 @@ class ForkServers:
         key = plan.key
         try:
             env = dict(plan.startup_env)
-            server = await ForkServer.start(plan.interpreter, env, self.state_dir)
+            server = await self._start_server(plan.interpreter, env, self.state_dir)
         except ForkServerGone as exc:
             log.warning("no fork server for %s; its hosts are spawned: %s", plan.interpreter, exc)
             self._failed.add(key)
@@ -366,7 +379,7 @@ class ForkServers:
         )
         with reaping_held():  # the host is our child from the fork on: its exit is its owner's
             try:
-                pid = await server.fork(request, sources)
+                pid = await server.fork(request, sources, self._fork_timeout)
             except (ForkServerGone, asyncio.CancelledError) as exc:
                 if self._servers.get(plan.key) is server:
                     del self._servers[plan.key]

@@ -133,6 +133,65 @@ asyncio.run(main())
 """
 
 
+UNANSWERED = r"""
+import asyncio, json, os, socket, subprocess, sys
+from pathlib import Path
+
+import psutil
+
+from fabrichost.agent._forkable import ForkPlan
+from fabrichost.agent._forkserver import ForkServer, ForkServers
+from fabrichost.agent._orphans import adopt_orphans
+from fabrichost.agent._proctree import ChildProcess
+from fabrichost.protocol import ForkServerReady
+
+folder = Path(sys.argv[1])
+env = {"PATH": os.environ["PATH"], "MARK": "incarnation-1"}
+peers = []
+
+
+async def start_mute_server(interpreter, startup_env, state_dir):
+    # A server that takes the request, makes a host of that incarnation and never answers:
+    # one that hung (or died) between its fork and its answer.
+    agent_end, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    agent_end.setblocking(False)
+    peers.append(peer)
+    child = ChildProcess.spawn(["sleep", "600"], cwd="/", env=env)
+    return ForkServer(child, agent_end, ForkServerReady(child.pid, 1 << 16, 1024), [])
+
+
+async def main():
+    adopt_orphans(asyncio.get_running_loop())
+    forks = ForkServers(folder, start_server=start_mute_server, fork_timeout=0.5)
+    plan = ForkPlan(sys.executable, "python3", "exits_5", (), False, ())
+    await forks.prepare(plan)
+    server = forks.server(plan)
+    # The host it made: reparented to the agent, carrying the incarnation, never named.
+    host = subprocess.Popen(["sleep", "600"], env=env, start_new_session=True)
+    proc = psutil.Process(host.pid)
+    child = await forks.launch(
+        plan, cwd=str(folder), env=env, pass_fds=(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, leftover_marker="MARK",
+    )
+    found = {"spawn_instead": child is None, "server": await server.child.exited}
+    try:  # killed (and reaped by the agent's reaper, as an adopted orphan)
+        async with asyncio.timeout(30):
+            while proc.is_running():
+                await asyncio.sleep(0.05)
+        found["host_gone"] = True
+    except TimeoutError:
+        found["host_gone"] = False
+    finally:
+        if proc.is_running():
+            proc.kill()
+    await forks.close()
+    print(json.dumps(found))
+
+
+asyncio.run(main())
+"""
+
+
 def _run_script(script: str, folder: Path) -> dict[str, Any]:
     (folder / "exits_5.py").write_text("import sys\nsys.exit(5)\n")
     (folder / "raises.py").write_text("raise KeyError('no')\n")
@@ -173,3 +232,14 @@ def test_a_stopped_server_holds_up_its_request_not_the_event_loop(tmp_path: Path
     # One that never answers is given up: killed, so its hosts are spawned instead.
     assert "did not answer in 0.5 s" in found["hung"]
     assert found["hung_server_killed"] == -9
+
+
+@pytest.mark.timeout(120)
+def test_a_host_the_server_made_but_never_named_is_killed_before_the_spawn(
+    tmp_path: Path,
+) -> None:
+    found = _run_script(UNANSWERED, tmp_path)
+    assert found["spawn_instead"]
+    assert found["server"] == -9  # given up: killed
+    # It would hold the channel and the lock the spawned host gets.
+    assert found["host_gone"]
