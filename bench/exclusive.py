@@ -126,7 +126,7 @@ async def _raw_forks(reps: int) -> dict[str, float]:
     """A fork server alone: request to answer, and to the exit of a host that imports."""
     # Private names: this measures the mechanism under the agent, on purpose.
     from fabrichost.agent._forkserver import ForkServer
-    from fabrichost.agent._orphans import adopt_orphans
+    from fabrichost.agent._orphans import adopt_orphans, reaping_held
     from fabrichost.agent._proctree import ChildProcess
     from fabrichost.protocol import ForkRequest
 
@@ -139,9 +139,12 @@ async def _raw_forks(reps: int) -> dict[str, float]:
     try:
         for _ in range(reps):
             start = time.perf_counter()
-            pid = server.fork(ForkRequest("bench_host", (), str(folder), env, (), "python3"), [])
-            answered.append(time.perf_counter() - start)
-            code = await ChildProcess.adopt(pid, env=env).exited
+            with reaping_held():
+                request = ForkRequest("bench_host", (), str(folder), env, (), "python3")
+                pid = await server.fork(request, [])
+                answered.append(time.perf_counter() - start)
+                child = ChildProcess.adopt(pid, env=env)
+            code = await child.exited
             if code != 0:
                 raise RuntimeError(f"the forked bench host exited with {code}")
             exited.append(time.perf_counter() - start)

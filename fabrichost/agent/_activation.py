@@ -138,7 +138,7 @@ class CodePackageHost:
         if forks is not None and self.fork_plan is not None:
             await forks.prepare(self.fork_plan)
 
-    def launch_main(
+    async def launch_main(
         self,
         argv: Sequence[str],
         *,
@@ -152,7 +152,7 @@ class CodePackageHost:
         forks = self.activation.forks
         if forks is None or self.fork_plan is None:
             return None
-        return forks.launch(
+        return await forks.launch(
             self.fork_plan,
             cwd=cwd,
             env=env,

@@ -97,7 +97,7 @@ class SupervisorHooks(Protocol):
         """Awaited before each start of the main entry point (e.g. a fork server starts)."""
         return None
 
-    def launch_main(
+    async def launch_main(
         self,
         argv: Sequence[str],
         *,
@@ -109,7 +109,8 @@ class SupervisorHooks(Protocol):
         leftover_marker: str | None,
     ) -> ChildProcess | None:
         """Start the main process some other way than a spawn (a fork server); None: spawn
-        it. Raise ``ProcessError`` for a start that failed, as a spawn does."""
+        it. Raise ``ProcessError`` for a start that failed, as a spawn does. The supervisor
+        awaits it; a stop that comes meanwhile stops what it started."""
         return None
 
     def on_main_started(self, pid: int) -> None:

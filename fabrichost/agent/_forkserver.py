@@ -3,13 +3,15 @@
 Theory of operation (``docs/fork-server.md``). A :class:`ForkServer` is a child of the agent, in
 a session of its own, running ``fabrichost.runtime.serve_forks``: it has imported the runtime
 and waits on a ``SOCK_SEQPACKET`` control socket. :meth:`ForkServer.fork` sends one
-``ForkRequest`` with the host's descriptors (``SCM_RIGHTS``) and waits for the answer, on the
-event loop, as ``subprocess.Popen`` waits for its exec: the server forks a child that forks the
-host and exits, so by the time the answer arrives the host has been reparented to the agent
-(a child subreaper, ``_orphans``) and has made itself a fresh ``python -m``. The agent then
-supervises it as any spawned child (``ChildProcess.adopt``): its pidfd, its exact exit status
-from ``waitpid``, the group and tree kills, the leftovers of its incarnation. Learning the pid
-and noting it as spawned happen in one event-loop step, so the orphan reaper never takes it.
+``ForkRequest`` with the host's descriptors (``SCM_RIGHTS``) and awaits the answer, so a
+server that hangs (stopped, swapped out) delays only the starts that need it, never the agent:
+the server forks a child that forks the host and exits, so by the time the answer arrives the
+host has been reparented to the agent (a child subreaper, ``_orphans``) and has made itself a
+fresh ``python -m``. The agent then supervises it as any spawned child
+(``ChildProcess.adopt``): its pidfd, its exact exit status from ``waitpid``, the group and tree
+kills, the leftovers of its incarnation. The orphan reaper is held from the request until the
+pid is noted as spawned (``reaping_held``): a host that exits at once stays a zombie, its exit
+status and its pid kept for its owner.
 
 Why a double fork rather than the server reporting exit statuses: the host is then the agent's
 child like a spawned one, so every exit status (a signal too) comes from the kernel, the zombie
@@ -33,8 +35,10 @@ import socket
 import subprocess
 from typing import TYPE_CHECKING, Final
 
+import psutil
+
 from fabrichost.agent._console import open_console
-from fabrichost.agent._orphans import adopting
+from fabrichost.agent._orphans import adopting, find_leftovers, reaping_held
 from fabrichost.agent._proctree import ChildProcess
 from fabrichost.errors import ProcessError, ProtocolError
 from fabrichost.protocol import (
@@ -47,7 +51,7 @@ from fabrichost.protocol import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
     from pathlib import Path
 
     from fabrichost.agent._console import ConsoleRedirector
@@ -59,7 +63,7 @@ log = logging.getLogger(__name__)
 
 SERVER_CODE: Final = "import sys; del sys.path[0]; import fabrichost.runtime as r; r.serve_forks()"
 START_TIMEOUT: Final = 30.0  # importing the runtime on a busy machine
-# A fork answers in milliseconds; the loop waits this long only for a server that hangs.
+# A fork answers in milliseconds; a start waits this long only for a server that hangs.
 FORK_TIMEOUT: Final = 10.0
 STOP_TIMEOUT: Final = 5.0
 MAX_SERVERS: Final = 4  # distinct interpreters or start-up environments; more are spawned
@@ -86,6 +90,7 @@ class ForkServer:
         self._sock = sock
         self._redirectors = redirectors
         self._broken = False
+        self._turn = asyncio.Lock()  # one request and its answer at a time on the socket
 
     @property
     def pid(self) -> int:
@@ -150,44 +155,76 @@ class ForkServer:
             await server.stop()
             raise
         server.ready = message
-        agent_end.setblocking(True)
-        agent_end.settimeout(FORK_TIMEOUT)
         return server
 
-    def fork(self, request: ForkRequest, fds: Sequence[int]) -> int:
+    async def fork(
+        self,
+        request: ForkRequest,
+        fds: Sequence[int],
+        timeout: float = FORK_TIMEOUT,  # noqa: ASYNC109  (a server that hangs is given up)
+    ) -> int:
         """Fork a host; return its pid (a child of this process by now).
 
-        Blocks the event loop for the fork (a millisecond or two), as a spawn does for its exec.
+        Call it inside ``reaping_held()`` up to ``ChildProcess.adopt``: the host may have
+        exited by the time the answer comes. Requests to one server take turns. Cancelled, the
+        server is killed (its conversation is lost); a host it made sees its channel end.
 
         Raises:
-            ForkServerGone: the server is dead, hangs or broke the protocol (it is killed).
+            ForkServerGone: the server is dead, does not answer within ``timeout`` seconds, or
+                broke the protocol (it is killed).
             ProcessError: the host could not become what was asked (e.g. no such working
                 folder), as a spawn that fails; nothing runs.
         """
-        if not self.alive:
-            raise ForkServerGone(f"fork server {self.pid} has exited")
-        try:
-            payload = encode_fork_message(request)
-            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
-            self._sock.sendmsg([payload], rights if fds else [])
-            data = self._sock.recv(MAX_FORK_MESSAGE)
-            if not data:
+        async with self._turn:
+            if not self.alive:
                 raise ForkServerGone(f"fork server {self.pid} has exited")
-            answer = decode_fork_message(data)
-        except (OSError, ProtocolError, ForkServerGone) as exc:
-            self._abandon()
-            if isinstance(exc, ForkServerGone):
+            try:
+                payload = encode_fork_message(request)
+                async with asyncio.timeout(timeout):
+                    await self._send(payload, fds)
+                    loop = asyncio.get_running_loop()
+                    data = await loop.sock_recv(self._sock, MAX_FORK_MESSAGE)
+                if not data:
+                    raise ForkServerGone(f"fork server {self.pid} has exited")
+                answer = decode_fork_message(data)
+            except TimeoutError as exc:
+                self._abandon()
+                raise ForkServerGone(
+                    f"fork server {self.pid} did not answer in {timeout:g} s (killed)"
+                ) from exc
+            except (OSError, ProtocolError, ForkServerGone) as exc:
+                self._abandon()
+                if isinstance(exc, ForkServerGone):
+                    raise
+                raise ForkServerGone(f"fork server {self.pid} failed: {exc!r}") from exc
+            except asyncio.CancelledError:
+                self._abandon()
                 raise
-            raise ForkServerGone(f"fork server {self.pid} failed: {exc!r}") from exc
         if isinstance(answer, ForkFailed):
             if answer.pid is not None:  # it exited; it is our child: reap it
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(answer.pid, 0)
+                with contextlib.suppress(ProcessError):
+                    await ChildProcess.adopt(answer.pid, env={}).exited
             raise ProcessError(f"cannot start {request.module} in {request.cwd}: {answer.error}")
         if isinstance(answer, ForkServerReady | ForkRequest):
             self._abandon()
             raise ForkServerGone(f"fork server {self.pid} answered {answer!r}")
         return answer.pid
+
+    async def _send(self, payload: bytes, fds: Sequence[int]) -> None:
+        """One message with ``fds``; waits for room if the socket's buffer is full."""
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                self._sock.sendmsg([payload], rights)
+                return
+            except BlockingIOError:
+                room: asyncio.Future[None] = loop.create_future()
+                loop.add_writer(self._sock, _resolve, room)
+                try:
+                    await room
+                finally:
+                    loop.remove_writer(self._sock)
 
     def _abandon(self) -> None:
         self._broken = True
@@ -206,12 +243,44 @@ class ForkServer:
             redirector.close()
 
 
-class ForkServers:
-    """The agent's fork servers, one per ``ForkPlan.key``, started on first need."""
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
-    def __init__(self, state_dir: Path, *, enabled: bool = True) -> None:
+
+def _kill_unanswered_host(env: Mapping[str, str], leftover_marker: str | None) -> None:
+    """SIGKILL a host the server made but never named (it hung or died after the fork).
+
+    Its channel and lock are the ones the spawn that replaces it gets: it must not run beside
+    it. A host still below the server died with it (``_abandon``) or, its status pipe broken,
+    exits before its module runs; one already reparented carries the incarnation's marker.
+    """
+    if leftover_marker is None or leftover_marker not in env:
+        return
+    for proc in find_leftovers(leftover_marker, env[leftover_marker]):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+
+
+class ForkServers:
+    """The agent's fork servers, one per ``ForkPlan.key``, started on first need.
+
+    ``start_server`` starts one (``ForkServer.start``; tests give servers that misbehave on
+    purpose); ``fork_timeout`` bounds the wait for a server's answer.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        enabled: bool = True,
+        start_server: Callable[[str, Mapping[str, str], Path], Awaitable[ForkServer]] | None = None,
+        fork_timeout: float = FORK_TIMEOUT,
+    ) -> None:
         self.state_dir = state_dir
         self.enabled = enabled
+        self._start_server = ForkServer.start if start_server is None else start_server
+        self._fork_timeout = fork_timeout
         self._servers: dict[object, ForkServer] = {}
         self._starting: dict[object, asyncio.Task[None]] = {}
         self._failed: set[object] = set()
@@ -245,7 +314,7 @@ class ForkServers:
         key = plan.key
         try:
             env = dict(plan.startup_env)
-            server = await ForkServer.start(plan.interpreter, env, self.state_dir)
+            server = await self._start_server(plan.interpreter, env, self.state_dir)
         except ForkServerGone as exc:
             log.warning("no fork server for %s; its hosts are spawned: %s", plan.interpreter, exc)
             self._failed.add(key)
@@ -263,7 +332,7 @@ class ForkServers:
             if not server.alive:
                 del self._servers[key]
 
-    def launch(
+    async def launch(
         self,
         plan: ForkPlan,
         *,
@@ -308,13 +377,18 @@ class ForkServers:
             argv0=plan.argv0,
             shell_pwd=plan.shell_pwd,
         )
-        try:
-            pid = server.fork(request, sources)
-        except ForkServerGone as exc:
-            log.warning("%s; spawning instead (a new one starts on the next need)", exc)
-            self._servers.pop(plan.key, None)
-            return None
-        return ChildProcess.adopt(pid, env=env, leftover_marker=leftover_marker)
+        with reaping_held():  # the host is our child from the fork on: its exit is its owner's
+            try:
+                pid = await server.fork(request, sources, self._fork_timeout)
+            except (ForkServerGone, asyncio.CancelledError) as exc:
+                if self._servers.get(plan.key) is server:
+                    del self._servers[plan.key]
+                _kill_unanswered_host(env, leftover_marker)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                log.warning("%s; spawning instead (a new one starts on the next need)", exc)
+                return None
+            return ChildProcess.adopt(pid, env=env, leftover_marker=leftover_marker)
 
     async def close(self) -> None:
         """Stop every server (their hosts are stopped by their own supervisors)."""

@@ -41,6 +41,7 @@ from fabrichost.agent._fence import processes_carrying
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ _PR_SET_CHILD_SUBREAPER: Final = 36  # <linux/prctl.h>
 # reaped yet (their owner reaps them), and whether this process adopts orphans.
 _spawned: set[int] = set()
 _adopting = False
+_held = 0  # reaping_held() blocks in progress
 
 
 def note_spawned(pid: int) -> None:
@@ -59,6 +61,25 @@ def note_spawned(pid: int) -> None:
 
 def note_reaped(pid: int) -> None:
     _spawned.discard(pid)
+
+
+@contextlib.contextmanager
+def reaping_held() -> Iterator[None]:
+    """No adopted child is reaped inside the block; those that exited meanwhile are at its end.
+
+    For a child whose pid its owner learns only later: a fork server's host is the agent's
+    child as soon as the server's middle process exits, and it may exit before the server's
+    answer names it. Its exit status is its owner's (``ChildProcess.adopt``, which notes it
+    as spawned inside the block), never the reaper's, and its pid cannot be reused meanwhile.
+    """
+    global _held
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if not _held and _adopting:
+            reap_adopted()
 
 
 def adopting() -> bool:
@@ -119,7 +140,10 @@ def _adopted_children() -> list[int]:
 
 
 def reap_adopted() -> None:
-    """Reap every adopted child that has exited (never one spawned through ``ChildProcess``)."""
+    """Reap every adopted child that has exited (never one spawned through ``ChildProcess``),
+    unless :func:`reaping_held`."""
+    if _held:
+        return
     for pid in _adopted_children():
         with contextlib.suppress(ChildProcessError):
             os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)

@@ -96,6 +96,12 @@ def _console_of(spec: LaunchSpec, *, setup: bool) -> tuple[int, int, list[Consol
         raise ProcessError(f"cannot open the console files in {spec.log_dir}: {exc}") from exc
 
 
+async def _start(hooks: SupervisorHooks | None, argv: list[str], **how: Any) -> ChildProcess:
+    """As ``hooks`` start the main process (a fork server), else spawned (a setup: None)."""
+    child = None if hooks is None else await hooks.launch_main(argv, **how)
+    return child if child is not None else ChildProcess.spawn(argv, **how)
+
+
 class CodePackageSupervisor:
     """Runs one code package's entry points as OS processes, restarting them as SF does.
 
@@ -130,6 +136,7 @@ class CodePackageSupervisor:
         self._setup = EntryPointRecord(spec.setup, setup=True) if spec.setup else None
         self._task: asyncio.Task[None] | None = None
         self._stopper: asyncio.Task[None] | None = None
+        self._stop_grace = 0.0  # stop()'s, for a process whose start it came in the middle of
         self._stopping = False
         self._skip_backoff = False
         self._wake = asyncio.Event()
@@ -282,6 +289,7 @@ class CodePackageSupervisor:
         """
         if self._stopper is None:
             self._stopping = True
+            self._stop_grace = grace
             self._wake.set()
             self._stopper = asyncio.get_running_loop().create_task(self._shutdown(grace))
         await asyncio.shield(self._stopper)
@@ -322,9 +330,13 @@ class CodePackageSupervisor:
                 log.exception("before_main hook failed")
         if self._stopping:
             return None
-        child = self._spawn(record)
+        child = await self._spawn(record)
         if child is None:
             return None
+        if self._stopping and not child.deactivating:
+            # stop() came while the start was awaited and found no process to stop: stop it here.
+            child.deactivating = True
+            await child.terminate(self._stop_grace)
         returncode = await child.exited
         self._on_exit(record, child, returncode)
         return returncode
@@ -353,11 +365,11 @@ class CodePackageSupervisor:
         finally:
             record.next_activation = None
 
-    def _spawn(self, record: EntryPointRecord) -> ChildProcess | None:
+    async def _spawn(self, record: EntryPointRecord) -> ChildProcess | None:
         record.status = EntryPointStatus.STARTING
         now = datetime.now(UTC)
         try:
-            child = self._launch(record)
+            child = await self._launch(record)
         except ProcessError as exc:
             log.warning("cannot start %s of %s: %s", record.label, self.spec.code_package_name, exc)
             self.last_activation_error = str(exc)
@@ -378,7 +390,7 @@ class CodePackageSupervisor:
         self._notify()
         return child
 
-    def _launch(self, record: EntryPointRecord) -> ChildProcess:
+    async def _launch(self, record: EntryPointRecord) -> ChildProcess:
         env: Mapping[str, str] = self.spec.env
         pass_fds: tuple[int, ...] = ()
         if not record.setup:
@@ -391,7 +403,8 @@ class CodePackageSupervisor:
                 raise ProcessError(f"prepare_main hook failed: {exc!r}") from exc
             env = {**env, **extra_env}
         start = functools.partial(
-            ChildProcess.spawn if record.setup else self._start_main,
+            _start,
+            None if record.setup else self._hooks,
             [resolve_program(record.entry), *record.entry.arguments],
             cwd=str(record.entry.working_dir),
             env=env,
@@ -399,11 +412,11 @@ class CodePackageSupervisor:
             leftover_marker=None if record.setup else self.spec.leftover_marker,
         )
         if self.spec.log_dir is None:
-            return start(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return await start(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out_w, err_w, redirectors = _console_of(self.spec, setup=record.setup)
         self._redirectors = [r for r in self._redirectors if not r.closed] + redirectors
         try:
-            return start(stdout=out_w, stderr=err_w)
+            return await start(stdout=out_w, stderr=err_w)
         except ProcessError:
             for redirector in redirectors:
                 redirector.close()
@@ -411,11 +424,6 @@ class CodePackageSupervisor:
         finally:
             os.close(out_w)
             os.close(err_w)
-
-    def _start_main(self, argv: list[str], **how: Any) -> ChildProcess:
-        """The main process: as the hooks start it (a fork server), else spawned."""
-        child = self._hooks.launch_main(argv, **how)
-        return child if child is not None else ChildProcess.spawn(argv, **how)
 
     def _on_exit(self, record: EntryPointRecord, child: ChildProcess, returncode: int) -> None:
         if not record.setup:

@@ -59,17 +59,28 @@ ALLOW_USER_OPTION = click.option(
 )
 
 
+FORK_SERVER_OPTION = click.option(
+    "--fork-server/--no-fork-server",
+    default=True,
+    show_default=True,
+    help="Fork Python runtime hosts from a pre-warmed interpreter (docs/fork-server.md); "
+    "--no-fork-server spawns each one. For an agent this command starts.",
+)
+
+
 @cli.command()
 @state_dir_option
 @NODES_OPTION
 @PORT_OPTION
 @ALLOW_USER_OPTION
+@FORK_SERVER_OPTION
 @json_option
 def up(
     state_dir: str | None,
     nodes: int | None,
     port: int,
     allow_users: tuple[int, ...],
+    fork_server: bool,
     as_json: bool,
 ) -> None:
     """Start the local cluster's agent in the background; return once it serves.
@@ -81,7 +92,9 @@ def up(
     from fabrichost.daemon import read_node_count, start_agent
 
     before = read_node_count(path)
-    outcome = start_agent(path, nodes=nodes, port=port, allow_users=allow_users)
+    outcome = start_agent(
+        path, nodes=nodes, port=port, allow_users=allow_users, fork_server=fork_server
+    )
     record = outcome.record
     if not outcome.started and nodes is not None and nodes != record.NodeCount:
         raise click.ClickException(
@@ -179,12 +192,7 @@ def status(state_dir: str | None, as_json: bool) -> None:
     show_default=True,
     help="Base delay of the restart backoff of crashed code packages, in seconds.",
 )
-@click.option(
-    "--fork-server/--no-fork-server",
-    default=True,
-    show_default=True,
-    help="Fork Python runtime hosts from a pre-warmed interpreter (docs/fork-server.md).",
-)
+@FORK_SERVER_OPTION
 def agent(
     state_dir: str | None,
     nodes: int | None,

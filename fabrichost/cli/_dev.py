@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import click
 import watchfiles
 
-from fabrichost.cli._cluster import ALLOW_USER_OPTION, NODES_OPTION
+from fabrichost.cli._cluster import ALLOW_USER_OPTION, FORK_SERVER_OPTION, NODES_OPTION
 from fabrichost.cli._follow import ConsoleFollower, Selection
 from fabrichost.cli._group import EXIT_ERROR, ExitCode, cli
 from fabrichost.cli._logs import AgentLabels
@@ -56,6 +56,7 @@ PREFIX: Final = "dev |"
     help="HTTP port of an agent this command starts (0 picks a free one).",
 )
 @ALLOW_USER_OPTION
+@FORK_SERVER_OPTION
 @state_dir_option
 def dev(
     package: Path,
@@ -64,6 +65,7 @@ def dev(
     nodes: int | None,
     port: int,
     allow_users: tuple[int, ...],
+    fork_server: bool,
     state_dir: str | None,
 ) -> None:
     """Deploy PACKAGE and keep it running the code you save.
@@ -85,7 +87,7 @@ def dev(
             param_hint="--state-dir",
         )
     stopped: list[str] = []  # what stopping did, for the last line
-    agent = _agent(state, nodes, port, allow_users, stopped)
+    agent = _agent(state, nodes, port, allow_users, fork_server, stopped)
     with _terminate_as_interrupt(), agent as (client, pid):
         session = DevSession(
             client,
@@ -230,6 +232,7 @@ def _agent(
     nodes: int | None,
     port: int,
     allow_users: tuple[int, ...],
+    fork_server: bool,
     stopped: list[str],
 ) -> Iterator[tuple[FabricClient, int]]:
     """The state directory's serving agent, or one started for this command and stopped
@@ -240,7 +243,13 @@ def _agent(
         from fabrichost import LocalCluster  # (the daemon's start: only when needed)
 
         state.mkdir(parents=True, exist_ok=True)
-        cluster = LocalCluster(nodes=nodes, state_dir=state, port=port, allow_users=allow_users)
+        cluster = LocalCluster(
+            nodes=nodes,
+            state_dir=state,
+            port=port,
+            allow_users=allow_users,
+            fork_server=fork_server,
+        )
         client, pid = cluster.client, cluster.agent_pid
         click.echo(f"{PREFIX} started agent {pid} at {cluster.endpoint} (state in {state})")
     else:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from fabrichost import LocalCluster
-from fabrichost.cli._cluster import ALLOW_USER_OPTION
+from fabrichost.cli._cluster import ALLOW_USER_OPTION, FORK_SERVER_OPTION
 from fabrichost.cli._follow import ConsoleFollower
 from fabrichost.cli._group import EXIT_ERROR, ExitCode, cli
 from fabrichost.cli._logs import AgentLabels
@@ -31,6 +31,7 @@ from fabrichost.errors import FabricHostError
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True)
 @ALLOW_USER_OPTION
+@FORK_SERVER_OPTION
 @click.option(
     "--state-dir",
     "state_dir",
@@ -45,12 +46,19 @@ def run_package(
     nodes: int | None,
     port: int,
     allow_users: tuple[int, ...],
+    fork_server: bool,
     state_dir: str | None,
 ) -> None:
     """Run a cluster in the foreground, deploy PACKAGE and follow its console output."""
     app_name = name or f"fabric:/{package.resolve().name}"
     parameters = parse_params(params)
-    cluster = LocalCluster(nodes=nodes, state_dir=state_dir, port=port, allow_users=allow_users)
+    cluster = LocalCluster(
+        nodes=nodes,
+        state_dir=state_dir,
+        port=port,
+        allow_users=allow_users,
+        fork_server=fork_server,
+    )
     follower = ConsoleFollower(cluster.state_dir / "_App", labels=AgentLabels(cluster.client))
     ok = True
     try:

@@ -31,6 +31,10 @@ class HttpError(OSError):
     """The agent could not be reached, or its answer was not HTTP/1.1 as this reads it."""
 
 
+class _Unanswered(HttpError):
+    """The connection ended (closed or reset) before the first byte of the answer."""
+
+
 class Headers(dict[str, str]):
     """An answer's headers, looked up without regard to case (keys are stored lower case)."""
 
@@ -114,28 +118,39 @@ class PlainHttp:
         if body is not None or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(body or b'')}")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
-        connection = self._take(timeout or self._timeout)
-        try:
-            response = connection.exchange(data, timeout or self._timeout)
-        except ValueError as exc:  # a length or a chunk size that is not a number
-            connection.close()
-            raise HttpError(f"a broken answer from the agent: {exc}") from exc
-        except BaseException:
-            connection.close()  # its state is unknown: the next request opens another
-            raise
+        while True:
+            connection, reused = self._take(timeout or self._timeout)
+            try:
+                response = connection.exchange(data, timeout or self._timeout)
+            except _Unanswered:
+                connection.close()
+                if reused:
+                    # The agent closed the idle connection as the request went out (uvicorn's
+                    # keep-alive timeout; it drops what it had not read): send it again, on a
+                    # new connection, as HTTP clients do for a reused one that got no answer.
+                    continue
+                raise
+            except ValueError as exc:  # a length or a chunk size that is not a number
+                connection.close()
+                raise HttpError(f"a broken answer from the agent: {exc}") from exc
+            except BaseException:
+                connection.close()  # its state is unknown: the next request opens another
+                raise
+            break
         if connection.sock is not None:
             with self._lock:
                 self._idle.append(connection)
         return response
 
-    def _take(self, timeout: float) -> _Connection:
+    def _take(self, timeout: float) -> tuple[_Connection, bool]:
+        """An idle connection that is still open (True) or a new one (False)."""
         while True:
             with self._lock:
                 connection = self._idle.pop() if self._idle else None
             if connection is None:
-                return _Connection(self._address, timeout)
+                return _Connection(self._address, timeout), False
             if not connection.closed_by_peer():
-                return connection
+                return connection, True
             connection.close()
 
 
@@ -173,7 +188,14 @@ class _Connection:
     def exchange(self, data: bytes, timeout: float) -> PlainResponse:
         assert self.sock is not None
         self.sock.settimeout(timeout)
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+            first = b"" if self._buffer else self.sock.recv(256 * 1024)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise _Unanswered(f"the agent reset the connection without an answer: {exc}") from exc
+        if not self._buffer and not first:
+            raise _Unanswered("the agent closed the connection without an answer")
+        self._buffer += first
         while True:  # 1xx answers are skipped
             status, reason, headers = self._read_head()
             if status >= 200:

@@ -53,7 +53,8 @@ class LocalCluster:
     :class:`~fabrichost.errors.FabricHostError` with its cause, within ``timeout`` seconds).
     Defaults: a new temporary state directory (deleted by :meth:`stop`), a free port, one node.
     ``nodes`` None keeps the node count a given ``state_dir`` records. A given ``state_dir`` is
-    kept, and refused if an agent already serves it.
+    kept, and refused if an agent already serves it. ``fork_server`` False spawns every
+    runtime host instead of forking it (``docs/fork-server.md``).
 
     The cluster belongs to the process that made it: when that process exits or is killed, by
     any signal including SIGKILL, the agent stops every process it started and deletes a
@@ -68,6 +69,7 @@ class LocalCluster:
         port: int = 0,
         timeout: float = 60.0,
         allow_users: Collection[int] = (),
+        fork_server: bool = True,
     ) -> None:
         self._temporary = state_dir is None
         self.state_dir: Path = Path(
@@ -89,6 +91,7 @@ class LocalCluster:
                 allow_users=allow_users,
                 owner_fd=read_end,
                 remove_state_on_exit=self._temporary,
+                fork_server=fork_server,
             )
         except BaseException:
             self._close_owner()

@@ -31,10 +31,11 @@ from fabrichost.agent._process import (
     LaunchSpec,
     SupervisorHooks,
 )
+from fabrichost.agent._proctree import ChildProcess
 from fabrichost.errors import ProcessError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
     from pathlib import Path
 
 pytestmark = pytest.mark.anyio
@@ -180,6 +181,7 @@ class Harness:
         max_bytes: int = 20480 * 1024,
         retention: int = 2,
         env: Mapping[str, str] | None = None,
+        hooks: Reports | None = None,
     ) -> tuple[CodePackageSupervisor, Reports]:
         if isinstance(main, str):
             main = self.entry(main)
@@ -197,7 +199,7 @@ class Harness:
             console_max_bytes=max_bytes,
             leftover_marker=INCARNATION,
         )
-        hooks = Reports()
+        hooks = Reports() if hooks is None else hooks
         extra = {} if clock is None else {"clock": clock}
         sup = CodePackageSupervisor(spec, policy=policy, hooks=hooks, **extra)  # type: ignore[arg-type]
         self.supervisors.append(sup)
@@ -676,3 +678,36 @@ async def test_hook_failures_are_logged_and_supervision_goes_on(
     await sup.start()
     await sup.wait_until(lambda s: s.statistics.ExitCount >= 2, DEADLINE)
     assert "hook bug" in caplog.text
+
+
+class HeldLaunch(Reports):
+    """Starts the main process itself, as a fork server does, once the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def launch_main(self, argv: Sequence[str], **how: object) -> ChildProcess | None:
+        self.entered.set()
+        await self.release.wait()
+        return ChildProcess.spawn(argv, **how)  # type: ignore[arg-type]
+
+
+async def test_a_stop_during_an_awaited_start_stops_what_that_start_made(harness: Harness) -> None:
+    hooks = HeldLaunch()
+    sup, _ = harness.supervisor(SLEEP_FOREVER, hooks=hooks)
+    await sup.start()
+    async with asyncio.timeout(DEADLINE):
+        await hooks.entered.wait()
+    stopping = asyncio.ensure_future(sup.stop(grace=DEADLINE))
+    # The stop finds no process yet (the start is awaited) and waits for the cycle to end.
+    await sup.wait_until(lambda s: s.status is EntryPointStatus.STOPPED, DEADLINE)
+    hooks.release.set()
+    async with asyncio.timeout(DEADLINE):
+        await stopping
+    assert len(hooks.started) == 1
+    # SIGINT within the grace: the script's sleep is interrupted, an exit the stop asked for.
+    assert hooks.exited == [(hooks.started[0], -signal.SIGINT)]
+    assert gone(hooks.started[0])
+    assert sup.status is EntryPointStatus.STOPPED

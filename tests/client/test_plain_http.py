@@ -207,3 +207,24 @@ def test_threads_share_one_client_each_getting_its_own_answer() -> None:
         http.close()
     assert failures == []
     assert len(requests) == 160
+
+
+def test_a_kept_connection_closed_as_the_request_went_out_is_sent_again_on_a_new_one() -> None:
+    # The server closes the kept connection when the second request arrives, unanswered: what
+    # a client sees when uvicorn's keep-alive timeout fires just after the idle check.
+    count = iter(range(1, 100))
+    with server(lambda _: None if next(count) == 2 else ok(b"3")) as (url, requests):
+        http = PlainHttp(url, timeout=60)
+        assert http.request("GET", "/").content == b"3"
+        assert http.request("POST", "/", json={}).content == b"3"
+        http.close()
+    assert len(requests) == 3  # the second was read and dropped, as the agent drops it
+
+
+def test_a_new_connection_without_an_answer_is_not_sent_again() -> None:
+    with server(lambda _: None) as (url, requests):
+        http = PlainHttp(url, timeout=60)
+        with pytest.raises(HttpError, match="closed the connection without an answer"):
+            http.request("POST", "/", json={})
+        http.close()
+    assert len(requests) == 1

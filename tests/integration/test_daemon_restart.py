@@ -271,3 +271,41 @@ def test_down_stops_the_agent_even_without_its_turn_lock(
     assert code == 0, err
     assert "stopped the agent" in out
     assert not agents_serving(state)
+
+
+def _fork_servers(agent_pid: int) -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process(agent_pid).children()
+        if "serve_forks" in " ".join(child.cmdline())
+    ]
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_up_no_fork_server_spawns_every_host(
+    state: Path, capsys: pytest.CaptureFixture[str], fork: bool
+) -> None:
+    option = "--fork-server" if fork else "--no-fork-server"
+    assert fh(capsys, state, "up", "--port", "0", option)[0] == 0
+    create = ["service", "create", "fabric:/A/S", "--type", "MyServiceType", "--stateful"]
+    create += ["--replicas", "1", "--activation-mode", "ExclusiveProcess", "--wait"]
+    with FabricClient.for_state_dir(state, timeout=60) as client:
+        client.deploy(MANIFESTS / "MyApp", "fabric:/A")
+    code, _, err = fh(capsys, state, *create, "--timeout", "30")
+    assert code == 0, err
+    record = AgentRecord.read(state)
+    assert record is not None
+    assert len(_fork_servers(record.AgentProcessId)) == (1 if fork else 0)
+
+
+def test_a_local_cluster_without_a_fork_server_spawns_every_host(tmp_path: Path) -> None:
+    from fabrichost import LocalCluster
+
+    with LocalCluster(state_dir=tmp_path / "state", fork_server=False) as cluster:
+        cluster.deploy(MANIFESTS / "MyApp", "fabric:/A")
+        create = ["service", "create", "fabric:/A/S", "--type", "MyServiceType", "--stateful"]
+        create += ["--replicas", "1", "--activation-mode", "ExclusiveProcess", "--wait"]
+        assert main([*create, "--state-dir", str(cluster.state_dir)]) == 0
+        assert _fork_servers(cluster.agent_pid) == []
+        assert "--no-fork-server" in psutil.Process(cluster.agent_pid).cmdline()
+    assert marked_processes(tmp_path / "state") == []

@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -549,7 +550,11 @@ def test_exclusive_activations_each_restart_only_the_changed_code_package(
             for cp in client.deployed_code_packages("_Node_0", "fabric:/SpecialApp")
         }
 
-    before = by_activation()
+    # Every code package runs (B's start may still be under way: Ready waits for A's replicas).
+    deadline = time.monotonic() + WAIT
+    while 0 in (before := by_activation()).values() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 0 not in before.values(), before
     assert len({a for a, _ in before}) == 2  # one activation per partition's replica
 
     code, out, err = fh(
