@@ -10,7 +10,8 @@ Scenarios (see ``bench/peers.py`` for how each system is driven):
 * ``N up`` / ``stop N`` / daemon RSS / idle CPU, for N trivial Python programs, every system
   in turn within each repetition (interleaved, so a busy moment hits all of them);
 * CLI latency: ``fabrichost --version`` and a query (``fabrichost status``) against a bare
-  ``python -c pass``;
+  ``python -c pass``, from a plain ``pip install .`` in a new venv (``--quick``: from this
+  environment, whose editable install slows every interpreter's start a little);
 * fabrichost's own scenarios, in one agent with zero restart backoff (``bench/scenarios.py``):
   crash to restart begun, a replica's open round trip (p50/p99), 1,000 replicas into a shared
   host, and the SharedProcess/ExclusiveProcess trade-off at 1, 10 and 100 replicas;
@@ -36,6 +37,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -77,16 +79,31 @@ def _timed(argv: list[str], reps: int) -> list[float]:
     return times
 
 
-def _cli(reps: int) -> dict[str, list[float]]:
+def _plain_install(where: Path) -> Path:
+    """A virtual environment with this checkout installed as a user installs it (a wheel, not
+    editable); its ``bin`` folder. An editable install puts an import hook in every
+    interpreter's start-up (about 10 ms here, ``python -c pass`` included), which would
+    flatter the CLI's ratios."""
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)
+    subprocess.run(
+        [str(where / "bin" / "python"), "-m", "pip", "install", "-q", str(REPO)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return where / "bin"
+
+
+def _cli(reps: int, bin_dir: Path) -> dict[str, list[float]]:
     from fabrichost.daemon import start_background, stop_background
 
-    fabrichost = str(BIN / "fabrichost")
+    fabrichost = str(bin_dir / "fabrichost")
+    python = str(bin_dir / "python")
     state = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-cli-{os.getpid()}"
     start_background(state, nodes=1, port=0)
     try:
         results: dict[str, list[float]] = {"python -c pass": [], "--version": [], "status": []}
         for _ in range(reps):  # interleaved
-            results["python -c pass"] += _timed([sys.executable, "-c", "pass"], 1)
+            results["python -c pass"] += _timed([python, "-c", "pass"], 1)
             results["--version"] += _timed([fabrichost, "--version"], 1)
             results["status"] += _timed([fabrichost, "status", "--state-dir", str(state)], 1)
         return results
@@ -159,8 +176,15 @@ def main() -> None:
                 floors.setdefault(str(count), {}).setdefault(signum.name, []).append(
                     stop_all(count, signum)
                 )
-    _progress("CLI")
-    cli = _cli(max(reps, 5))
+    if args.quick:
+        _progress("CLI (this environment's install)")
+        cli_install = "this environment (editable in a checkout)"
+        cli = _cli(max(reps, 5), BIN)
+    else:
+        _progress("CLI (a plain install in a new venv)")
+        cli_install = "a plain `pip install .` in a new venv"
+        with tempfile.TemporaryDirectory(prefix="bench-venv-") as venv:
+            cli = _cli(max(reps, 5), _plain_install(Path(venv)))
     own = _own_scenarios(args.quick)
     _progress("bench/exclusive.py" if (REPO / "bench" / "exclusive.py").exists() else "done")
     exclusive = _exclusive(args.quick)
@@ -179,6 +203,7 @@ def main() -> None:
         "missing_peers": missing,
         "hosts": {},
         "cli": {name: _summary(v) for name, v in cli.items()},
+        "cli_install": cli_install,
         "stop_floor": {
             count: {name: _summary(v) for name, v in by_signal.items()}
             for count, by_signal in floors.items()
@@ -248,7 +273,8 @@ def _markdown(figures: dict[str, Any]) -> str:
         lines.append("")
     cli = figures["cli"]
     floor = cli["python -c pass"]["median"]
-    lines += ["## CLI", "", "| command | time | x `python -c pass` |", "|---|---|---|"]
+    lines += ["## CLI", "", f"Measured in {figures['cli_install']}.", ""]
+    lines += ["| command | time | x `python -c pass` |", "|---|---|---|"]
     for name, entry in cli.items():
         lines.append(f"| `{name}` | {_cell(entry, 's')} | x{entry['median'] / floor:.1f} |")
     lines += ["", *_own_markdown(figures["own"])]
